@@ -1,0 +1,410 @@
+"""Reading and validating corpus documents, and the report of what was skipped and why.
+
+A document is read as bytes, decoded, split by python-frontmatter, parsed by libyaml
+and turned into an `Article`, or into a `Skip` with a one-line reason. Nothing here
+raises for a bad document: the server always starts with whatever can be served.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import YAMLHandler
+
+from feeds.model import Article, Image, Provider, Related, Topic, slugify
+from feeds.normalize import (
+    Unusable,
+    aware_datetime,
+    clean_text,
+    domain_name,
+    http_url,
+    image_mime_type,
+    positive_int,
+)
+
+log = logging.getLogger("feeds.corpus")
+
+SUFFIXES = (".txt", ".md")
+MAX_TITLE = 300
+MAX_EXCERPT = 2000
+MAX_NAME = 120
+MAX_TOPICS = 20
+MAX_IMAGES_SCANNED = 20
+MAX_RELATED = 10
+MAX_YAML_NODES = 20_000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class Filtered(Unusable):
+    """A usable document that a setting excludes; counted apart from broken ones."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    include_unpublished: bool = True
+    min_quality: float | None = None
+    max_file_bytes: int = 1_048_576
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> LoadOptions:
+        return cls(
+            include_unpublished=settings["INCLUDE_UNPUBLISHED"],
+            min_quality=settings["MIN_QUALITY"],
+            max_file_bytes=settings["MAX_FILE_BYTES"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A document that became an article; `digest` identifies its bytes for the corpus version."""
+
+    path: str
+    article: Article
+    digest: str
+    quality: float
+    repairs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    path: str
+    reason: str
+    kind: str = "skipped"  # "skipped" (broken) or "filtered" (excluded by a setting)
+
+
+@dataclass
+class LoadReport:
+    files: int = 0
+    loaded: int = 0
+    skipped: list[Skip] = field(default_factory=list)
+    filtered: list[Skip] = field(default_factory=list)
+    repairs: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def reasons(self) -> Counter[str]:
+        """Skips counted by reason with file-specific detail removed."""
+        return Counter(skip.reason.split(":", 1)[0] for skip in self.skipped)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "loaded": self.loaded,
+            "skipped": len(self.skipped),
+            "filtered": len(self.filtered),
+            "repaired": len(self.repairs),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def find_documents(root: Path) -> Iterator[Path]:
+    """Every `*.txt`/`*.md` below root, hidden files and folders excepted, in a stable order."""
+    for directory, subdirs, files in os.walk(root):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
+                yield Path(directory, name)
+
+
+def read_document(path: Path, label: str, options: LoadOptions) -> Parsed | Skip:
+    """One file to an article or a reason; never raises for anything the file contains."""
+    try:
+        size = path.stat().st_size
+        if size > options.max_file_bytes:
+            return Skip(label, f"too large: {size} bytes, limit {options.max_file_bytes}")
+        with path.open("rb") as handle:
+            raw = handle.read(options.max_file_bytes + 1)
+    except OSError as error:
+        return Skip(label, f"unreadable: {error.strerror or error.__class__.__name__}")
+    try:
+        metadata = parse_front_matter(raw)
+        return _to_parsed(label, metadata, raw, options)
+    except Filtered as excluded:
+        return Skip(label, str(excluded), "filtered")
+    except Unusable as error:
+        return Skip(label, str(error))
+
+
+def parse_front_matter(raw: bytes) -> dict[str, Any]:
+    """Bytes to the front matter mapping, with reasons that never quote the document."""
+    if not raw.strip():
+        raise Unusable("empty file")
+    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise Unusable("binary file: contains NUL bytes")
+    text = _decode(raw).replace("\r\n", "\n").replace("\r", "\n")
+    handler = YAMLHandler()
+    if not handler.detect(text):
+        raise Unusable("no front matter: the file must start with a '---' line")
+    try:
+        front, _body = handler.split(text)
+    except ValueError:
+        raise Unusable("no front matter: the closing '---' line is missing") from None
+    try:
+        metadata = yaml.load(front, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        where = f" at line {error.problem_mark.line + 2}" if error.problem_mark else ""
+        raise Unusable(f"malformed YAML: {error.problem or error.context}{where}") from None
+    except yaml.YAMLError as error:
+        raise Unusable(f"malformed YAML: {error.__class__.__name__}") from None
+    if not isinstance(metadata, dict):
+        raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
+    _check_tree(metadata)
+    return metadata
+
+
+def _decode(raw: bytes) -> str:
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise Unusable("not valid UTF-16 despite its byte-order mark") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Unusable(
+            f"not UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"
+        ) from None
+
+
+def _check_tree(root: Any) -> None:
+    """Refuse aliased or oversized YAML before any code walks it.
+
+    libyaml builds an alias as a shared reference, so a few hundred bytes can stand for
+    billions of elements (or a cycle); walking such a value would hang. Real documents
+    never need aliases, so any shared container is refused, and so is a huge tree.
+    """
+    seen: set[int] = set()
+    stack = [root]
+    nodes = 0
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict | list):
+            if id(node) in seen:
+                raise Unusable("YAML aliases are not allowed")
+            seen.add(id(node))
+            nodes += len(node)
+            if nodes > MAX_YAML_NODES:
+                raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+            stack.extend(node.values() if isinstance(node, dict) else node)
+
+
+def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
+    repairs: list[str] = []
+    title = clean_text(meta.get("title"), "title", MAX_TITLE)
+    if not title:
+        raise Unusable("title is missing or empty")
+    published = aware_datetime(meta.get("publishedDateTime"), "publishedDateTime")
+    link = _first_link(meta, repairs)
+    provider = _provider(meta.get("provider"), link, repairs)
+    quality = _quality(meta.get("quality"), repairs)
+    if not options.include_unpublished and meta.get("published") is False:
+        raise Filtered("published is false")
+    if options.min_quality is not None and quality < options.min_quality:
+        raise Filtered(f"quality {quality:g} below {options.min_quality:g}")
+    article = Article(
+        id=_article_id(link, title, provider, published.isoformat()),
+        title=title,
+        published=published,
+        provider=provider,
+        link=link,
+        excerpt=_optional_text(meta, "excerpt", MAX_EXCERPT, repairs),
+        category=_optional_text(meta, "category", MAX_NAME, repairs) or None,
+        topics=_topics(meta.get("topics"), repairs),
+        image=_first_image(meta.get("images"), repairs),
+        related=_related(meta.get("related"), repairs),
+    )
+    return Parsed(label, article, hashlib.sha256(raw).hexdigest(), quality, tuple(repairs))
+
+
+def _article_id(link: str | None, title: str, provider: Provider, published: str) -> str:
+    """A URN that depends only on what the article is, so renames and moves keep it."""
+    identity = link or f"{provider.slug}\n{published}\n{title}"
+    return uuid.uuid5(uuid.NAMESPACE_URL, identity).urn
+
+
+def _optional_text(meta: Mapping[str, Any], key: str, limit: int, repairs: list[str]) -> str:
+    try:
+        return clean_text(meta.get(key), key, limit)
+    except Unusable as error:
+        repairs.append(f"{error}; ignored")
+        return ""
+
+
+def _first_link(meta: Mapping[str, Any], repairs: list[str]) -> str | None:
+    for key in ("webUrl", "originalUrl"):
+        value = meta.get(key)
+        url = http_url(value)
+        if url:
+            return url
+        if value not in (None, ""):
+            repairs.append(f"{key} is not an http(s) URL; ignored")
+    return None
+
+
+def _provider(value: Any, link: str | None, repairs: list[str]) -> Provider:
+    name: Any = None
+    domain: str | None = None
+    if isinstance(value, dict):
+        name, domain = value.get("name"), domain_name(value.get("domain"))
+        if value.get("domain") not in (None, "") and domain is None:
+            repairs.append("provider.domain is not a host name; ignored")
+    elif isinstance(value, str):
+        name = value
+    elif value is not None:
+        repairs.append(f"provider is a {type(value).__name__}; ignored")
+    clean_name = clean_text(name, "provider.name", MAX_NAME) if isinstance(name, str) else ""
+    if not domain and not clean_name and link:
+        domain = domain_name(link.split("/")[2].split("@")[-1].split(":")[0])
+        repairs.append("provider missing; taken from the link's host")
+    if domain:
+        return Provider(clean_name or domain, domain, domain)
+    if clean_name:
+        return Provider(clean_name, slugify(clean_name))
+    raise Unusable("provider is missing: no name, domain or link")
+
+
+def _quality(value: Any, repairs: list[str]) -> float:
+    if value is None:
+        return 0.0
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        repairs.append("quality is not a number; taken as 0")
+        return 0.0
+
+
+def _as_list(value: Any, field_name: str, repairs: list[str]) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str | dict):
+        return [value]
+    repairs.append(f"{field_name} is a {type(value).__name__}; ignored")
+    return []
+
+
+def _topics(value: Any, repairs: list[str]) -> tuple[Topic, ...]:
+    topics: dict[str, Topic] = {}
+    for item in _as_list(value, "topics", repairs):
+        if not isinstance(item, str | int | float) or isinstance(item, bool):
+            repairs.append("a topic that is not text was ignored")
+            continue
+        name = clean_text(item, "topic", MAX_NAME)
+        if name and len(topics) < MAX_TOPICS:
+            topics.setdefault(slugify(name), Topic(name, slugify(name)))
+    return tuple(topics.values())
+
+
+def _first_image(value: Any, repairs: list[str]) -> Image | None:
+    for item in _as_list(value, "images", repairs)[:MAX_IMAGES_SCANNED]:
+        if not isinstance(item, dict):
+            continue
+        url = http_url(item.get("url"))
+        if not url:
+            continue
+        title = item.get("title")
+        return Image(
+            url=url,
+            mime_type=image_mime_type(url),
+            width=positive_int(item.get("width")),
+            height=positive_int(item.get("height")),
+            title=clean_text(title, "image title", MAX_TITLE) if isinstance(title, str) else None,
+        )
+    return None
+
+
+def _related(value: Any, repairs: list[str]) -> tuple[Related, ...]:
+    related: list[Related] = []
+    for item in _as_list(value, "related", repairs):
+        if len(related) == MAX_RELATED:
+            break
+        if not isinstance(item, dict):
+            continue
+        url = http_url(item.get("webUrl")) or http_url(item.get("originalUrl"))
+        try:
+            title = clean_text(item.get("title"), "related title", MAX_TITLE)
+        except Unusable:
+            continue
+        if url and title:
+            provider = item.get("provider")
+            name = provider.get("name") if isinstance(provider, dict) else None
+            provider_name = clean_text(name, "name", MAX_NAME) if isinstance(name, str) else None
+            related.append(Related(title, url, provider_name or None))
+    return tuple(related)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCorpus:
+    articles: tuple[Article, ...]
+    report: LoadReport
+    digest: str  # hash of the served documents' bytes, independent of file names and order
+
+
+def load_corpus(root: Path, options: LoadOptions) -> LoadedCorpus:
+    """Every document below root, validated, deduplicated, with a report of what was left out."""
+    started = time.perf_counter()
+    if not root.is_dir():
+        raise CorpusError(f"corpus directory {root} does not exist or is not a directory")
+    report = LoadReport()
+    kept: dict[str, Parsed] = {}
+    for path in find_documents(root):
+        report.files += 1
+        label = path.relative_to(root).as_posix()
+        outcome = read_document(path, label, options)
+        if isinstance(outcome, Skip):
+            _record_skip(report, outcome)
+            continue
+        report.repairs.extend((outcome.path, note) for note in outcome.repairs)
+        for note in outcome.repairs:
+            log.info("repaired %s: %s", outcome.path, note)
+        rival = kept.get(outcome.article.id)
+        if rival is None:
+            kept[outcome.article.id] = outcome
+            continue
+        winner, loser = sorted((rival, outcome), key=_preference)
+        kept[outcome.article.id] = winner
+        _record_skip(report, Skip(loser.path, f"duplicate: same article as {winner.path}"))
+    report.loaded = len(kept)
+    digest = hashlib.sha256("".join(sorted(p.digest for p in kept.values())).encode()).hexdigest()
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "loaded %d of %d documents from %s in %.2fs (%d skipped, %d filtered)",
+        report.loaded,
+        report.files,
+        root,
+        report.seconds,
+        len(report.skipped),
+        len(report.filtered),
+    )
+    return LoadedCorpus(tuple(p.article for p in kept.values()), report, digest)
+
+
+class CorpusError(RuntimeError):
+    """The corpus as a whole cannot be loaded (missing directory, strict mode with skips)."""
+
+
+def _preference(parsed: Parsed) -> tuple[float, str]:
+    """Which copy of a duplicated article to serve: the higher quality, then by content."""
+    return (-parsed.quality, parsed.digest)
+
+
+def _record_skip(report: LoadReport, skip: Skip) -> None:
+    if skip.kind == "filtered":
+        report.filtered.append(skip)
+        log.info("filtered %s: %s", skip.path, skip.reason)
+    else:
+        report.skipped.append(skip)
+        log.warning("skipped %s: %s", skip.path, skip.reason)

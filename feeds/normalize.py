@@ -1,0 +1,153 @@
+"""Turning untrusted YAML values into clean text, links, dates and numbers.
+
+Each function either returns a value every feed format can carry or raises
+`Unusable` with a short reason that ends up in the load report.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+# XML 1.0 forbids C0 controls other than tab/newline/return, surrogates and U+FFFE/U+FFFF;
+# C1 controls and noncharacters are legal but every validator warns about them.
+_XML_UNSAFE = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
+)
+_WHITESPACE = re.compile(r"\s+")
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_MAX_URL = 2048
+
+_IMAGE_TYPES = {
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "jpe": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "svg": "image/svg+xml",
+    "bmp": "image/bmp",
+    "tif": "image/tiff",
+    "tiff": "image/tiff",
+    "ico": "image/x-icon",
+}
+
+
+class Unusable(ValueError):
+    """A value cannot be served; the message says why, for the load report."""
+
+
+def clean_text(value: Any, field: str, max_length: int) -> str:
+    """One line of plain text: markup tags removed, whitespace folded, XML-safe, bounded.
+
+    Corpus text is plain text by contract. Tags are dropped rather than escaped because
+    a reader shows `<b>` in a title as literal noise; `<` on its own stays and is escaped
+    by the renderers.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise Unusable(f"{field} is a {type(value).__name__}, not text")
+    text = _XML_UNSAFE.sub("", str(value))
+    text = _WHITESPACE.sub(" ", _TAG.sub(" ", text)).strip()
+    if len(text) > max_length:
+        text = text[: max_length - 1].rstrip() + "…"
+    return text
+
+
+def http_url(value: Any) -> str | None:
+    """The URL if it is an absolute http(s) URL a reader can follow, else None."""
+    if not isinstance(value, str):
+        return None
+    url = value.strip()
+    if len(url) > _MAX_URL or _XML_UNSAFE.search(url) or any(c.isspace() for c in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or not port_ok:
+        return None
+    return url
+
+
+def domain_name(value: Any) -> str | None:
+    """A lowercase host name without `www.`, or None when the value is not one."""
+    if not isinstance(value, str):
+        return None
+    host = value.strip().lower().rstrip(".").removeprefix("www.")
+    try:
+        host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+    labels = host.split(".")
+    valid = all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels)
+    return host if host and len(host) <= 253 and valid else None
+
+
+def aware_datetime(value: Any, field: str) -> datetime:
+    """Any date form YAML or people write, as an aware UTC datetime.
+
+    Unquoted YAML timestamps arrive as `datetime` (naive when no zone was given) or
+    `date`; quoted ones as strings in ISO 8601 or RFC 2822. A missing zone means UTC,
+    the corpus's documented convention.
+    """
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time())
+    elif isinstance(value, str) and value.strip():
+        parsed = _parse_date_text(value.strip(), field)
+    elif value is None or value == "":
+        raise Unusable(f"{field} is missing")
+    else:
+        raise Unusable(f"{field} is a {type(value).__name__}, not a date")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed = parsed.astimezone(UTC)
+    except (OverflowError, ValueError) as error:
+        raise Unusable(f"{field} is out of range") from error
+    if not 1900 <= parsed.year <= 9999:
+        raise Unusable(f"{field} year {parsed.year} is out of range")
+    return parsed
+
+
+def _parse_date_text(text: str, field: str) -> datetime:
+    candidate = text.replace(" ", "T", 1) if re.match(r"\d{4}-\d\d-\d\d \d", text) else text
+    try:
+        return datetime.fromisoformat(candidate)
+    except ValueError:
+        pass
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise Unusable(f"{field} {shown!r} is not a date") from None
+
+
+def positive_int(value: Any) -> int | None:
+    """A positive pixel size or count; strings of digits count, anything else is unknown."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    else:
+        return None
+    return number if 0 < number < 1_000_000 else None
+
+
+def image_mime_type(url: str) -> str | None:
+    """The MIME type named by the URL path's extension; None rather than a guess."""
+    path = urlsplit(url).path.lower()
+    extension = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+    return _IMAGE_TYPES.get(extension)

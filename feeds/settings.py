@@ -1,0 +1,185 @@
+"""The one table of settings: name, default, parser and help.
+
+Values come from the defaults below, then a TOML file (``config/feeds.toml``, or the
+file named by ``FEEDS_CONFIG``), then the environment with the ``FEEDS_`` prefix.
+The README's settings table is generated from ``SETTINGS`` so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "feeds.toml"
+ENV_PREFIX = "FEEDS_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; raised at startup, never per request."""
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _positive_int(value: Any) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError(f"must be at least 1, got {number}")
+    return number
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None or str(value).strip() == "":
+        return None
+    return float(value)
+
+
+def _cache_type(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in {"simple", "filesystem", "redis"}:
+        raise ValueError("must be one of simple, filesystem, redis")
+    return text
+
+
+def _base_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if text and not text.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    name: str
+    default: Any
+    parse: Callable[[Any], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "CORPUS_DIR",
+        str(PROJECT_ROOT / "seeds"),
+        str,
+        "Directory read recursively for `*.txt` and `*.md` documents.",
+    ),
+    Setting(
+        "BASE_URL",
+        "",
+        _base_url,
+        "Public origin for absolute links (`https://feeds.example.org`); empty: from each request.",
+    ),
+    Setting("SITE_TITLE", "feeds", str, "Name of the site, used in feed titles and pages."),
+    Setting(
+        "SITE_DESCRIPTION",
+        "Articles from the corpus, as RSS, Atom and JSON feeds.",
+        str,
+        "One line describing the site, used in feed descriptions.",
+    ),
+    Setting(
+        "DEFAULT_ITEMS", 50, _positive_int, "Entries per feed when the request gives no `?limit=`."
+    ),
+    Setting(
+        "MAX_ITEMS", 500, _positive_int, "Largest `?limit=` accepted; larger values are a 400."
+    ),
+    Setting("INCLUDE_UNPUBLISHED", True, _bool, "Serve documents marked `published: false`."),
+    Setting(
+        "MIN_QUALITY",
+        None,
+        _optional_float,
+        "Skip documents whose `quality` is below this number; empty: no minimum.",
+    ),
+    Setting("STRICT", False, _bool, "Refuse to start when any document was skipped."),
+    Setting(
+        "MAX_FILE_BYTES",
+        1_048_576,
+        _positive_int,
+        "Documents larger than this are skipped unread, so one file cannot bloat every feed.",
+    ),
+    Setting(
+        "CACHE_TYPE",
+        "simple",
+        _cache_type,
+        "`simple` (in-process), `filesystem` (workers of one host) or `redis` (several hosts).",
+    ),
+    Setting(
+        "CACHE_DIR", "", str, "Directory for the `filesystem` cache; empty: a temporary directory."
+    ),
+    Setting("CACHE_REDIS_URL", "redis://127.0.0.1:6379/0", str, "Redis URL for the `redis` cache."),
+    Setting(
+        "CACHE_THRESHOLD",
+        2000,
+        _positive_int,
+        "Rendered responses kept per process (and by the `simple`/`filesystem` backends).",
+    ),
+    Setting(
+        "MAX_AGE",
+        300,
+        _positive_int,
+        "`Cache-Control: max-age` in seconds for feeds; the RSS `<ttl>` says the same in minutes.",
+    ),
+    Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Defaults, then the TOML file, then the environment, then explicit overrides (tests)."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+    config_file = Path(environ.get(ENV_PREFIX + "CONFIG", DEFAULT_CONFIG_FILE))
+    if config_file.is_file():
+        with config_file.open("rb") as handle:
+            for key, value in tomllib.load(handle).items():
+                raw[_known(key.upper(), str(config_file))] = value
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
+            name = key.removeprefix(ENV_PREFIX)
+            if name in _BY_NAME:
+                raw[name] = value
+    for key, value in (overrides or {}).items():
+        raw[_known(key.upper(), "overrides")] = value
+    return {name: _parse(_BY_NAME[name], value) for name, value in raw.items()}
+
+
+def _known(name: str, source: str) -> str:
+    if name not in _BY_NAME:
+        raise SettingsError(f"unknown setting {name} in {source}")
+    return name
+
+
+def _parse(setting: Setting, value: Any) -> Any:
+    if value is None:
+        return setting.parse(value) if setting.default is None else setting.default
+    try:
+        return setting.parse(value)
+    except (TypeError, ValueError) as error:
+        raise SettingsError(f"{ENV_PREFIX}{setting.name}={value!r}: {error}") from error
+
+
+def settings_table() -> str:
+    """The Markdown table of settings for the README."""
+    rows = ["| setting | default | meaning |", "|---|---|---|"]
+    for setting in SETTINGS:
+        default = setting.default
+        if setting.name == "CORPUS_DIR":
+            default = "seeds/"
+        shown = "" if default in (None, "") else f"`{default}`"
+        rows.append(f"| `{ENV_PREFIX}{setting.name}` | {shown} | {setting.help} |")
+    return "\n".join(rows)
