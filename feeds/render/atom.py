@@ -1,0 +1,12 @@
+"""Atom 1.0 (RFC 4287), with enclosure links and Media RSS for images."""
+
+from __future__ import annotations
+
+from feeds.render import xmlfeed
+from feeds.render.document import FeedDocument
+
+MIME_TYPE = "application/atom+xml"
+
+
+def render(document: FeedDocument) -> bytes:
+    return xmlfeed.build(document, MIME_TYPE).atom_str(pretty=True)

@@ -1,0 +1,12 @@
+"""RSS 2.0 as the RSS Advisory Board specifies it, with Media RSS and an Atom self link."""
+
+from __future__ import annotations
+
+from feeds.render import xmlfeed
+from feeds.render.document import FeedDocument
+
+MIME_TYPE = "application/rss+xml"
+
+
+def render(document: FeedDocument) -> bytes:
+    return xmlfeed.build(document, MIME_TYPE).rss_str(pretty=True)

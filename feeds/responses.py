@@ -1,0 +1,76 @@
+"""The status, headers and body for a rendered feed, given the request's WSGI environ.
+
+Kept free of Flask so the same function serves the Flask view and the WSGI fast path:
+one place decides encodings, validators, 304s and cache headers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from werkzeug.http import http_date, is_resource_modified, parse_accept_header
+
+from feeds.cache import Rendered
+
+CORS_HEADERS = (
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Expose-Headers", "ETag, Last-Modified, Link, Content-Encoding"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@lru_cache(maxsize=512)
+def choose_encoding(accept_encoding: str) -> str:
+    """`br`, `gzip` or `` (identity): the client's best-rated coding, brotli on a tie."""
+    if not accept_encoding:
+        return ""
+    accept = parse_accept_header(accept_encoding)
+    best, best_quality = "", 0.0
+    for coding in ("br", "gzip"):
+        quality = accept.quality(coding)
+        if quality > best_quality:
+            best, best_quality = coding, quality
+    return best
+
+
+def feed_answer(
+    rendered: Rendered,
+    environ: dict,
+    cache_control: str,
+    extra_headers: tuple[tuple[str, str], ...] = (),
+) -> Answer:
+    """200 with the best encoding, or 304 when the client's validators still match."""
+    encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
+    if encoding == "br":
+        body, etag = rendered.br_body, rendered.etag + "-br"
+    elif encoding == "gzip":
+        body, etag = rendered.gzip_body, rendered.etag + "-gz"
+    else:
+        body, etag = rendered.body, rendered.etag
+    headers = [
+        ("Content-Type", rendered.content_type),
+        ("ETag", f'"{etag}"'),
+        ("Last-Modified", http_date(rendered.last_modified)),
+        ("Cache-Control", cache_control),
+        ("Vary", "Accept-Encoding"),
+        *CORS_HEADERS,
+        *extra_headers,
+    ]
+    if encoding:
+        headers.append(("Content-Encoding", encoding))
+    if not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified):
+        return Answer(304, headers, b"")
+    headers.append(("Content-Length", str(len(body))))
+    return Answer(200, headers, b"" if environ.get("REQUEST_METHOD") == "HEAD" else body)
+
+
+def cache_control_value(max_age: int) -> str:
+    """Fresh for max_age; a CDN may serve stale briefly while refetching, and long on errors."""
+    return f"public, max-age={max_age}, stale-while-revalidate={max_age}, stale-if-error=86400"
