@@ -1,0 +1,42 @@
+"""Shared fixtures: documents written to temporary corpora, and the real server."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import PROJECT_ROOT, Server, start_server
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A temporary corpus holding copies of the bundled seeds."""
+    root = tmp_path / "corpus"
+    shutil.copytree(PROJECT_ROOT / "seeds", root)
+    return root
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., Server]]:
+    """Starts real gunicorn servers from the Procfile; stops them all after the test."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        server = start_server(env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def seeds_server() -> Iterator[Server]:
+    """One server of the bundled corpus, shared by a module's read-only tests."""
+    server = start_server({})
+    yield server
+    server.stop()

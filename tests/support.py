@@ -1,0 +1,108 @@
+"""Helpers for tests: seed-shaped documents and a real gunicorn started from the Procfile."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEEDS = PROJECT_ROOT / "seeds"
+
+
+def document(**fields: str) -> str:
+    """A document shaped like the seeds; each keyword replaces one top-level YAML line."""
+    lines = {
+        "title": '"A headline"',
+        "excerpt": '"What happened, in one sentence."',
+        "publishedDateTime": "2022-03-04T05:06:07Z",
+        "webUrl": '"https://example.com/news/a-headline"',
+        "provider": "\n  name: Example News\n  domain: example.com",
+        "topics": "\n  - AI",
+    }
+    lines.update(fields)
+    body = "\n".join(
+        f"{key}: {value}" if value != "" else f"{key}:"
+        for key, value in lines.items()
+        if value is not None
+    )
+    return f"---\n{body}\n---\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def procfile_command() -> list[str]:
+    for line in (PROJECT_ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return shlex.split(line.removeprefix("web:"))
+    raise AssertionError("Procfile has no web process")
+
+
+def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
+    """The Procfile's web command, on a free loopback port, with the test's settings."""
+    port = free_port()
+    bin_dir = str(Path(sys.executable).parent)
+    environ = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WEB_CONCURRENCY": "2",
+        **env,
+    }
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"feeds-test-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            procfile_command(),
+            cwd=PROJECT_ROOT,
+            env=environ,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
+        try:
+            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise AssertionError(f"server did not answer within {timeout}s:\n{server.log()}")

@@ -1,0 +1,47 @@
+"""The `feeds` command, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import feedparser
+
+from tests.support import SEEDS
+
+FEEDS = str(Path(sys.executable).parent / "feeds")
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, **env}
+    return subprocess.run(
+        [FEEDS, *args], check=False, capture_output=True, text=True, timeout=60, env=environ
+    )
+
+
+def test_check_clean_corpus_exits_zero() -> None:
+    result = run("check", str(SEEDS))
+    assert result.returncode == 0
+    assert "2 files: 2 loaded, 0 skipped" in result.stdout
+
+
+def test_check_reports_each_skip_and_exits_one(corpus: Path) -> None:
+    (corpus / "bad.txt").write_text("no front matter here")
+    result = run("check", str(corpus))
+    assert result.returncode == 1
+    assert "skipped  bad.txt: no front matter" in result.stdout
+    assert "3 files: 2 loaded, 1 skipped" in result.stdout
+
+
+def test_list_and_render_agree() -> None:
+    urls = run("list").stdout.split()
+    assert "http://127.0.0.1:8000/feeds/topics/computer-vision.atom" in urls
+    assert len(urls) == 3 * (1 + 3 + 2)  # all, 3 topics, 2 providers
+    rendered = run("render", "/feeds/topics/ai.rss")
+    assert rendered.returncode == 0
+    assert len(feedparser.parse(rendered.stdout).entries) == 2
+    missing = run("render", "/feeds/topics/unknown.rss")
+    assert missing.returncode == 1
+    assert "404 Not Found" in missing.stderr

@@ -1,0 +1,206 @@
+"""Loading documents: every kind of broken file is skipped or repaired, and said so."""
+
+from __future__ import annotations
+
+import codecs
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from feeds.corpus import LoadOptions, find_documents, load_corpus
+from tests.support import SEEDS, document
+
+
+def load(root: Path, **options: object):
+    return load_corpus(root, LoadOptions(**options))
+
+
+def only_skip_with(root: Path, **options: object) -> str:
+    corpus = load(root, **options)
+    assert len(corpus.report.skipped) == 1, corpus.report.skipped
+    return corpus.report.skipped[0].reason
+
+
+def test_seeds_load_completely() -> None:
+    corpus = load(SEEDS)
+    assert corpus.report.files == 2
+    assert corpus.report.loaded == 2
+    assert not corpus.report.skipped
+    worcester = next(a for a in corpus.articles if a.provider.slug == "nypost.com")
+    assert worcester.published == datetime(2021, 12, 15, 18, 10, tzinfo=UTC)
+    assert [t.slug for t in worcester.topics] == ["computer-vision", "ai"]
+    assert worcester.image is None  # only its related articles have images
+    assert len(worcester.related) == 3
+    boston = next(a for a in corpus.articles if a.provider.slug == "wbur.org")
+    assert boston.image is not None
+    assert (boston.image.width, boston.image.height) == (3000, 2000)
+    assert boston.image.mime_type == "image/jpeg"
+
+
+BROKEN = {
+    "malformed YAML": ("---\ntitle: [unclosed\n---\n", "malformed YAML"),
+    "no front matter": ("just some text\n", "no front matter"),
+    "unclosed front matter": ("---\ntitle: x\n", "no front matter"),
+    "empty file": ("", "empty file"),
+    "front matter is a list": ("---\n- a\n- b\n---\n", "front matter is a list"),
+    "missing title": (document(title=None), "title is missing"),
+    "title is a mapping": (document(title="\n  a: b"), "title is a dict"),
+    "missing date": (document(publishedDateTime=None), "publishedDateTime is missing"),
+    "nonsense date": (document(publishedDateTime='"next tuesday"'), "is not a date"),
+    "date is a list": (document(publishedDateTime="[1, 2]"), "not a date"),
+    "no provider at all": (document(provider=None, webUrl=None), "provider is missing"),
+    "YAML aliases": ("---\na: &x [1, 2]\nb: *x\ntitle: t\n---\n", "YAML aliases"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_broken_document_is_skipped_with_its_reason(tmp_path: Path, name: str) -> None:
+    text, reason = BROKEN[name]
+    (tmp_path / "broken.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "good.txt").write_text(document(), encoding="utf-8")
+    corpus = load(tmp_path)
+    assert [s.path for s in corpus.report.skipped] == ["broken.txt"]
+    assert reason in corpus.report.skipped[0].reason
+    assert corpus.report.loaded == 1
+
+
+def test_binary_and_non_utf8_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "binary.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    (tmp_path / "latin1.txt").write_bytes(document(title='"Caf\xe9"').encode("latin-1"))
+    reasons = {s.path: s.reason for s in load(tmp_path).report.skipped}
+    assert reasons["binary.txt"].startswith("binary file")
+    assert reasons["latin1.txt"].startswith("not UTF-8: byte 0xe9")
+
+
+def test_bom_and_crlf_load(tmp_path: Path) -> None:
+    text = document(title='"With BOM"').replace("\n", "\r\n")
+    (tmp_path / "bom.txt").write_bytes(codecs.BOM_UTF8 + text.encode("utf-8"))
+    corpus = load(tmp_path)
+    assert [a.title for a in corpus.articles] == ["With BOM"]
+
+
+def test_long_fields_are_bounded_and_oversized_files_skipped(tmp_path: Path) -> None:
+    (tmp_path / "huge.txt").write_text(document(excerpt='"' + "x" * 5000 + '"'))
+    (article,) = load(tmp_path).articles
+    assert len(article.excerpt) == 2000
+    assert only_skip_with(tmp_path, max_file_bytes=1000).startswith("too large: ")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2021-12-15T18:10:00Z", datetime(2021, 12, 15, 18, 10, tzinfo=UTC)),
+        ('"2021-12-15T18:10:00Z"', datetime(2021, 12, 15, 18, 10, tzinfo=UTC)),
+        ("2021-12-15T20:10:00+02:00", datetime(2021, 12, 15, 18, 10, tzinfo=UTC)),
+        ("2021-12-15 18:10:00", datetime(2021, 12, 15, 18, 10, tzinfo=UTC)),
+        ("2021-12-15", datetime(2021, 12, 15, tzinfo=UTC)),
+        ('"2021-12-15"', datetime(2021, 12, 15, tzinfo=UTC)),
+        ('"Wed, 15 Dec 2021 13:10:00 -0500"', datetime(2021, 12, 15, 18, 10, tzinfo=UTC)),
+    ],
+)
+def test_every_date_form_becomes_aware_utc(tmp_path: Path, value: str, expected: datetime) -> None:
+    (tmp_path / "dated.txt").write_text(document(publishedDateTime=value))
+    (article,) = load(tmp_path).articles
+    assert article.published == expected
+    assert article.published.utcoffset().total_seconds() == 0
+
+
+def test_repairs_are_reported_and_article_kept(tmp_path: Path) -> None:
+    text = document(
+        title='"Bad\\x01 <b>bold</b> title"',
+        webUrl='"javascript:alert(1)"',
+        topics='"Single Topic"',
+        excerpt="[1, 2]",
+    )
+    text = text.replace("provider:", 'originalUrl: "https://example.com/real"\nprovider:')
+    (tmp_path / "repair.txt").write_text(text)
+    corpus = load(tmp_path)
+    (article,) = corpus.articles
+    assert article.title == "Bad bold title"
+    assert article.link == "https://example.com/real"
+    assert [t.slug for t in article.topics] == ["single-topic"]
+    assert article.excerpt == ""
+    notes = " | ".join(note for _, note in corpus.report.repairs)
+    assert "webUrl is not an http(s) URL" in notes
+    assert "excerpt is a list" in notes
+
+
+def test_non_http_links_never_become_links(tmp_path: Path) -> None:
+    for index, url in enumerate(
+        [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "/relative/path",
+            "ftp://example.com/x",
+            "https://",
+        ]
+    ):
+        text = document(webUrl=f'"{url}"', title=f'"t{index}"')
+        (tmp_path / f"{index}.txt").write_text(text)
+    corpus = load(tmp_path)
+    assert corpus.report.loaded == 5
+    assert all(article.link is None for article in corpus.articles)
+
+
+def test_provider_from_link_host_when_missing(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(document(provider=None, webUrl='"https://www.Example.org/x"'))
+    (article,) = load(tmp_path).articles
+    assert article.provider.slug == "example.org"
+
+
+def test_duplicates_are_counted_and_one_copy_served(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(document(excerpt='"first copy"'))
+    (tmp_path / "b.txt").write_text(document(excerpt='"second copy"'))
+    corpus = load(tmp_path)
+    assert corpus.report.loaded == 1
+    (skip,) = corpus.report.skipped
+    assert skip.reason.startswith("duplicate: same article as ")
+
+
+def test_id_survives_rename_and_move(tmp_path: Path) -> None:
+    first = tmp_path / "one"
+    first.mkdir()
+    (first / "doc.txt").write_text(document())
+    before = load(first).articles[0].id
+    second = tmp_path / "two" / "deeper"
+    second.mkdir(parents=True)
+    (first / "doc.txt").rename(second / "renamed.md")
+    after = load(tmp_path / "two").articles[0].id
+    assert before == after
+    assert before.startswith("urn:uuid:")
+
+
+def test_filters_are_settings_and_counted(tmp_path: Path) -> None:
+    draft = document(title='"Draft"').replace("---\n", "---\npublished: false\nquality: 50\n", 1)
+    (tmp_path / "draft.txt").write_text(draft)
+    (tmp_path / "low.txt").write_text(
+        document(title='"Low"', webUrl='"https://example.com/low"').replace(
+            "---\n", "---\nquality: 3\n", 1
+        )
+    )
+    assert load(tmp_path).report.loaded == 2
+    strict = load(tmp_path, include_unpublished=False, min_quality=10)
+    assert strict.report.loaded == 0
+    assert sorted(s.reason for s in strict.report.filtered) == [
+        "published is false",
+        "quality 3 below 10",
+    ]
+    assert not strict.report.skipped
+
+
+def test_hidden_files_and_other_suffixes_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "a.txt").write_text(document())
+    (tmp_path / ".b.txt").write_text(document())
+    (tmp_path / "c.json").write_text("{}")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "d.MD").write_text(document())
+    assert [p.name for p in find_documents(tmp_path)] == ["d.MD"]
+
+
+def test_secured_token_is_never_kept(tmp_path: Path) -> None:
+    secret = "TOPSECRETTOKEN=="
+    (tmp_path / "a.txt").write_text(document().replace("---\n", f'---\nsecured: "{secret}"\n', 1))
+    corpus = load(tmp_path)
+    assert secret not in repr(corpus.articles)

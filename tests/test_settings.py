@@ -1,0 +1,55 @@
+"""Settings: defaults, then the TOML file, then FEEDS_ variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feeds.settings import SETTINGS, SettingsError, load_settings, settings_table
+from tests.support import PROJECT_ROOT
+
+
+def test_defaults() -> None:
+    settings = load_settings(environ={})
+    assert settings["DEFAULT_ITEMS"] == 50
+    assert settings["CACHE_TYPE"] == "simple"
+    assert Path(settings["CORPUS_DIR"]) == PROJECT_ROOT / "seeds"
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text('site_title = "From file"\nmax_items = 70\ndefault_items = 20\n')
+    environ = {"FEEDS_CONFIG": str(config), "FEEDS_MAX_ITEMS": "90", "OTHER": "x"}
+    settings = load_settings(environ=environ)
+    assert settings["SITE_TITLE"] == "From file"
+    assert settings["DEFAULT_ITEMS"] == 20
+    assert settings["MAX_ITEMS"] == 90
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("FEEDS_MAX_ITEMS", "many"),
+        ("FEEDS_CACHE_TYPE", "memcached"),
+        ("FEEDS_BASE_URL", "ftp://x"),
+        ("FEEDS_STRICT", "perhaps"),
+        ("FEEDS_DEFAULT_ITEMS", "0"),
+    ],
+)
+def test_bad_values_name_the_setting(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings(environ={name: value})
+
+
+def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:
+    config = tmp_path / "feeds.toml"
+    config.write_text("no_such_setting = 1\n")
+    with pytest.raises(SettingsError, match="NO_SUCH_SETTING"):
+        load_settings(environ={"FEEDS_CONFIG": str(config)})
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert settings_table() in readme
+    assert all(f"FEEDS_{s.name}" in readme for s in SETTINGS)
