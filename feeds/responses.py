@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import http_date, is_resource_modified, parse_accept_header
 
 from feeds.cache import Rendered
@@ -40,6 +41,21 @@ def choose_encoding(accept_encoding: str) -> str:
     return best
 
 
+@lru_cache(maxsize=512)
+def content_type_for(accept: str, feed_type: str) -> str:
+    """The feed's own type, or `application/xml` for a browser that asked for a page.
+
+    Browsers download `application/rss+xml` instead of showing it; as `application/xml`
+    they apply the feed's XSLT stylesheet and show a readable page. Feed readers ask for
+    feed types (or anything) and keep getting the registered type.
+    """
+    if not accept or not feed_type.startswith(("application/rss+xml", "application/atom+xml")):
+        return feed_type
+    media_type = feed_type.split(";", 1)[0]
+    best = parse_accept_header(accept, MIMEAccept).best_match([media_type, "text/html"])
+    return "application/xml; charset=utf-8" if best == "text/html" else feed_type
+
+
 def feed_answer(
     rendered: Rendered,
     environ: dict,
@@ -55,11 +71,11 @@ def feed_answer(
     else:
         body, etag = rendered.body, rendered.etag
     headers = [
-        ("Content-Type", rendered.content_type),
+        ("Content-Type", content_type_for(environ.get("HTTP_ACCEPT", ""), rendered.content_type)),
         ("ETag", f'"{etag}"'),
         ("Last-Modified", http_date(rendered.last_modified)),
         ("Cache-Control", cache_control),
-        ("Vary", "Accept-Encoding"),
+        ("Vary", "Accept-Encoding, Accept"),
         *CORS_HEADERS,
         *extra_headers,
     ]
