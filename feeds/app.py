@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from feeds.fastpath import fast_path_middleware
 from feeds.settings import load_settings
 from feeds.site import load_site
 from feeds.web import blueprint
@@ -20,6 +21,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["feeds"] = load_site(settings)
     app.register_blueprint(blueprint)
+    app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
     return app
 
 

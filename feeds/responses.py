@@ -84,7 +84,7 @@ def feed_answer(
     if not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified):
         return Answer(304, headers, b"")
     headers.append(("Content-Length", str(len(body))))
-    return Answer(200, headers, b"" if environ.get("REQUEST_METHOD") == "HEAD" else body)
+    return Answer(200, headers, body)  # the server drops the body of a HEAD
 
 
 def cache_control_value(max_age: int) -> str:

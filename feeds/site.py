@@ -14,8 +14,10 @@ from typing import Any
 
 from feeds.cache import FeedCache, Rendered, cache_key, make_shared_backend, prepare
 from feeds.corpus import CorpusError, LoadOptions, LoadReport, load_corpus
+from feeds.fastpath import FastPath
 from feeds.model import Catalog, build_catalog
 from feeds.render import FORMATS, FeedDocument
+from feeds.responses import cache_control_value
 from feeds.selection import Selection, select
 
 log = logging.getLogger("feeds.site")
@@ -37,6 +39,7 @@ class Site:
     catalog: Catalog
     report: LoadReport
     cache: FeedCache
+    fast_path: FastPath
 
     def selection(self, kind: str, slug: str | None) -> Selection:
         return select(
@@ -74,4 +77,5 @@ def load_site(settings: dict[str, Any]) -> Site:
     corpus_version = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
     catalog = build_catalog(corpus.articles, corpus_version)
     cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"])
-    return Site(settings, catalog, corpus.report, cache)
+    fast_path = FastPath(settings["CACHE_THRESHOLD"], cache_control_value(settings["MAX_AGE"]))
+    return Site(settings, catalog, corpus.report, cache, fast_path)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from feeds.render import FORMATS
-from feeds.responses import CORS_HEADERS, cache_control_value, feed_answer
+from feeds.responses import CORS_HEADERS, feed_answer
 from feeds.selection import UnknownFeed
 from feeds.site import Site
 
@@ -46,7 +47,8 @@ def _feed(kind: str, slug: str | None, extension: str) -> Response:
     except UnknownFeed:
         raise NotFound(f"no {kind[:-1]} '{slug}'; see / for every feed") from None
     rendered = site.feed(selection, extension, limit, base_url(site))
-    answer = feed_answer(rendered, request.environ, cache_control_value(site.settings["MAX_AGE"]))
+    site.fast_path.remember(request.environ, rendered)
+    answer = feed_answer(rendered, request.environ, site.fast_path.cache_control)
     return Response(answer.body, answer.status, answer.headers)
 
 
@@ -69,6 +71,7 @@ def base_url(site: Site) -> str:
 def preflight() -> Response:
     """CORS preflight: any origin may read feeds with conditional requests."""
     response = Response(status=204)
+    del response.headers["Content-Type"]
     response.headers.extend(CORS_HEADERS)
     response.headers["Access-Control-Allow-Methods"] = "GET, HEAD, OPTIONS"
     response.headers["Access-Control-Allow-Headers"] = "If-None-Match, If-Modified-Since"
@@ -85,6 +88,7 @@ def healthz() -> Response:
         corpus_version=site.catalog.version,
         articles=len(site.catalog.articles),
         **site.report.as_dict(),
+        cache={"worker_pid": os.getpid(), **site.cache.stats},
     )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -1,0 +1,196 @@
+"""What pollers and browsers see: validators, 304s, cache headers, encodings, CORS, errors.
+
+Every request is made twice where it matters: the first answer comes through Flask,
+the repeat through the WSGI fast path, and both must be the same.
+"""
+
+from __future__ import annotations
+
+import gzip
+import socket
+
+import brotli
+import pytest
+import requests
+
+from tests.support import Server, document
+
+FEED = "/feeds/topics/ai.rss"
+
+
+def fetch(server: Server, path: str = FEED, method: str = "GET", **headers: str):
+    headers.setdefault("Accept-Encoding", "identity")
+    return requests.request(method, server.url + path, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_200_then_304_by_if_none_match(seeds_server: Server, attempt: int) -> None:
+    first = fetch(seeds_server)
+    assert first.status_code == 200
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and not etag.startswith("W/")
+    for value in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+        again = fetch(seeds_server, **{"If-None-Match": value})
+        assert again.status_code == 304, value
+        assert again.content == b""
+        assert again.headers["ETag"] == etag
+        assert again.headers["Cache-Control"] == first.headers["Cache-Control"]
+    assert fetch(seeds_server, **{"If-None-Match": '"other"'}).status_code == 200
+
+
+def test_304_by_if_modified_since(seeds_server: Server) -> None:
+    first = fetch(seeds_server)
+    last_modified = first.headers["Last-Modified"]
+    assert last_modified == "Wed, 15 Dec 2021 18:10:00 GMT"  # the newest entry's date
+    assert fetch(seeds_server, **{"If-Modified-Since": last_modified}).status_code == 304
+    earlier = "Tue, 14 Dec 2021 18:10:00 GMT"
+    assert fetch(seeds_server, **{"If-Modified-Since": earlier}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"If-None-Match": "not-quoted"},
+        {"If-None-Match": '"unterminated'},
+        {"If-None-Match": ",,,"},
+        {"If-Modified-Since": "yesterday"},
+        {"If-Modified-Since": "Wed, 99 Foo 2021 99:99:99 GMT"},
+        {"If-Modified-Since": "0"},
+        {"If-None-Match": "W/", "If-Modified-Since": ""},
+    ],
+)
+def test_malformed_conditional_headers_are_ignored(
+    seeds_server: Server, header: dict[str, str]
+) -> None:
+    for _ in range(2):
+        response = fetch(seeds_server, **header)
+        assert response.status_code == 200
+        assert response.content.startswith(b"<?xml")
+
+
+def test_cache_headers_and_ttl_agree(seeds_server: Server) -> None:
+    response = fetch(seeds_server)
+    assert response.headers["Cache-Control"] == (
+        "public, max-age=300, stale-while-revalidate=300, stale-if-error=86400"
+    )
+    assert b"<ttl>5</ttl>" in response.content
+    assert "Accept-Encoding" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_compressed_bodies_decode_to_the_exact_plain_bytes(
+    seeds_server: Server, attempt: int
+) -> None:
+    plain = fetch(seeds_server, "/feeds/all.atom")
+    gz = requests.get(
+        seeds_server.url + "/feeds/all.atom",
+        timeout=10,
+        stream=True,
+        headers={"Accept-Encoding": "gzip"},
+    )
+    raw = gz.raw.read(decode_content=False)
+    assert gz.headers["Content-Encoding"] == "gzip"
+    assert int(gz.headers["Content-Length"]) == len(raw) < len(plain.content)
+    assert gzip.decompress(raw) == plain.content
+    assert gz.headers["ETag"] != plain.headers["ETag"]  # another representation
+    br = requests.get(
+        seeds_server.url + "/feeds/all.atom",
+        timeout=10,
+        stream=True,
+        headers={"Accept-Encoding": "gzip;q=0.5, br"},
+    )
+    assert br.headers["Content-Encoding"] == "br"
+    assert brotli.decompress(br.raw.read(decode_content=False)) == plain.content
+    refused = fetch(seeds_server, "/feeds/all.atom", **{"Accept-Encoding": "gzip;q=0, br;q=0"})
+    assert "Content-Encoding" not in refused.headers
+    assert refused.content == plain.content
+
+
+@pytest.mark.parametrize("attempt", [1, 2])
+def test_head_has_the_headers_of_get_and_no_body(seeds_server: Server, attempt: int) -> None:
+    get = fetch(seeds_server, "/feeds/all.json")
+    head = fetch(seeds_server, "/feeds/all.json", method="HEAD")
+    assert head.status_code == 200
+    assert head.content == b""
+    for name in ("Content-Type", "Content-Length", "ETag", "Last-Modified", "Cache-Control"):
+        assert head.headers[name] == get.headers[name], name
+
+
+def test_cors_on_feeds_and_preflight(seeds_server: Server) -> None:
+    response = fetch(seeds_server, Origin="https://elsewhere.example")
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "ETag" in response.headers["Access-Control-Expose-Headers"]
+    preflight = requests.options(
+        seeds_server.url + FEED,
+        timeout=10,
+        headers={
+            "Origin": "https://elsewhere.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "If-None-Match",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
+    assert "If-None-Match" in preflight.headers["Access-Control-Allow-Headers"]
+
+
+def test_browsers_get_xml_they_can_show(seeds_server: Server) -> None:
+    browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert fetch(seeds_server, Accept=browser).headers["Content-Type"] == (
+        "application/xml; charset=utf-8"
+    )
+    reader = "application/rss+xml, application/atom+xml;q=0.9, */*;q=0.1"
+    assert fetch(seeds_server, Accept=reader).headers["Content-Type"] == (
+        "application/rss+xml; charset=utf-8"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/no/such/page", 404),
+        ("GET", "/feeds/topics/unknown.rss", 404),
+        ("GET", "/feeds/providers/unknown.example.json", 404),
+        ("GET", "/feeds/all.html", 404),
+        ("GET", "/feeds/all.rss?limit=zero", 400),
+        ("POST", "/feeds/all.rss", 405),
+        ("DELETE", "/feeds/topics/ai.atom", 405),
+    ],
+)
+def test_errors_are_short_and_specific(
+    seeds_server: Server, method: str, path: str, status: int
+) -> None:
+    response = fetch(seeds_server, path, method=method)
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("text/plain")
+    assert response.text.startswith(f"{status} ")
+    assert len(response.text) < 300
+    if status == 405:
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_a_changed_corpus_gives_a_new_etag(server_factory, corpus) -> None:
+    before = fetch(server_factory(FEEDS_CORPUS_DIR=str(corpus)), "/feeds/all.rss")
+    (corpus / "new.txt").write_text(document(publishedDateTime="2025-01-01T00:00:00Z"))
+    after_server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
+    after = fetch(after_server, "/feeds/all.rss")
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert after.headers["Last-Modified"] == "Wed, 01 Jan 2025 00:00:00 GMT"
+    stale = fetch(after_server, "/feeds/all.rss", **{"If-None-Match": before.headers["ETag"]})
+    assert stale.status_code == 200
+
+
+def test_validators_are_stable_across_instances(server_factory) -> None:
+    settings = {"FEEDS_BASE_URL": "https://feeds.example.org"}
+    one, two = server_factory(**settings), server_factory(**settings)
+    for path in ("/feeds/all.rss", "/feeds/providers/wbur.org.json"):
+        assert fetch(one, path).headers["ETag"] == fetch(two, path).headers["ETag"]
+
+
+def test_garbage_request_line_is_a_4xx(seeds_server: Server) -> None:
+    host, port = seeds_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /feeds/all.rss\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status_line = sock.recv(200).split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 4"), status_line
