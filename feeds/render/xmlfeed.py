@@ -19,6 +19,8 @@ from feeds.render.document import GENERATOR, GENERATOR_URI, FeedDocument
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 EXTENSION = "feeds"
+STYLESHEET_PATH = "/feed.xsl"
+_STYLESHEET_PI = f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET_PATH}"?>\n'.encode()
 
 
 class _FeedExtension(BaseExtension):
@@ -113,3 +115,15 @@ def _add_entry(entry: FeedEntry, article: Article) -> None:
     extension = getattr(entry, EXTENSION)
     extension.image = article.image
     extension.author = article.provider.name
+
+
+def with_stylesheet(xml: bytes) -> bytes:
+    """The feed with our XSLT processing instruction right after the XML declaration.
+
+    Browsers apply it and show a readable page; feed readers ignore processing
+    instructions. The href is a fixed path, so the bytes stay deterministic.
+    """
+    declaration, newline, rest = xml.partition(b"\n")
+    if not declaration.startswith(b"<?xml ") or not newline:
+        raise ValueError("expected an XML declaration on the first line")
+    return declaration + newline + _STYLESHEET_PI + rest
