@@ -2,11 +2,19 @@
 
 - preload_app: the corpus is loaded once in the master and shared by forked workers,
   so startup cost and memory do not multiply with the worker count.
+- SIGHUP to the master loads the corpus again in the master (`on_reload`), then gunicorn
+  forks fresh workers from it and lets the old ones finish their requests: no request is
+  dropped, and a corpus that fails to load leaves the old one in service.
+- gc.freeze() after loading moves the corpus out of the collector's reach, so forked
+  workers do not touch (and copy) its pages.
 - gthread workers: a worker holds several connections, keeps them alive for pollers
   that reuse connections, and one slow client occupies one thread, not a whole worker.
 """
 
+import gc
 import os
+
+from feeds.app import reload_site
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -21,3 +29,16 @@ limit_request_fields = 50
 limit_request_field_size = 8190
 errorlog = "-"
 loglevel = os.environ.get("FEEDS_LOG_LEVEL", "info").lower()
+
+
+def when_ready(server):
+    """The corpus is loaded (preload_app); freeze it before the first fork."""
+    gc.collect()
+    gc.freeze()
+
+
+def on_reload(server):
+    """SIGHUP: swap in the new corpus before gunicorn forks the new workers."""
+    if reload_site(server.app.wsgi()):
+        gc.collect()
+        gc.freeze()

@@ -10,8 +10,10 @@ from flask import Flask
 
 from feeds.fastpath import fast_path_middleware
 from feeds.settings import load_settings
-from feeds.site import load_site
+from feeds.site import Site, load_site
 from feeds.web import blueprint
+
+log = logging.getLogger("feeds.app")
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -19,10 +21,40 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"])
     app = Flask(__name__)
     app.json.sort_keys = False
+    app.config["FEEDS_OVERRIDES"] = dict(overrides or {})
     app.extensions["feeds"] = load_site(settings)
     app.register_blueprint(blueprint)
     app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
     return app
+
+
+def reload_site(app: Flask) -> bool:
+    """Load the corpus again beside the one being served, then swap the reference.
+
+    Requests in flight keep the site they started with. If the new corpus cannot be
+    loaded, or holds no servable document, the old one stays and the failure is logged.
+    """
+    old: Site = app.extensions["feeds"]
+    try:
+        new = load_site(load_settings(app.config["FEEDS_OVERRIDES"]))
+    except Exception:  # whatever went wrong, keep serving what we have
+        log.exception("reload failed; still serving corpus %s", old.catalog.version[:12])
+        return False
+    if not new.catalog.articles:
+        log.error(
+            "reload refused: the new corpus has no servable document (%s); still serving corpus %s",
+            new.report.as_dict(),
+            old.catalog.version[:12],
+        )
+        return False
+    app.extensions["feeds"] = new
+    log.info(
+        "reloaded: corpus %s -> %s, %d articles",
+        old.catalog.version[:12],
+        new.catalog.version[:12],
+        len(new.catalog.articles),
+    )
+    return True
 
 
 def configure_logging(level: str) -> None:

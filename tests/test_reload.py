@@ -1,0 +1,117 @@
+"""Reloading the corpus with SIGHUP while requests keep coming."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support import Server, document
+
+PATHS = [
+    "/feeds/all.rss",
+    "/feeds/topics/ai.atom",
+    "/feeds/topics/robotics.json",
+    "/feeds/providers/wbur.org.rss",
+    "/feeds/providers/nypost.com.atom",
+]
+
+
+def version(server: Server) -> str:
+    return server.get("/healthz").json()["corpus_version"]
+
+
+def reload_and_wait(server: Server, timeout: float = 20) -> str:
+    """SIGHUP, then wait until every answer comes from the new corpus."""
+    before = version(server)
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        current = {version(server) for _ in range(6)}  # old workers may still answer
+        if before not in current and len(current) == 1:
+            return current.pop()
+    raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
+
+
+def validators(server: Server) -> dict[str, tuple[int, str | None, str | None]]:
+    out = {}
+    for path in PATHS:
+        response = server.get(path)
+        out[path] = (
+            response.status_code,
+            response.headers.get("ETag"),
+            response.headers.get("Last-Modified"),
+        )
+    return out
+
+
+def test_sighup_reload_changes_only_changed_feeds_and_drops_nothing(
+    server_factory, corpus: Path
+) -> None:
+    server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
+    before = validators(server)
+    assert before["/feeds/topics/robotics.json"][0] == 404
+    failures: list[str] = []
+    answered = 0
+    stop = threading.Event()
+
+    def poll() -> None:
+        nonlocal answered
+        session = requests.Session()
+        while not stop.is_set():
+            for path in PATHS[:2]:
+                try:
+                    status = session.get(server.url + path, timeout=10).status_code
+                except requests.RequestException as error:
+                    failures.append(f"{path}: {error}")
+                    continue
+                answered += 1
+                if status != 200:
+                    failures.append(f"{path}: {status}")
+
+    pollers = [threading.Thread(target=poll) for _ in range(4)]
+    for thread in pollers:
+        thread.start()
+    (corpus / "new.md").write_text(
+        document(
+            publishedDateTime="2024-05-01T00:00:00Z",
+            webUrl='"https://robots.example/new"',
+            topics="\n  - Robotics\n  - AI",
+            provider="\n  name: Robots\n  domain: robots.example",
+        )
+    )
+    reload_and_wait(server)
+    time.sleep(0.5)
+    stop.set()
+    for thread in pollers:
+        thread.join()
+    assert not failures, failures[:5]
+    assert answered > 20
+    after = validators(server)
+    for path in ("/feeds/all.rss", "/feeds/topics/ai.atom"):
+        assert after[path][1] != before[path][1]
+        assert after[path][2] == "Wed, 01 May 2024 00:00:00 GMT"
+    assert after["/feeds/topics/robotics.json"][0] == 200
+    for path in ("/feeds/providers/wbur.org.rss", "/feeds/providers/nypost.com.atom"):
+        assert after[path] == before[path], path
+
+
+def test_a_corpus_that_cannot_load_keeps_the_old_one(server_factory, corpus: Path) -> None:
+    server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
+    served = server.get("/feeds/all.atom").content
+    old_version = version(server)
+    for path in corpus.iterdir():
+        path.unlink()
+    (corpus / "broken.txt").write_text("---\n[not: valid\n---\n")
+    server.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "reload refused" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "reload refused: the new corpus has no servable document" in server.log()
+    time.sleep(1)  # let the new workers take over
+    assert version(server) == old_version
+    assert server.get("/feeds/all.atom").content == served
