@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from feeds.fastpath import fast_path_middleware
+from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import Site, load_site
 from feeds.web import blueprint
@@ -24,6 +25,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config["FEEDS_OVERRIDES"] = dict(overrides or {})
     app.extensions["feeds"] = load_site(settings)
     app.register_blueprint(blueprint)
+    app.register_blueprint(pages_blueprint)
     app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
     return app
 

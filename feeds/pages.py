@@ -1,0 +1,213 @@
+"""Pages for people: the feed directory, a page per topic and provider, OPML and assets.
+
+Every answer here is rendered once per corpus version and request shape, kept in the
+site's feed cache and sent by `feed_answer`, so pages get the feeds' ETags, 304s,
+compression and CORS headers without a second implementation.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from importlib.resources import files
+
+from flask import Blueprint, Response, render_template, request
+from werkzeug.exceptions import BadRequest, NotFound
+
+from feeds import opml
+from feeds.cache import Rendered, cache_key, prepare
+from feeds.opml import Listing
+from feeds.render import FORMATS
+from feeds.render.document import EPOCH
+from feeds.render.xmlfeed import STYLESHEET_PATH
+from feeds.responses import feed_answer
+from feeds.selection import UnknownFeed
+from feeds.site import Site
+from feeds.web import FEED_METHODS, base_url, current_site, parse_limit, preflight
+
+blueprint = Blueprint("pages", __name__, template_folder="templates")
+
+HTML = "text/html; charset=utf-8"
+OPML_TYPE = "text/x-opml; charset=utf-8"
+ASSETS = {
+    STYLESHEET_PATH.lstrip("/"): "text/xsl; charset=utf-8",
+    "feeds.css": "text/css; charset=utf-8",
+}
+FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON"}
+MAX_QUERY = 100
+OTHER = "#"
+
+Group = tuple[str, list[Listing]]
+
+
+@blueprint.route("/")
+def directory() -> Response:
+    site = current_site()
+    origin = base_url(site)
+    query = _query()
+    feeds = list(opml.listings(site.catalog, *_titles(site)))
+    shown = [feed for feed in feeds[1:] if matches(feed, query)]
+
+    def render() -> Rendered:
+        html = render_template(
+            "directory.html",
+            site=_site_context(site),
+            origin=origin,
+            everything=feeds[0],
+            query=query,
+            sections=[
+                ("topics", "Topics", group_by_letter(f for f in shown if f.kind == "topics")),
+                (
+                    "providers",
+                    "Providers",
+                    group_by_letter(f for f in shown if f.kind == "providers"),
+                ),
+            ],
+            totals={"topics": len(site.catalog.topics), "providers": len(site.catalog.providers)},
+            alternates=alternates(feeds[0], origin),
+        )
+        return prepare(html.encode("utf-8"), _newest(site), HTML)
+
+    # A filtered page is rendered per request, never cached: queries are unbounded.
+    if query:
+        return _answer(site, render(), remember=False)
+    return _answer(site, site.cache.get_or_render(_key(site, "directory", origin), render))
+
+
+@blueprint.route("/<any(topics, providers):kind>/<slug>")
+def feed_page(kind: str, slug: str) -> Response:
+    site = current_site()
+    origin = base_url(site)
+    limit = parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
+    try:
+        selection = site.selection(kind, slug)
+    except UnknownFeed:
+        raise NotFound(f"no {kind[:-1]} '{slug}'; see / for every feed") from None
+    feed = opml.listing(site.catalog, selection)
+
+    def render() -> Rendered:
+        html = render_template(
+            "feed.html",
+            site=_site_context(site),
+            origin=origin,
+            feed=feed,
+            articles=selection.articles[:limit],
+            alternates=alternates(feed, origin),
+        )
+        modified = feed.newest or EPOCH
+        return prepare(html.encode("utf-8"), modified, HTML)
+
+    key = _key(site, "page", kind, slug, origin, str(limit))
+    return _answer(site, site.cache.get_or_render(key, render))
+
+
+@blueprint.route("/feeds.opml", methods=FEED_METHODS)
+def opml_export() -> Response:
+    if request.method == "OPTIONS":
+        return preflight()
+    site = current_site()
+    origin = base_url(site)
+    extension = request.args.get("format", "rss")
+    if extension not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
+
+    def render() -> Rendered:
+        feeds = opml.listings(site.catalog, *_titles(site))
+        title = f"{site.settings['SITE_TITLE']}: every feed ({FORMAT_LABELS[extension]})"
+        body = opml.build(feeds, origin, extension, title, _newest(site))
+        return prepare(body, _newest(site), OPML_TYPE)
+
+    return _answer(site, site.cache.get_or_render(_key(site, "opml", origin, extension), render))
+
+
+@blueprint.route(f"/<any({', '.join(ASSETS)}):name>", methods=FEED_METHODS)
+def asset(name: str) -> Response:
+    """The feeds' XSLT and the one stylesheet that pages and transformed feeds share."""
+    if request.method == "OPTIONS":
+        return preflight()
+    site = current_site()
+    path = files("feeds").joinpath("static", name)
+
+    def render() -> Rendered:
+        modified = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)  # type: ignore[attr-defined]
+        return prepare(path.read_bytes(), modified, ASSETS[name])
+
+    return _answer(site, site.cache.get_or_render(_key(site, "asset", name), render))
+
+
+def matches(feed: Listing, query: str) -> bool:
+    """The filter: every word of the query appears in the feed's name or slug."""
+    haystack = f"{feed.name} {feed.selection.slug or ''}".casefold()
+    return all(word in haystack for word in query.casefold().split())
+
+
+def group_by_letter(feeds: Iterable[Listing]) -> list[Group]:
+    """Feeds sorted by name, in groups by initial (A-Z, accents folded; anything else `#`)."""
+    groups: dict[str, list[Listing]] = {}
+    for feed in sorted(feeds, key=opml.sort_key):
+        groups.setdefault(initial(feed.name), []).append(feed)
+    return sorted(groups.items(), key=lambda group: (group[0] == OTHER, group[0]))
+
+
+def initial(name: str) -> str:
+    folded = unicodedata.normalize("NFKD", name.strip()[:1]).upper()[:1]
+    return folded if "A" <= folded <= "Z" else OTHER
+
+
+def alternates(feed: Listing, origin: str) -> list[dict[str, str]]:
+    """Autodiscovery links (and the subscribe box) for one feed, in every format."""
+    return [
+        {
+            "extension": extension,
+            "label": FORMAT_LABELS[extension],
+            "title": f"{feed.selection.title} ({FORMAT_LABELS[extension]})",
+            "type": fmt.mime_type.split(";", 1)[0],
+            "href": feed.feed_url(origin, extension),
+        }
+        for extension, fmt in FORMATS.items()
+    ]
+
+
+@blueprint.context_processor
+def formats() -> dict[str, dict[str, str]]:
+    return {"formats": FORMAT_LABELS}
+
+
+@blueprint.app_template_filter("day")
+def day(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%-d %b %Y") if moment else "never"
+
+
+@blueprint.app_template_filter("iso")
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _answer(site: Site, rendered: Rendered, remember: bool = True) -> Response:
+    """Sent exactly as feeds are, so validators, encodings and the fast path match."""
+    if remember:
+        site.fast_path.remember(request.environ, rendered)
+    answer = feed_answer(rendered, request.environ, site.fast_path.cache_control)
+    return Response(answer.body, answer.status, answer.headers)
+
+
+def _query() -> str:
+    return " ".join(request.args.get("q", "")[:MAX_QUERY].split())
+
+
+def _titles(site: Site) -> tuple[str, str]:
+    return site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"]
+
+
+def _site_context(site: Site) -> dict[str, str]:
+    title, description = _titles(site)
+    return {"title": title, "description": description}
+
+
+def _newest(site: Site) -> datetime:
+    return site.catalog.articles[0].published if site.catalog.articles else EPOCH
+
+
+def _key(site: Site, *parts: str) -> str:
+    return cache_key(site.catalog.version, "pages", *parts)

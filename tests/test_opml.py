@@ -1,0 +1,95 @@
+"""`/feeds.opml`: every feed, grouped, each outline a working feed URL."""
+
+from __future__ import annotations
+
+import gzip
+from datetime import UTC, datetime
+from xml.etree import ElementTree
+
+import pytest
+import requests
+
+from feeds import opml
+from feeds.model import Article, Provider, Topic, build_catalog, slugify
+from tests.support import Server
+from tests.test_pages import HOSTILE_PROVIDER, HOSTILE_TITLE_TEXT, HOSTILE_TOPIC, listed_feeds
+
+
+def outlines(body: bytes) -> dict[str, list[ElementTree.Element]]:
+    root = ElementTree.fromstring(body)
+    assert root.tag == "opml"
+    assert root.get("version") == "2.0"
+    return {group.get("text"): list(group) for group in root.find("body")}
+
+
+@pytest.mark.parametrize("extension", ["rss", "atom", "json"])
+def test_every_outline_is_a_feed_that_answers(seeds_server: Server, extension: str) -> None:
+    query = "" if extension == "rss" else f"?format={extension}"
+    response = seeds_server.get(f"/feeds.opml{query}")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/x-opml; charset=utf-8"
+    assert response.headers["Last-Modified"] == "Wed, 15 Dec 2021 18:10:00 GMT"
+    groups = outlines(response.content)
+    assert list(groups) == ["All", "Topics", "Providers"]
+    urls = [outline.get("xmlUrl") for group in groups.values() for outline in group]
+    expected = [url for url in listed_feeds(seeds_server.url) if url.endswith(f".{extension}")]
+    assert sorted(urls) == sorted(expected)
+    assert [o.get("text") for o in groups["Topics"]] == [
+        "AI",
+        "Computer Vision",
+        "Natural Language Processing",
+    ]
+    for group in groups.values():
+        for outline in group:
+            assert outline.get("type") == "rss"
+            assert requests.get(outline.get("xmlUrl"), timeout=10).status_code == 200
+            assert requests.get(outline.get("htmlUrl"), timeout=10).status_code == 200
+
+
+def test_opml_is_cached_compressed_and_cors_readable(seeds_server: Server) -> None:
+    headers = {"Accept-Encoding": "gzip"}
+    first = seeds_server.get("/feeds.opml", headers=headers, stream=True)
+    assert first.headers["Content-Encoding"] == "gzip"
+    assert first.headers["Access-Control-Allow-Origin"] == "*"
+    assert outlines(gzip.decompress(first.raw.read()))["All"][0].get("text") == "All articles"
+    again = seeds_server.get(
+        "/feeds.opml", headers={**headers, "If-None-Match": first.headers["ETag"]}
+    )
+    assert again.status_code == 304
+
+
+def test_bad_format_is_a_400(seeds_server: Server) -> None:
+    response = seeds_server.get("/feeds.opml?format=xml")
+    assert response.status_code == 400
+    assert response.text.startswith("400 Bad Request: format must be one of rss, atom, json")
+
+
+def article(title: str, provider: str, topic: str, day: int) -> Article:
+    return Article(
+        id=f"urn:uuid:{day}",
+        title=title,
+        published=datetime(2024, 1, day, tzinfo=UTC),
+        provider=Provider(provider, slugify(provider)),
+        topics=(Topic(topic, slugify(topic)),),
+    )
+
+
+def test_opml_build_escapes_and_sorts() -> None:
+    catalog = build_catalog(
+        [
+            article("b", "zeta", "alpha", 1),
+            article(HOSTILE_TITLE_TEXT, HOSTILE_PROVIDER, HOSTILE_TOPIC, 2),
+        ],
+        "v1",
+    )
+    feeds = opml.listings(catalog, "Site & <co>", "about")
+    body = opml.build(
+        feeds, "https://x.example", "rss", "T & <t>", datetime(2024, 1, 2, tzinfo=UTC)
+    )
+    root = ElementTree.fromstring(body)
+    assert root.findtext("head/title") == "T & <t>"
+    assert root.findtext("head/dateModified") == "Tue, 02 Jan 2024 00:00:00 GMT"
+    groups = outlines(body)
+    assert [o.get("text") for o in groups["Topics"]] == [HOSTILE_TOPIC, "alpha"]
+    assert [o.get("text") for o in groups["Providers"]] == [HOSTILE_PROVIDER, "zeta"]
+    assert b"<img" not in body and b"<b " not in body
