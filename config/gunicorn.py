@@ -7,8 +7,10 @@
   dropped, and a corpus that fails to load leaves the old one in service.
 - gc.freeze() after loading moves the corpus out of the collector's reach, so forked
   workers do not touch (and copy) its pages.
-- gthread workers: a worker holds several connections, keeps them alive for pollers
-  that reuse connections, and one slow client occupies one thread, not a whole worker.
+- gevent workers: every connection is a greenlet, so slow or idle clients (up to
+  worker_connections per worker) cannot hold the workers that fast clients need;
+  sync and gthread workers were starved by 40 connections sending headers slowly.
+  Connections are kept alive for pollers that reuse them.
 """
 
 import gc
@@ -18,8 +20,8 @@ from feeds.app import reload_site
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("FEEDS_THREADS", "8"))
+worker_class = "gevent"
+worker_connections = 1000
 preload_app = True
 timeout = 30
 graceful_timeout = 30

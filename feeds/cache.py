@@ -94,24 +94,26 @@ class FeedCache:
         self.shared = shared
         self.local = LocalLRU(capacity)
         self._shared_down_until = 0.0
-        self._render_lock = threading.Lock()
         self.stats = {"local_hits": 0, "shared_hits": 0, "renders": 0, "shared_errors": 0}
 
     def get_or_render(self, key: str, render: Callable[[], Rendered]) -> Rendered:
+        """No lock is held across the shared cache's I/O: under gevent that would deadlock.
+
+        Two requests missing the same key at once may both render; the bytes are equal.
+        """
         found = self.local.get(key)
         if found is not None:
             self.stats["local_hits"] += 1
             return found
-        with self._render_lock:
-            found = self.local.get(key) or self._shared_get(key)
-            if found is not None:
-                self.stats["shared_hits"] += 1
-            else:
-                found = render()
-                self.stats["renders"] += 1
-                self._shared_set(key, found)
-            self.local.put(key, found)
-            return found
+        found = self._shared_get(key)
+        if found is not None:
+            self.stats["shared_hits"] += 1
+        else:
+            found = render()
+            self.stats["renders"] += 1
+            self._shared_set(key, found)
+        self.local.put(key, found)
+        return found
 
     def _shared_get(self, key: str) -> Rendered | None:
         if time.monotonic() < self._shared_down_until:
