@@ -1,0 +1,150 @@
+"""Whatever a client sends: a 4xx or a correct answer, never a 5xx or a stack trace."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.support import Server
+
+
+def raw_request(server: Server, data: bytes) -> bytes:
+    """Send bytes as they are (no client library cleans them up) and read the answer."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        # The server may answer and close before reading all we sent.
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int:
+    return int(answer.split(b" ", 2)[1])
+
+
+PATHS = [
+    "/feeds/topics/../../etc/passwd.rss",
+    "/feeds/topics/%2e%2e%2f%2e%2e%2fetc%2fpasswd.rss",
+    "/feeds/providers/..%2f..%2fconfig%2fgunicorn.py.rss",
+    "/feeds/topics/%00.rss",
+    "/feeds/topics/%ff%fe.atom",
+    "/feeds/topics/ai.rss%00.json",
+    "/feeds/topics/ai",
+    "/feeds/topics/.rss",
+    "/feeds/topics/ai.RSS",
+    "/feeds/topics/ai.rss.exe",
+    "/feeds/topics/" + "a" * 3000 + ".rss",
+    "/feeds/all.rss?limit=" + "9" * 3000,
+    "/feeds/all.rss?" + "&".join(f"p{i}=x" for i in range(400)),
+    "/feeds/all.rss?limit=5&" + "limit=5&" * 200,
+    "/feeds/all.rss?limit=%FF",
+    "/feeds/all.rss?limit=%00",
+    "/feeds/all.rss?limit=%EF%BC%95",  # a full-width digit five
+    "/%2e%2e/%2e%2e/etc/passwd",
+    "//feeds/all.rss",
+    "/feeds/all.rss/",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_hostile_paths_get_a_4xx_or_a_feed(seeds_server: Server, path: str) -> None:
+    answer = raw_request(seeds_server, f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    assert status_of(answer) < 500, answer[:300]
+    assert b"Traceback" not in answer
+    assert b"root:" not in answer
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        "Accept-Encoding: gzip;q=abc, br;q=-1, *;q=2\r\n",
+        "Accept-Encoding: " + ",".join(["gzip"] * 500) + "\r\n",
+        "Accept: text/html;q=x;;;,,,\r\n",
+        "Accept: */*;q=0\r\n",
+        "If-None-Match: " + '"x", ' * 1000 + "\r\n",
+        "If-None-Match: W/W/W/\r\n",
+        "If-Modified-Since: Mon, 32 Foo 99999 25:61:61 GMT\r\n",
+        "If-Modified-Since: " + "9" * 4000 + "\r\n",
+        "Range: bytes=999999999-\r\n",
+        "Range: bytes=-5,abc\r\n",
+        "Host: [::1\r\n",
+        "Host: \r\n",
+        "Content-Length: -1\r\n",
+        "Content-Length: 99999999999999999999\r\n",
+        "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+        "X-Forwarded-Proto: javascript\r\nX-Forwarded-Host: evil.example\r\n",
+        "Origin: null\r\n",
+    ],
+)
+def test_hostile_headers_get_a_4xx_or_a_feed(seeds_server: Server, headers: str) -> None:
+    request = f"GET /feeds/topics/ai.rss HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+    answer = raw_request(seeds_server, request.encode())
+    assert status_of(answer) < 500, answer[:300]
+    assert b"Traceback" not in answer
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello
+        b"GET /feeds/all.rss HTTP/9.9\r\nHost: x\r\n\r\n",
+        b"G\xffT /feeds/all.rss HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET " + b"/" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /feeds/all.rss HTTP/1.1\r\n" + b"X-Many: y\r\n" * 200 + b"\r\n",
+        b"GET /feeds/all.rss HTTP/1.1\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n",
+        b"GET /feeds/all.rss HTTP/1.1\r\nBad Header\r\n\r\n",
+        b"BREW /feeds/all.rss HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_malformed_http_gets_a_4xx(seeds_server: Server, request_bytes: bytes) -> None:
+    answer = raw_request(seeds_server, request_bytes)
+    if answer:  # closing the connection on bytes that are not HTTP is a fine answer too
+        assert 400 <= status_of(answer) < 500, answer[:300]
+    assert seeds_server.get("/feeds/all.rss").status_code == 200
+
+
+def test_a_host_header_cannot_poison_what_others_get(seeds_server: Server) -> None:
+    plain = seeds_server.get("/feeds/all.atom").content
+    evil = seeds_server.get("/feeds/all.atom", headers={"Host": "evil.example"}).content
+    assert b"evil.example" in evil
+    assert seeds_server.get("/feeds/all.atom").content == plain
+    assert b"evil.example" not in plain
+
+
+def test_slow_clients_do_not_starve_normal_requests(seeds_server: Server) -> None:
+    """Many connections that trickle their headers; normal requests are still answered."""
+    host, port = seeds_server.url.removeprefix("http://").split(":")
+    slow = []
+    for _ in range(120):
+        sock = socket.create_connection((host, int(port)), timeout=10)
+        sock.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n")
+        slow.append(sock)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            for sock in slow:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b"X-Slow: 1\r\n")
+            time.sleep(0.5)
+
+    dripper = threading.Thread(target=trickle)
+    dripper.start()
+    try:
+        time.sleep(1)
+        for _ in range(20):
+            response = requests.get(seeds_server.url + "/feeds/topics/ai.json", timeout=5)
+            assert response.status_code == 200
+    finally:
+        stop.set()
+        dripper.join()
+        for sock in slow:
+            sock.close()
