@@ -152,6 +152,8 @@ def test_stylesheet_renders_the_feed(seeds_server: Server, extension: str) -> No
         f"{seeds_server.url}/feeds/topics/ai.{extension}"
     ]
     assert result.xpath("//h1/text()") == ["AI · feeds"]
+    dates = result.xpath("//li[@class='entry']//p[@class='meta']/text()")
+    assert dates == ["15 Dec 2021 · New York Post", "25 Jun 2020 · WBUR"]
     sizes = result.xpath("//img[@class='thumb']/@width")
     assert sizes and all(size.isdigit() for size in sizes)
     assert seeds_server.get("/feeds.css").headers["Content-Type"] == "text/css; charset=utf-8"

@@ -62,18 +62,16 @@
             <h1><xsl:value-of select="$title"/></h1>
             <p class="lead"><xsl:value-of select="$description"/></p>
           </section>
-          <section class="card">
-            <div class="subscribe">
-              <p><strong>This is a feed.</strong> A feed reader checks it for new articles, so
-                you do not have to. To subscribe, copy this address into your reader:</p>
-              <code class="copy"><xsl:value-of select="$self"/></code>
-              <p class="formats">
-                <a href="{$home}">Web page</a>
-                <a href="/">Every feed</a>
-                <a href="/feeds.opml">Import all (OPML)</a>
-              </p>
-            </div>
-          </section>
+          <div class="subscribe">
+            <p><strong>This is a feed.</strong> A feed reader checks it for new articles, so
+              you do not have to. To subscribe, copy this address into your reader:</p>
+            <code class="copy"><xsl:value-of select="$self"/></code>
+            <p class="formats">
+              <a href="{$home}">Web page</a>
+              <a href="/">Every feed</a>
+              <a href="/feeds.opml">Import all (OPML)</a>
+            </p>
+          </div>
           <ol class="entries">
             <xsl:apply-templates select="$entries"/>
           </ol>
@@ -99,12 +97,25 @@
     <xsl:call-template name="entry">
       <xsl:with-param name="title" select="atom:title"/>
       <xsl:with-param name="link" select="atom:link[@rel='alternate']/@href"/>
-      <xsl:with-param name="date" select="substring(atom:published | atom:updated[not(../atom:published)], 1, 10)"/>
+      <xsl:with-param name="date">
+        <xsl:call-template name="day">
+          <xsl:with-param name="rfc3339" select="atom:published | atom:updated[not(../atom:published)]"/>
+        </xsl:call-template>
+      </xsl:with-param>
       <xsl:with-param name="author" select="atom:author/atom:name"/>
       <xsl:with-param name="excerpt" select="atom:summary"/>
       <xsl:with-param name="media" select="media:content[@medium='image']"/>
       <xsl:with-param name="enclosure" select="atom:link[@rel='enclosure'][starts-with(@type, 'image/')]/@href"/>
     </xsl:call-template>
+  </xsl:template>
+
+  <!-- "2021-12-15T18:10:00+00:00" shows as "15 Dec 2021", like RSS dates and the pages -->
+  <xsl:template name="day">
+    <xsl:param name="rfc3339"/>
+    <xsl:variable name="month" select="number(substring($rfc3339, 6, 2))"/>
+    <xsl:value-of select="concat(number(substring($rfc3339, 9, 2)), ' ',
+        substring('JanFebMarAprMayJunJulAugSepOctNovDec', 3 * $month - 2, 3), ' ',
+        substring($rfc3339, 1, 4))"/>
   </xsl:template>
 
   <xsl:template name="entry">
