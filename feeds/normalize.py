@@ -127,8 +127,8 @@ def _parse_date_text(text: str, field: str) -> datetime:
     try:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        raise Unusable(f"{field} {shown!r} is not a date") from None
+        # The value is not quoted: reasons and logs never repeat a document's text.
+        raise Unusable(f"{field} is not a date in ISO 8601 or RFC 2822 form") from None
 
 
 def positive_int(value: Any) -> int | None:

@@ -1,0 +1,221 @@
+"""Hostile corpora: each document is repaired or skipped with a reason, every feed stays
+valid, nothing else is lost, and the secured token is never shown anywhere."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from feeds.app import create_app
+from feeds.corpus import LoadOptions, load_corpus
+from feeds.selection import all_selections
+from tests.support import document
+
+SECRET = "SECRETTOKENxyz123+/=="
+GOOD = document(title='"The good one"', webUrl='"https://example.com/good"')
+
+BILLION_LAUGHS = (
+    "---\ntitle: lol\n"
+    + "".join(
+        f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9 if i else ['"lol"'] * 9) + "]\n"
+        for i in range(10)
+    )
+    + "---\n"
+)
+
+
+def with_secret(text: str) -> str:
+    return text.replace("---\n", f'---\nsecured: "{SECRET}"\n', 1)
+
+
+def write(root: Path, name: str, text: str | bytes) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+def every_feed_is_valid(root: Path) -> dict[str, bytes]:
+    """Render every feed of the corpus in every format; each must parse cleanly."""
+    app = create_app({"CORPUS_DIR": str(root), "BASE_URL": "https://feeds.example.org"})
+    site = app.extensions["feeds"]
+    client = app.test_client()
+    bodies = {}
+    titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
+    for selection in all_selections(site.catalog, *titles):
+        for extension in ("rss", "atom", "json"):
+            path = f"{selection.feed_path}.{extension}"
+            response = client.get(path)
+            assert response.status_code == 200, path
+            if extension != "json":
+                etree.fromstring(response.data)  # well-formed XML
+                parsed = feedparser.parse(response.data)
+                assert parsed.bozo == 0, (path, parsed.get("bozo_exception"))
+            bodies[path] = response.data
+    return bodies
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    write(tmp_path, "bomb.txt", BILLION_LAUGHS)
+    write(tmp_path, "cycle.txt", "---\ntitle: x\na: &a [*a]\n---\n")
+    write(tmp_path, "good.txt", GOOD)
+    corpus = load_corpus(tmp_path, LoadOptions())
+    reasons = {skip.path: skip.reason for skip in corpus.report.skipped}
+    assert reasons == {
+        "bomb.txt": "YAML aliases are not allowed",
+        "cycle.txt": "YAML aliases are not allowed",
+    }
+    assert corpus.report.loaded == 1
+
+
+HOSTILE_FIELDS = {
+    "control characters everywhere": dict(
+        title='"Title\\x00\\x07\\x1b[31m with \\ufffe controls\\x7f"',
+        excerpt='"Excerpt\\x08 with\\x0c form feed and \\x85 NEL"',
+        provider='\n  name: "Pro\\x01vider"\n  domain: control.example',
+        topics='\n  - "To\\x02pic"',
+    ),
+    "markup everywhere": dict(
+        title='"<script>alert(1)</script><b>Bold</b> & <i>co</i>"',
+        excerpt='"<img src=x onerror=alert(1)> ]]> <![CDATA[ x ]]> &amp; &lt;"',
+        provider='\n  name: "<b>Evil</b> Corp"\n  domain: markup.example',
+        topics='\n  - "<em>Topic</em>"',
+    ),
+    "hostile URLs everywhere": dict(
+        webUrl='"javascript:alert(1)"',
+        provider='\n  name: Links\n  domain: "javascript:alert(1)"',
+        images='\n  - url: "data:image/png;base64,AAAA"\n    width: 10\n'
+        '  - url: "/relative.jpg"\n  - url: "https://ok.example/pic.png"\n'
+        '    width: "700"\n    height: "450"',
+    ),
+    "wrong types": dict(
+        topics='"Just One Topic"',
+        excerpt="\n  - not\n  - a string",
+        images='"https://ok.example/a.jpg"',
+        related='"not a list"',
+        provider='"Provider As A String"',
+    ),
+    "names that look like paths and encodings": dict(
+        provider='\n  name: "../../etc/passwd"',
+        topics='\n  - "../../etc/passwd"\n  - "%2e%2e%2f"\n  - "AI/../Robotics"\n  - "ai "',
+    ),
+    "enormous fields": dict(
+        title='"' + "Long title " * 400 + '"', excerpt='"' + "word " * 20000 + '"'
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_FIELDS)
+def test_hostile_fields_are_repaired_and_feeds_stay_valid(tmp_path: Path, case: str) -> None:
+    write(tmp_path, "good.txt", GOOD)
+    write(tmp_path, "hostile.txt", with_secret(document(**HOSTILE_FIELDS[case])))
+    corpus = load_corpus(tmp_path, LoadOptions())
+    assert corpus.report.loaded == 2, corpus.report.skipped
+    bodies = every_feed_is_valid(tmp_path)
+    for path, body in bodies.items():
+        assert SECRET.encode() not in body
+        assert b"<script>" not in body and b"javascript:" not in body, path
+        assert b"data:image" not in body
+    hostile = next(a for a in corpus.articles if a.title != "The good one")
+    assert len(hostile.title) <= 300 and len(hostile.excerpt) <= 2000
+    assert hostile.link is None or hostile.link.startswith("https://")
+
+
+def test_topics_that_look_like_paths_are_served_at_safe_slugs(tmp_path: Path) -> None:
+    write(tmp_path, "a.txt", document(**HOSTILE_FIELDS["names that look like paths and encodings"]))
+    corpus = load_corpus(tmp_path, LoadOptions())
+    (article,) = corpus.articles
+    slugs = [topic.slug for topic in article.topics]
+    assert "ai" in slugs
+    for slug in slugs:
+        assert "/" not in slug and "%" not in slug and ".." not in slug
+    bodies = every_feed_is_valid(tmp_path)
+    assert {f"/feeds/topics/{slug}.rss" for slug in slugs} <= set(bodies)
+
+
+BROKEN_WITH_SECRET = {
+    "yaml error on the secret's line": '---\ntitle: x\nsecured: "' + SECRET + "\n---\n",
+    "secret in a nonsense date": document(publishedDateTime=f'"{SECRET}"'),
+    "secret as the title type error": document(title=f"\n  - {SECRET}"),
+    "tab indentation": f'---\ntitle: x\n\tsecured: "{SECRET}"\n---\n',
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_WITH_SECRET)
+def test_the_secret_never_reaches_reasons_or_logs(
+    tmp_path: Path, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "broken.txt", BROKEN_WITH_SECRET[case])
+    write(tmp_path, "good.txt", GOOD)
+    with caplog.at_level(logging.DEBUG, logger="feeds"):
+        corpus = load_corpus(tmp_path, LoadOptions())
+    assert corpus.report.loaded == 1
+    (skip,) = corpus.report.skipped
+    assert SECRET not in skip.reason
+    assert SECRET[:10] not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("empty.txt", b""),
+        ("whitespace.md", b" \n\t\n"),
+        ("binary.txt", bytes(range(256)) * 4),
+        ("utf16-no-bom.txt", GOOD.encode("utf-16-le")),
+        ("cp1252.txt", document(title='"Caf\u00e9 \u2014 d\u00e9j\u00e0"').encode("cp1252")),
+        ("truncated-utf8.txt", GOOD.encode()[:-3] + "\u00e9".encode()[:1]),
+        ("nul-in-middle.txt", GOOD.encode().replace(b"good", b"go\x00od")),
+    ],
+)
+def test_files_that_are_not_text_are_skipped(tmp_path: Path, name: str, content: bytes) -> None:
+    write(tmp_path, name, content)
+    write(tmp_path, "sub/good.txt", GOOD)
+    corpus = load_corpus(tmp_path, LoadOptions())
+    assert [skip.path for skip in corpus.report.skipped] == [name]
+    assert corpus.report.loaded == 1
+
+
+def test_utf16_with_bom_and_crlf_load(tmp_path: Path) -> None:
+    write(tmp_path, "utf16.txt", "\ufeff".encode("utf-16-le") + GOOD.encode("utf-16-le"))
+    write(
+        tmp_path,
+        "crlf.txt",
+        document(title='"CRLF"', webUrl='"https://example.com/crlf"').replace("\n", "\r\n"),
+    )
+    corpus = load_corpus(tmp_path, LoadOptions())
+    assert sorted(a.title for a in corpus.articles) == ["CRLF", "The good one"]
+
+
+def test_many_broken_documents_lose_no_good_one(tmp_path: Path) -> None:
+    for index in range(30):
+        write(
+            tmp_path,
+            f"good/{index}.txt",
+            document(title=f'"Good {index}"', webUrl=f'"https://example.com/{index}"'),
+        )
+    broken = [
+        "",
+        "---\n",
+        "---\n---\n",
+        "---\n: :\n---\n",
+        "---\ntitle: [\n---\n",
+        BILLION_LAUGHS,
+        "---\n" + "- x\n" * 50000 + "---\n",
+        "\x00\x01\x02",
+        "---\ntitle: x\npublishedDateTime: 2021-13-45T00:00:00Z\n---\n",
+        "---\ntitle: x\npublishedDateTime: 0001-01-01T00:00:00Z\n---\n",
+        "---\n!!python/object:os.system [ls]\n---\n",
+        "---\n{[1, 2]: 3}\n---\n",
+    ]
+    for index, text in enumerate(broken):
+        write(tmp_path, f"broken/{index}.txt", text)
+    corpus = load_corpus(tmp_path, LoadOptions())
+    assert corpus.report.loaded == 30
+    assert len(corpus.report.skipped) == len(broken)
+    assert all(skip.reason for skip in corpus.report.skipped)
