@@ -42,9 +42,17 @@ class Rendered:
     etag: str  # strong validator of `body`, without quotes
     last_modified: datetime
     content_type: str
+    cache_control: str
+    link_header: str = ""
 
 
-def prepare(body: bytes, last_modified: datetime, content_type: str) -> Rendered:
+def prepare(
+    body: bytes,
+    last_modified: datetime,
+    content_type: str,
+    cache_control: str,
+    link_header: str = "",
+) -> Rendered:
     """Compress once, at render time, never per request.
 
     Levels are chosen for the first request's latency: gzip 6 and brotli 5 take a few
@@ -57,6 +65,8 @@ def prepare(body: bytes, last_modified: datetime, content_type: str) -> Rendered
         etag=hashlib.sha256(body).hexdigest()[:32],
         last_modified=last_modified,
         content_type=content_type,
+        cache_control=cache_control,
+        link_header=link_header,
     )
 
 

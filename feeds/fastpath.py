@@ -37,9 +37,8 @@ def request_key(environ: dict) -> str:
 class FastPath:
     """Remembered feed requests of one loaded site; a reload starts a new, empty one."""
 
-    def __init__(self, capacity: int, cache_control: str) -> None:
+    def __init__(self, capacity: int) -> None:
         self.answers = LocalLRU(capacity)
-        self.cache_control = cache_control
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
         self.answers.put(request_key(environ), rendered)
@@ -52,7 +51,7 @@ def fast_path_middleware(app: WSGIApp, current: Callable[[], FastPath]) -> WSGIA
             fast_path = current()
             rendered = fast_path.answers.get(request_key(environ))
             if rendered is not None:
-                answer = feed_answer(rendered, environ, fast_path.cache_control)
+                answer = feed_answer(rendered, environ)
                 start_response(STATUS_LINES[answer.status], answer.headers)
                 return [b""] if method == "HEAD" else [answer.body]
         return app(environ, start_response)

@@ -1,7 +1,7 @@
 """Pages for people: the feed directory, a page per topic and provider, OPML and assets.
 
 Every answer here is rendered once per corpus version and request shape, kept in the
-site's feed cache and sent by `feed_answer`, so pages get the feeds' ETags, 304s,
+site's feed cache and sent by `feeds.web.send`, so pages get the feeds' ETags, 304s,
 compression and CORS headers without a second implementation.
 """
 
@@ -21,10 +21,9 @@ from feeds.opml import Listing
 from feeds.render import FORMATS
 from feeds.render.document import EPOCH
 from feeds.render.xmlfeed import STYLESHEET_PATH
-from feeds.responses import feed_answer
 from feeds.selection import UnknownFeed
 from feeds.site import Site
-from feeds.web import FEED_METHODS, base_url, current_site, parse_limit, preflight
+from feeds.web import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -67,12 +66,12 @@ def directory() -> Response:
             totals={"topics": len(site.catalog.topics), "providers": len(site.catalog.providers)},
             alternates=alternates(feeds[0], origin),
         )
-        return prepare(html.encode("utf-8"), _newest(site), HTML)
+        return prepare(html.encode("utf-8"), _newest(site), HTML, site.cache_control)
 
     # A filtered page is rendered per request, never cached: queries are unbounded.
     if query:
-        return _answer(site, render(), remember=False)
-    return _answer(site, site.cache.get_or_render(_key(site, "directory", origin), render))
+        return send(site, render(), remember=False)
+    return send(site, site.cache.get_or_render(_key(site, "directory", origin), render))
 
 
 @blueprint.route("/<any(topics, providers):kind>/<slug>")
@@ -96,10 +95,10 @@ def feed_page(kind: str, slug: str) -> Response:
             alternates=alternates(feed, origin),
         )
         modified = feed.newest or EPOCH
-        return prepare(html.encode("utf-8"), modified, HTML)
+        return prepare(html.encode("utf-8"), modified, HTML, site.cache_control)
 
     key = _key(site, "page", kind, slug, origin, str(limit))
-    return _answer(site, site.cache.get_or_render(key, render))
+    return send(site, site.cache.get_or_render(key, render))
 
 
 @blueprint.route("/feeds.opml", methods=FEED_METHODS)
@@ -116,9 +115,9 @@ def opml_export() -> Response:
         feeds = opml.listings(site.catalog, *_titles(site))
         title = f"{site.settings['SITE_TITLE']}: every feed ({FORMAT_LABELS[extension]})"
         body = opml.build(feeds, origin, extension, title, _newest(site))
-        return prepare(body, _newest(site), OPML_TYPE)
+        return prepare(body, _newest(site), OPML_TYPE, site.cache_control)
 
-    return _answer(site, site.cache.get_or_render(_key(site, "opml", origin, extension), render))
+    return send(site, site.cache.get_or_render(_key(site, "opml", origin, extension), render))
 
 
 @blueprint.route(f"/<any({', '.join(ASSETS)}):name>", methods=FEED_METHODS)
@@ -131,9 +130,9 @@ def asset(name: str) -> Response:
 
     def render() -> Rendered:
         modified = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)  # type: ignore[attr-defined]
-        return prepare(path.read_bytes(), modified, ASSETS[name])
+        return prepare(path.read_bytes(), modified, ASSETS[name], site.cache_control)
 
-    return _answer(site, site.cache.get_or_render(_key(site, "asset", name), render))
+    return send(site, site.cache.get_or_render(_key(site, "asset", name), render))
 
 
 def matches(feed: Listing, query: str) -> bool:
@@ -182,14 +181,6 @@ def day(moment: datetime | None) -> str:
 @blueprint.app_template_filter("iso")
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _answer(site: Site, rendered: Rendered, remember: bool = True) -> Response:
-    """Sent exactly as feeds are, so validators, encodings and the fast path match."""
-    if remember:
-        site.fast_path.remember(request.environ, rendered)
-    answer = feed_answer(rendered, request.environ, site.fast_path.cache_control)
-    return Response(answer.body, answer.status, answer.headers)
 
 
 def _query() -> str:

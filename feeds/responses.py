@@ -56,12 +56,7 @@ def content_type_for(accept: str, feed_type: str) -> str:
     return "application/xml; charset=utf-8" if best == "text/html" else feed_type
 
 
-def feed_answer(
-    rendered: Rendered,
-    environ: dict,
-    cache_control: str,
-    extra_headers: tuple[tuple[str, str], ...] = (),
-) -> Answer:
+def feed_answer(rendered: Rendered, environ: dict) -> Answer:
     """200 with the best encoding, or 304 when the client's validators still match."""
     encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
     if encoding == "br":
@@ -74,11 +69,12 @@ def feed_answer(
         ("Content-Type", content_type_for(environ.get("HTTP_ACCEPT", ""), rendered.content_type)),
         ("ETag", f'"{etag}"'),
         ("Last-Modified", http_date(rendered.last_modified)),
-        ("Cache-Control", cache_control),
+        ("Cache-Control", rendered.cache_control),
         ("Vary", "Accept-Encoding, Accept"),
         *CORS_HEADERS,
-        *extra_headers,
     ]
+    if rendered.link_header:
+        headers.append(("Link", rendered.link_header))
     if encoding:
         headers.append(("Content-Encoding", encoding))
     if not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified):
@@ -90,3 +86,6 @@ def feed_answer(
 def cache_control_value(max_age: int) -> str:
     """Fresh for max_age; a CDN may serve stale briefly while refetching, and long on errors."""
     return f"public, max-age={max_age}, stale-while-revalidate={max_age}, stale-if-error=86400"
+
+
+IMMUTABLE = "public, max-age=31536000, immutable"  # archive pages never change

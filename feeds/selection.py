@@ -59,7 +59,7 @@ def select(
             f"Articles from {name}, newest first.",
             catalog.by_provider[slug],
         )
-    raise UnknownFeed(f"no feed for {kind}/{slug}")
+    raise UnknownFeed(f"no {kind[:-1]} '{slug}'")
 
 
 def all_selections(catalog: Catalog, site_title: str, site_description: str) -> Iterator[Selection]:

@@ -131,6 +131,18 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "`Cache-Control: max-age` in seconds for feeds; the RSS `<ttl>` says the same in minutes.",
     ),
+    Setting(
+        "ARCHIVE_PAGE_SIZE",
+        50,
+        _positive_int,
+        "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`).",
+    ),
+    Setting(
+        "WEBSUB_HUB_URL",
+        "",
+        _base_url,
+        "An external WebSub hub to advertise; empty: the built-in hub at `/websub`.",
+    ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
 )
 

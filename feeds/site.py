@@ -12,18 +12,28 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from feeds.archive import Archive
 from feeds.cache import FeedCache, Rendered, cache_key, make_shared_backend, prepare
 from feeds.corpus import CorpusError, LoadOptions, LoadReport, load_corpus
 from feeds.fastpath import FastPath
 from feeds.model import Catalog, build_catalog
 from feeds.render import FORMATS, FeedDocument
-from feeds.responses import cache_control_value
-from feeds.selection import Selection, select
+from feeds.render.document import link_header
+from feeds.responses import IMMUTABLE, cache_control_value
+from feeds.selection import Selection, UnknownFeed, select
+from feeds.urls import HUB_PATH, feed_path
 
 log = logging.getLogger("feeds.site")
 
 # Settings that change the bytes of a feed; they are part of the corpus version.
-OUTPUT_SETTINGS = ("SITE_TITLE", "SITE_DESCRIPTION", "MAX_AGE")
+OUTPUT_SETTINGS = (
+    "SITE_TITLE",
+    "SITE_DESCRIPTION",
+    "MAX_AGE",
+    "DEFAULT_ITEMS",
+    "ARCHIVE_PAGE_SIZE",
+    "WEBSUB_HUB_URL",
+)
 
 
 def package_version() -> str:
@@ -41,30 +51,88 @@ class Site:
     cache: FeedCache
     fast_path: FastPath
 
+    @property
+    def cache_control(self) -> str:
+        return cache_control_value(self.settings["MAX_AGE"])
+
     def selection(self, kind: str, slug: str | None) -> Selection:
         return select(
             self.catalog, kind, slug, self.settings["SITE_TITLE"], self.settings["SITE_DESCRIPTION"]
         )
 
+    def archive(self, selection: Selection) -> Archive:
+        size = min(self.settings["ARCHIVE_PAGE_SIZE"], self.settings["DEFAULT_ITEMS"])
+        return Archive(size, len(selection.articles))
+
+    def hub_url(self, base_url: str) -> str:
+        return self.settings["WEBSUB_HUB_URL"] or f"{base_url}{HUB_PATH}"
+
     def feed(self, selection: Selection, extension: str, limit: int, base_url: str) -> Rendered:
-        """The rendered feed, from the cache or rendered now (at most once per process)."""
+        """The current feed document, from the cache or rendered now."""
+        url = f"{base_url}{feed_path(selection.kind, selection.slug, extension)}"
+        self_url = url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}?limit={limit}"
+        archive = self.archive(selection)
+        links = [("hub", self.hub_url(base_url))]
+        # Only a document holding every unarchived article may lead into the archives.
+        if archive.pages and limit >= archive.unarchived:
+            links.append(
+                ("prev-archive", self._page_url(selection, extension, archive.pages, base_url))
+            )
+        document = FeedDocument(
+            selection,
+            selection.articles[:limit],
+            base_url,
+            self_url,
+            self._ttl_minutes,
+            tuple(links),
+        )
+        return self._rendered(extension, document, self.cache_control)
+
+    def archive_page(
+        self, selection: Selection, extension: str, page: int, base_url: str
+    ) -> Rendered:
+        """Archive page `page` (1 is the oldest); a page that does not exist is UnknownFeed."""
+        archive = self.archive(selection)
+        if not archive.has(page):
+            raise UnknownFeed(f"{selection.feed_path} has {archive.pages} archive pages")
+        links = [("current", f"{base_url}{feed_path(selection.kind, selection.slug, extension)}")]
+        if archive.has(page - 1):
+            links.append(("prev-archive", self._page_url(selection, extension, page - 1, base_url)))
+        if archive.has(page + 1):
+            links.append(("next-archive", self._page_url(selection, extension, page + 1, base_url)))
+        document = FeedDocument(
+            selection,
+            archive.articles(selection.articles, page),
+            base_url,
+            self._page_url(selection, extension, page, base_url),
+            self._ttl_minutes,
+            tuple(links),
+            archive=True,
+        )
+        # The newest page changes once more, when the next page appears and it gains
+        # a next-archive link; every older page is final.
+        cache_control = IMMUTABLE if archive.has(page + 1) else self.cache_control
+        return self._rendered(extension, document, cache_control)
+
+    @property
+    def _ttl_minutes(self) -> int:
+        return max(1, self.settings["MAX_AGE"] // 60)
+
+    @staticmethod
+    def _page_url(selection: Selection, extension: str, page: int, base_url: str) -> str:
+        return f"{base_url}{feed_path(selection.kind, selection.slug, extension, page)}"
+
+    def _rendered(self, extension: str, document: FeedDocument, cache_control: str) -> Rendered:
+        """Render at most once per process and corpus version; the key is the document's URL."""
         fmt = FORMATS[extension]
-        self_url = f"{base_url}{selection.feed_path}.{extension}"
-        if limit != self.settings["DEFAULT_ITEMS"]:
-            self_url += f"?limit={limit}"
-        key = cache_key(self.catalog.version, self_url)
 
         def render() -> Rendered:
-            document = FeedDocument(
-                selection,
-                selection.articles[:limit],
-                base_url,
-                self_url,
-                ttl_minutes=max(1, self.settings["MAX_AGE"] // 60),
+            body = fmt.render(document)
+            return prepare(
+                body, document.updated, fmt.mime_type, cache_control, link_header(document)
             )
-            return prepare(fmt.render(document), document.updated, fmt.mime_type)
 
-        return self.cache.get_or_render(key, render)
+        return self.cache.get_or_render(cache_key(self.catalog.version, document.self_url), render)
 
 
 def load_site(settings: dict[str, Any]) -> Site:
@@ -77,5 +145,5 @@ def load_site(settings: dict[str, Any]) -> Site:
     corpus_version = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
     catalog = build_catalog(corpus.articles, corpus_version)
     cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"])
-    fast_path = FastPath(settings["CACHE_THRESHOLD"], cache_control_value(settings["MAX_AGE"]))
+    fast_path = FastPath(settings["CACHE_THRESHOLD"])
     return Site(settings, catalog, corpus.report, cache, fast_path)

@@ -8,10 +8,12 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
+from feeds.cache import Rendered
 from feeds.render import FORMATS
 from feeds.responses import CORS_HEADERS, feed_answer
 from feeds.selection import UnknownFeed
 from feeds.site import Site
+from feeds.urls import parse_feed_path
 
 blueprint = Blueprint("feeds", __name__)
 FEED_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -22,33 +24,35 @@ def current_site() -> Site:
     return current_app.extensions["feeds"]
 
 
-@blueprint.route("/feeds/all.<extension>", methods=FEED_METHODS)
-def all_feed(extension: str) -> Response:
-    return _feed("all", None, extension)
-
-
-@blueprint.route("/feeds/<any(topics, providers):kind>/<path:name>", methods=FEED_METHODS)
-def slug_feed(kind: str, name: str) -> Response:
-    slug, dot, extension = name.rpartition(".")
-    if not dot:
-        raise NotFound(f"feed URLs end in .{', .'.join(FORMATS)}")
-    return _feed(kind, slug, extension)
-
-
-def _feed(kind: str, slug: str | None, extension: str) -> Response:
-    if extension not in FORMATS:
-        raise NotFound(f"unknown format .{extension[:20]}; try .{', .'.join(FORMATS)}")
+@blueprint.route("/feeds/<path:rest>", methods=FEED_METHODS)
+def feed(rest: str) -> Response:
+    """Current feeds (`/feeds/all.rss`, `/feeds/topics/ai.atom`) and their archive pages."""
+    address = parse_feed_path(f"/feeds/{rest}")
+    if address is None:
+        raise NotFound("feed URLs look like /feeds/all.rss or /feeds/topics/<slug>.atom")
+    if address.extension not in FORMATS:
+        raise NotFound(f"unknown format .{address.extension}; try .{', .'.join(FORMATS)}")
     if request.method == "OPTIONS":
         return preflight()
     site = current_site()
-    limit = parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
     try:
-        selection = site.selection(kind, slug)
-    except UnknownFeed:
-        raise NotFound(f"no {kind[:-1]} '{slug}'; see / for every feed") from None
-    rendered = site.feed(selection, extension, limit, base_url(site))
-    site.fast_path.remember(request.environ, rendered)
-    answer = feed_answer(rendered, request.environ, site.fast_path.cache_control)
+        selection = site.selection(address.kind, address.slug)
+        if address.page is None:
+            limit = parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
+            return send(site, site.feed(selection, address.extension, limit, base_url(site)))
+        if "limit" in request.args:
+            raise BadRequest("archive pages have a fixed size; limit does not apply")
+        page = site.archive_page(selection, address.extension, address.page, base_url(site))
+        return send(site, page)
+    except UnknownFeed as unknown:
+        raise NotFound(f"{unknown}; see / for every feed") from None
+
+
+def send(site: Site, rendered: Rendered, remember: bool = True) -> Response:
+    """Answer with a rendered document, and let the fast path answer the same request next."""
+    if remember:
+        site.fast_path.remember(request.environ, rendered)
+    answer = feed_answer(rendered, request.environ)
     return Response(answer.body, answer.status, answer.headers)
 
 

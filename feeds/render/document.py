@@ -20,6 +20,11 @@ class FeedDocument:
     base_url: str  # origin without a trailing slash, e.g. "https://feeds.example.org"
     self_url: str  # the absolute URL this document is served at
     ttl_minutes: int
+    links: tuple[tuple[str, str], ...] = ()  # (rel, absolute URL): hub, archive navigation
+    archive: bool = False  # an RFC 5005 archive document (fh:archive)
+
+    def link(self, rel: str) -> str | None:
+        return next((href for name, href in self.links if name == rel), None)
 
     @property
     def page_url(self) -> str:
@@ -32,6 +37,12 @@ class FeedDocument:
 
     def feed_url(self, extension: str) -> str:
         return f"{self.base_url}{self.selection.feed_path}.{extension}"
+
+
+def link_header(document: FeedDocument) -> str:
+    """The HTTP `Link` header that WebSub and RFC 5005 clients read besides the body."""
+    links = (("self", document.self_url), *document.links)
+    return ", ".join(f'<{href}>; rel="{rel}"' for rel, href in links)
 
 
 def rfc3339(moment: datetime) -> str:

@@ -19,8 +19,14 @@ def render(document: FeedDocument) -> bytes:
         "home_page_url": document.page_url,
         "feed_url": document.self_url,
         "description": document.selection.description,
-        "items": [_item(article) for article in document.articles],
     }
+    older = document.link("prev-archive")
+    if older:
+        feed["next_url"] = older  # JSON Feed pages towards older items, as archives do
+    hub = document.link("hub")
+    if hub:
+        feed["hubs"] = [{"type": "WebSub", "url": hub}]
+    feed["items"] = [_item(article) for article in document.articles]
     return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8")
 
 

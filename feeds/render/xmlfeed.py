@@ -7,6 +7,8 @@ extension straight into the XML tree instead of through `FeedEntry.enclosure`.
 
 from __future__ import annotations
 
+from html import escape
+
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
@@ -16,6 +18,8 @@ from feeds.model import Article, Image
 from feeds.render.content import entry_html
 from feeds.render.document import GENERATOR, GENERATOR_URI, FeedDocument
 
+ATOM_NS = "http://www.w3.org/2005/Atom"
+HISTORY_NS = "http://purl.org/syndication/history/1.0"
 MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 EXTENSION = "feeds"
@@ -24,8 +28,31 @@ _STYLESHEET_PI = f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET_PATH}"?>\n
 
 
 class _FeedExtension(BaseExtension):
+    """Writes what feedgen cannot: RSS's extra atom:links and RFC 5005's fh:archive."""
+
+    links: tuple[tuple[str, str], ...] = ()
+    archive: bool = False
+
     def extend_ns(self) -> dict[str, str]:
-        return {"media": MEDIA_NS, "dc": DC_NS}
+        namespaces = {"media": MEDIA_NS, "dc": DC_NS}
+        if self.archive:
+            namespaces["fh"] = HISTORY_NS
+        return namespaces
+
+    def extend_rss(self, feed: etree._Element) -> etree._Element:
+        channel = feed.find("channel")
+        anchor = channel.find(f"{{{ATOM_NS}}}link")  # the self link feedgen wrote
+        for offset, (rel, href) in enumerate(self.links, start=1):
+            element = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
+            channel.insert(channel.index(anchor) + offset, element)
+        if self.archive:
+            etree.SubElement(channel, f"{{{HISTORY_NS}}}archive")
+        return feed
+
+    def extend_atom(self, feed: etree._Element) -> etree._Element:
+        if self.archive:
+            etree.SubElement(feed, f"{{{HISTORY_NS}}}archive")
+        return feed
 
 
 class _EntryExtension(BaseEntryExtension):
@@ -35,6 +62,11 @@ class _EntryExtension(BaseEntryExtension):
     author: str = ""
 
     def extend_rss(self, item: etree._Element) -> etree._Element:
+        # Readers take RSS <description> as HTML, so the plain-text excerpt is escaped
+        # for HTML once here (lxml escapes it for XML); Atom's text summary stays plain.
+        description = item.find("description")
+        if description is not None:
+            description.text = escape(description.text, quote=False)
         etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.author
         if self.image is not None:
             if self.image.mime_type:
@@ -86,8 +118,13 @@ def build(document: FeedDocument, self_type: str) -> FeedGenerator:
     generator.title(selection.title)
     generator.subtitle(selection.description)
     generator.generator(GENERATOR, uri=GENERATOR_URI)
+    extension = getattr(generator, EXTENSION)
+    extension.links, extension.archive = document.links, document.archive
     # The RSS channel <link> is the last link added, so the alternate link goes last.
+    # feedgen writes only the self link into RSS; the extension writes the others there.
     generator.link(href=document.self_url, rel="self", type=self_type)
+    for rel, href in document.links:
+        generator.link(href=href, rel=rel)
     generator.link(href=document.page_url, rel="alternate", type="text/html")
     generator.updated(document.updated)
     generator.ttl(document.ttl_minutes)

@@ -1,0 +1,157 @@
+"""RFC 5005 archives: walking prev-archive from a current feed collects its full history."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import feedparser
+import pytest
+from lxml import etree
+
+from feeds.app import create_app
+from tests.support import document
+
+ORIGIN = "https://feeds.example.org"
+FH = "{http://purl.org/syndication/history/1.0}archive"
+
+
+def write_articles(root: Path, start: int, count: int) -> None:
+    for index in range(start, start + count):
+        topics = "\n  - Robots" if index % 3 else "\n  - Robots\n  - Rare"
+        domain = "even.example" if index % 2 == 0 else "odd.example"
+        (root / f"{index:04d}.txt").write_text(
+            document(
+                title=f'"Article {index}"',
+                publishedDateTime=f"{2000 + index // 12}-{1 + index % 12:02d}-15T12:00:00Z",
+                webUrl=f'"https://{domain}/{index}"',
+                topics=topics,
+                provider=f"\n  name: {domain}\n  domain: {domain}",
+            )
+        )
+
+
+def client(root: Path):
+    return create_app(
+        {"CORPUS_DIR": str(root), "BASE_URL": ORIGIN, "DEFAULT_ITEMS": 30, "ARCHIVE_PAGE_SIZE": 20}
+    ).test_client()
+
+
+def path_of(url: str) -> str:
+    assert url.startswith(ORIGIN), url
+    return url.removeprefix(ORIGIN)
+
+
+def walk_xml(c, path: str) -> tuple[list[str], list[str]]:
+    """Ids in the current document, and ids in every archive page reached by prev-archive."""
+    parsed = feedparser.parse(c.get(path).data)
+    current = [entry.id for entry in parsed.entries]
+    archived: list[str] = []
+    links = {link.rel: link.href for link in parsed.feed.links}
+    seen_pages = set()
+    while "prev-archive" in links:
+        page = path_of(links["prev-archive"])
+        assert page not in seen_pages
+        seen_pages.add(page)
+        response = c.get(page)
+        assert response.status_code == 200
+        assert etree.fromstring(response.data).find(f".//{FH}") is not None
+        parsed = feedparser.parse(response.data)
+        assert parsed.bozo == 0
+        links = {link.rel: link.href for link in parsed.feed.links}
+        assert path_of(links["current"]) == path
+        archived.extend(entry.id for entry in parsed.entries)
+    return current, archived
+
+
+def expected_ids(c, kind_path: str) -> set[str]:
+    """Every article the feed holds, read from the biggest current document we can ask for."""
+    feed = json.loads(c.get(f"{kind_path}.json?limit=500").data)
+    return {item["id"] for item in feed["items"]}
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    write_articles(tmp_path, 0, 135)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "feed",
+    ["/feeds/all", "/feeds/topics/robots", "/feeds/topics/rare", "/feeds/providers/odd.example"],
+)
+@pytest.mark.parametrize("extension", ["rss", "atom"])
+def test_walking_prev_archive_collects_everything_once(
+    corpus: Path, feed: str, extension: str
+) -> None:
+    c = client(corpus)
+    current, archived = walk_xml(c, f"{feed}.{extension}")
+    assert len(archived) == len(set(archived)), "an article is in two archive pages"
+    assert set(current) | set(archived) == expected_ids(c, feed)
+
+
+def test_json_feed_pages_with_next_url(corpus: Path) -> None:
+    c = client(corpus)
+    feed = json.loads(c.get("/feeds/all.json").data)
+    ids = [item["id"] for item in feed["items"]]
+    while "next_url" in feed:
+        feed = json.loads(c.get(path_of(feed["next_url"])).data)
+        ids.extend(item["id"] for item in feed["items"])
+    assert set(ids) == expected_ids(c, "/feeds/all")
+    assert len(ids) - len(set(ids)) <= 30  # only the current document overlaps
+
+
+def test_pages_are_fixed_size_oldest_first_and_cacheable(corpus: Path) -> None:
+    c = client(corpus)
+    first = c.get("/feeds/all/archive/1.atom")
+    oldest = feedparser.parse(first.data).entries
+    assert len(oldest) == 20
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    newest_page = c.get("/feeds/all/archive/6.atom")  # 135 // 20 == 6 complete pages
+    assert newest_page.status_code == 200
+    assert "immutable" not in newest_page.headers["Cache-Control"]
+    assert c.get("/feeds/all/archive/7.atom").status_code == 404
+    assert c.get("/feeds/all/archive/0.atom").status_code == 404
+    assert c.get("/feeds/all/archive/1.atom?limit=5").status_code == 400
+    links = {link.rel for link in feedparser.parse(first.data).feed.links}
+    assert {"self", "current", "next-archive"} <= links and "prev-archive" not in links
+
+
+def test_a_new_article_changes_no_archive_page_but_the_newest(tmp_path: Path) -> None:
+    write_articles(tmp_path, 0, 58)  # two complete pages and 18 more
+    pages = {n: client(tmp_path).get(f"/feeds/all/archive/{n}.rss").data for n in (1, 2)}
+    write_articles(tmp_path, 1000, 1)  # a newest article: no page changes
+    after = client(tmp_path)
+    assert {n: after.get(f"/feeds/all/archive/{n}.rss").data for n in (1, 2)} == pages
+    assert after.get("/feeds/all/archive/3.rss").status_code == 404
+    write_articles(tmp_path, 1001, 1)  # the 60th completes page 3
+    later = client(tmp_path)
+    assert later.get("/feeds/all/archive/1.rss").data == pages[1]
+    newest_before = feedparser.parse(pages[2])
+    newest_now = feedparser.parse(later.get("/feeds/all/archive/2.rss").data)
+    assert [e.id for e in newest_now.entries] == [e.id for e in newest_before.entries]
+    gained = {link.rel for link in newest_now.feed.links} - {
+        link.rel for link in newest_before.feed.links
+    }
+    assert gained == {"next-archive"}  # the only change to the then-newest page
+    assert later.get("/feeds/all/archive/3.rss").status_code == 200
+
+
+def test_short_limits_do_not_lead_into_the_archives(corpus: Path) -> None:
+    c = client(corpus)
+    full = feedparser.parse(c.get("/feeds/all.atom").data)
+    assert "prev-archive" in {link.rel for link in full.feed.links}
+    short = feedparser.parse(c.get("/feeds/all.atom?limit=5").data)  # 15 are unarchived
+    assert "prev-archive" not in {link.rel for link in short.feed.links}
+
+
+def test_current_feeds_advertise_the_hub(corpus: Path) -> None:
+    c = client(corpus)
+    response = c.get("/feeds/topics/robots.rss")
+    assert f'<{ORIGIN}/websub>; rel="hub"' in response.headers["Link"]
+    assert f'<{ORIGIN}/feeds/topics/robots.rss>; rel="self"' in response.headers["Link"]
+    links = {link.rel: link.href for link in feedparser.parse(response.data).feed.links}
+    assert links["hub"] == f"{ORIGIN}/websub"
+    assert json.loads(c.get("/feeds/all.json").data)["hubs"] == [
+        {"type": "WebSub", "url": f"{ORIGIN}/websub"}
+    ]
