@@ -12,6 +12,7 @@ import click
 
 from feeds.app import create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus
+from feeds.export import export_site
 from feeds.render import FORMATS
 from feeds.selection import all_selections
 from feeds.settings import SettingsError, load_settings
@@ -58,6 +59,16 @@ def render(url_path: str) -> None:
     if response.status_code != 200:
         raise click.ClickException(response.get_data(as_text=True).strip())
     sys.stdout.buffer.write(response.get_data())
+
+
+@main.command("export", help="Write every feed, archive, page and the OPML as static files.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def export(directory: Path) -> None:
+    try:
+        written = export_site(create_app(), directory)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {written} files (and their .gz siblings) to {directory}")
 
 
 def print_report(report: LoadReport) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from importlib.resources import files
+from pathlib import Path
 
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import BadRequest, NotFound
@@ -29,6 +29,7 @@ blueprint = Blueprint("pages", __name__, template_folder="templates")
 
 HTML = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSETS = {
     STYLESHEET_PATH.lstrip("/"): "text/xsl; charset=utf-8",
     "feeds.css": "text/css; charset=utf-8",
@@ -126,10 +127,10 @@ def asset(name: str) -> Response:
     if request.method == "OPTIONS":
         return preflight()
     site = current_site()
-    path = files("feeds").joinpath("static", name)
+    path = STATIC_DIR / name
 
     def render() -> Rendered:
-        modified = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)  # type: ignore[attr-defined]
+        modified = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
         return prepare(path.read_bytes(), modified, ASSETS[name], site.cache_control)
 
     return send(site, site.cache.get_or_render(_key(site, "asset", name), render))
