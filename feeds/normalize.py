@@ -18,6 +18,8 @@ _XML_UNSAFE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef\ufffe\uffff]"
 )
 _WHITESPACE = re.compile(r"\s+")
+_ANY_SPACE = re.compile(r"\s")  # the characters str.isspace() accepts, for str patterns
+_HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _MAX_URL = 2048
 
@@ -64,7 +66,7 @@ def http_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     url = value.strip()
-    if len(url) > _MAX_URL or _XML_UNSAFE.search(url) or any(c.isspace() for c in url):
+    if len(url) > _MAX_URL or _XML_UNSAFE.search(url) or _ANY_SPACE.search(url):
         return None
     try:
         parts = urlsplit(url)
@@ -86,7 +88,7 @@ def domain_name(value: Any) -> str | None:
     except UnicodeError:
         return None
     labels = host.split(".")
-    valid = all(re.fullmatch(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", label) for label in labels)
+    valid = all(_HOST_LABEL.fullmatch(label) for label in labels)
     return host if host and len(host) <= 253 and valid else None
 
 

@@ -110,6 +110,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Documents larger than this are skipped unread, so one file cannot bloat every feed.",
     ),
     Setting(
+        "SNAPSHOT_DIR",
+        "",
+        str,
+        "Directory for snapshots of the parsed corpus, so restarts over unchanged files are "
+        "fast; empty: `$XDG_CACHE_HOME/feeds` (`~/.cache/feeds`); `off`: none.",
+    ),
+    Setting(
         "CACHE_TYPE",
         "simple",
         _cache_type,

@@ -204,3 +204,8 @@ def test_secured_token_is_never_kept(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text(document().replace("---\n", f'---\nsecured: "{secret}"\n', 1))
     corpus = load(tmp_path)
     assert secret not in repr(corpus.articles)
+
+
+def test_impossible_unquoted_date_is_skipped_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "bad.txt").write_text(document(publishedDateTime="2021-13-45"))
+    assert only_skip_with(tmp_path).startswith("malformed YAML")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from feeds.corpus import LoadOptions, load_corpus
-from feeds.model import build_catalog, slugify
+from feeds.model import build_catalog, pack_catalog, packed_articles, slugify
 from tests.support import document
 
 
@@ -93,3 +93,34 @@ def test_catalog_indexes_by_topic_and_provider_newest_first(tmp_path: Path) -> N
     assert catalog.providers["b.org"].name == "B"
     with pytest.raises(TypeError):
         catalog.topics["new"] = None  # read-only
+
+
+def test_packed_catalog_reads_like_the_plain_one(tmp_path: Path) -> None:
+    for index in range(5):
+        topics = "\n  - AI\n  - Robots" if index % 2 else "\n  - AI"
+        text = document(
+            webUrl=f'"https://a.com/{index}"',
+            publishedDateTime=f"2022-03-0{index + 1}T05:06:07.123456Z",
+            topics=topics,
+        )
+        (tmp_path / f"{index}.txt").write_text(text)
+    plain = build_catalog(load_corpus(tmp_path, LoadOptions()).articles, "v1")
+    blob, offsets, indexes = pack_catalog(plain)
+    packed = build_catalog(packed_articles(blob, offsets, indexes), "v1")
+    for ours, theirs in [
+        (packed.articles, plain.articles),
+        (packed.by_topic["robots"], plain.by_topic["robots"]),
+        (packed.by_provider["example.com"], plain.by_provider["example.com"]),
+    ]:
+        assert len(ours) == len(theirs)
+        assert tuple(ours) == theirs
+        assert ours[0] == theirs[0] and ours[-1] == theirs[-1]
+        assert ours[1:3] == theirs[1:3] and isinstance(ours[1:3], tuple)
+        assert ours[::-1] == theirs[::-1]
+        with pytest.raises(IndexError):
+            ours[len(theirs)]
+    assert dict(packed.topics) == dict(plain.topics)
+    assert dict(packed.providers) == dict(plain.providers)
+    assert packed.version == "v1"
+    with pytest.raises(TypeError):
+        packed.providers["x"] = None  # read-only
