@@ -5,7 +5,7 @@ Selections are lookups in the catalog's prebuilt indexes, never scans of the cor
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from feeds.model import Article, Catalog
@@ -36,35 +36,36 @@ class Selection:
         return "/" if self.kind == "all" else f"/{self.kind}/{self.slug}"
 
 
+DESCRIPTIONS = {
+    "topics": "Articles about {}, newest first.",
+    "providers": "Articles from {}, newest first.",
+}
+
+
 def select(
     catalog: Catalog, kind: str, slug: str | None, site_title: str, site_description: str
 ) -> Selection:
     if kind == "all":
         return Selection("all", None, site_title, site_description, catalog.articles)
-    if kind == "topics" and slug in catalog.topics:
-        name = catalog.topics[slug].name
-        return Selection(
-            kind,
-            slug,
-            f"{name} · {site_title}",
-            f"Articles about {name}, newest first.",
-            catalog.by_topic[slug],
-        )
-    if kind == "providers" and slug in catalog.providers:
-        name = catalog.providers[slug].name
-        return Selection(
-            kind,
-            slug,
-            f"{name} · {site_title}",
-            f"Articles from {name}, newest first.",
-            catalog.by_provider[slug],
-        )
-    raise UnknownFeed(f"no {kind[:-1]} '{slug}'")
+    names, articles = _indexes(catalog).get(kind, ({}, {}))
+    if slug not in names:
+        raise UnknownFeed(f"no {kind[:-1]} '{slug}'")
+    name = names[slug].name
+    return Selection(
+        kind, slug, f"{name} · {site_title}", DESCRIPTIONS[kind].format(name), articles[slug]
+    )
+
+
+def _indexes(catalog: Catalog) -> dict[str, tuple[Mapping, Mapping]]:
+    return {
+        "topics": (catalog.topics, catalog.by_topic),
+        "providers": (catalog.providers, catalog.by_provider),
+    }
 
 
 def all_selections(catalog: Catalog, site_title: str, site_description: str) -> Iterator[Selection]:
     """Every feed the catalog has: all content, then each topic, then each provider."""
     yield select(catalog, "all", None, site_title, site_description)
-    for kind, index in (("topics", catalog.topics), ("providers", catalog.providers)):
-        for slug in index:
+    for kind, (names, _articles) in _indexes(catalog).items():
+        for slug in names:
             yield select(catalog, kind, slug, site_title, site_description)
