@@ -3,9 +3,10 @@
 Page 1 holds a feed's oldest `size` articles, page 2 the next `size`, and so on; only
 complete pages exist. Adding a newer article therefore never changes an existing page:
 it joins the current feed, and once `size` such articles have gathered they form the
-next page. The current feed document holds at least every article newer than the
-newest page, so walking `prev-archive` from it reaches every article exactly once in
-the archives, with the current document's entries on top.
+next page (the page before it then links to it instead of to the current document).
+The current feed document holds at least every article newer than the newest page, so
+walking `prev-archive` from it reaches every article exactly once in the archives, with
+the current document's entries on top.
 """
 
 from __future__ import annotations

@@ -95,11 +95,20 @@ class Site:
         archive = self.archive(selection)
         if not archive.has(page):
             raise UnknownFeed(f"{selection.feed_path} has {archive.pages} archive pages")
-        links = [("current", f"{base_url}{feed_path(selection.kind, selection.slug, extension)}")]
+        current = f"{base_url}{feed_path(selection.kind, selection.slug, extension)}"
+        links = [("current", current)]
         if archive.has(page - 1):
             links.append(("prev-archive", self._page_url(selection, extension, page - 1, base_url)))
-        if archive.has(page + 1):
-            links.append(("next-archive", self._page_url(selection, extension, page + 1, base_url)))
+        # The newest page's next document is the current one: readers walking forward get
+        # there, and a lone page is not left without archive links (the W3C validator's
+        # ArchiveIncomplete warning).
+        newer = archive.has(page + 1)
+        links.append(
+            (
+                "next-archive",
+                self._page_url(selection, extension, page + 1, base_url) if newer else current,
+            )
+        )
         document = FeedDocument(
             selection,
             archive.articles(selection.articles, page),
@@ -111,7 +120,7 @@ class Site:
         )
         # The newest page changes once more, when the next page appears and it gains
         # a next-archive link; every older page is final.
-        cache_control = IMMUTABLE if archive.has(page + 1) else self.cache_control
+        cache_control = IMMUTABLE if newer else self.cache_control
         return self._rendered(extension, document, cache_control)
 
     @property
