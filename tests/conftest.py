@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,6 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.support import PROJECT_ROOT, Server, start_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def snapshots_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Corpus snapshots from the tests go to a temporary directory, not ~/.cache."""
+    os.environ.setdefault("FEEDS_SNAPSHOT_DIR", str(tmp_path_factory.mktemp("snapshots")))
 
 
 @pytest.fixture
