@@ -163,8 +163,14 @@ def start_gunicorn(name: str, command: list[str], env: dict[str, str], log_dir: 
     return Server(name, process, f"http://127.0.0.1:{port}", log_path, started_at)
 
 
-def start_ours(corpus: Path, log_dir: Path) -> Server:
-    return start_gunicorn("feeds", procfile_command(), {"FEEDS_CORPUS_DIR": str(corpus)}, log_dir)
+def start_ours(corpus: Path, args: argparse.Namespace) -> Server:
+    """Our server on `corpus`, with this run's own snapshot directory.
+
+    A fresh snapshot directory per run makes the first start a real first start (no
+    snapshot left by an earlier run) and the restart a start from that snapshot.
+    """
+    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_SNAPSHOT_DIR": str(args.snapshot_dir)}
+    return start_gunicorn("feeds", procfile_command(), env, args.log_dir)
 
 
 def start_baseline(spec_path: Path, log_dir: Path) -> Server:
@@ -319,7 +325,7 @@ def _first_documents(corpus: Path, limit: int) -> list[Path]:
 
 def measure_start(corpus: Path, feeds: list[str], args: argparse.Namespace, label: str) -> Json:
     """Popen to the first 200 from /healthz, cold first requests, then PSS after warm-up."""
-    server = start_ours(corpus, args.log_dir)
+    server = start_ours(corpus, args)
     try:
         seconds = wait_serving(server, "/healthz", args.start_timeout)
         port = port_of(server)
@@ -398,7 +404,7 @@ def check_same_answers(ours: Server, baseline: Server, cases: dict[str, list[str
 
 def measure_throughput(corpus: Path, args: argparse.Namespace, workdir: Path) -> Json:
     """wrk against baseline and ours, alternately (A/B/A/B), each case `repeats` times."""
-    ours = start_ours(corpus, args.log_dir)
+    ours = start_ours(corpus, args)
     try:
         wait_serving(ours, "/healthz", args.start_timeout)
         spec_path, facts = capture_spec(ours, workdir)
@@ -628,6 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = args.corpus_root / f"run-{stamp}"
     workdir.mkdir(parents=True, exist_ok=True)
+    args.snapshot_dir = workdir / "snapshots"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     results: Json = {
