@@ -150,6 +150,43 @@ SETTINGS: tuple[Setting, ...] = (
         _base_url,
         "An external WebSub hub to advertise; empty: the built-in hub at `/websub`.",
     ),
+    Setting(
+        "WEBSUB_DB",
+        "",
+        str,
+        "SQLite file of the built-in hub's subscriptions and deliveries (Redis holds them "
+        "when `FEEDS_CACHE_TYPE=redis`); empty: one file per corpus beside the snapshots.",
+    ),
+    Setting(
+        "WEBSUB_ALLOW_PRIVATE_CALLBACKS",
+        False,
+        _bool,
+        "Let WebSub callbacks be loopback, private or reserved addresses (tests, intranets).",
+    ),
+    Setting(
+        "WEBSUB_MAX_SUBSCRIPTIONS",
+        10_000,
+        _positive_int,
+        "Most subscriptions the built-in hub holds, over all topics and callbacks.",
+    ),
+    Setting(
+        "WEBSUB_MIN_LEASE_SECONDS",
+        60,
+        _positive_int,
+        "Shortest lease granted; longer asks are capped at 30 days, none asked gets 10 days.",
+    ),
+    Setting(
+        "WEBSUB_RETRY_SECONDS",
+        60,
+        _positive_int,
+        "Wait before retrying a failed push; it doubles after each further failure.",
+    ),
+    Setting(
+        "WEBSUB_MAX_ATTEMPTS",
+        8,
+        _positive_int,
+        "Failed pushes in a row after which a subscription is dropped.",
+    ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
 )
 

@@ -1,0 +1,181 @@
+"""Pushing changed feeds to subscribers: `notify` enqueues, each worker's loop delivers.
+
+`notify` runs in the gunicorn master on reload, so it only writes to the store: no
+threads are started in a process that forks. Every worker runs `run`, which claims
+due deliveries and POSTs them; failures are retried with exponential backoff, and a
+subscriber that keeps failing is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from http.client import HTTPException
+from typing import Any
+
+from flask import Flask
+
+from feeds.site import Site
+from feeds.websub import client
+from feeds.websub.store import Claim, Content, Store, open_store
+from feeds.websub.topics import UnknownTopic, topic_feed
+
+log = logging.getLogger("feeds.websub")
+
+POLL_SECONDS = 0.5
+PURGE_EVERY_SECONDS = 60.0
+MAX_IN_FLIGHT = 16  # deliveries under way at once, per worker
+USER_AGENT = "feeds-websub-hub"
+STOP_WAIT_SECONDS = 3.0
+
+
+class Loop:
+    """One worker's delivery loop, and the deliveries it has under way."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+        self.stopping = threading.Event()
+        self.in_flight: set[threading.Thread] = set()
+        self.thread = threading.Thread(target=run, args=(self,), name="websub-delivery")
+        self.thread.daemon = True
+
+    def stop(self) -> None:
+        """End the loop and give deliveries under way a moment: a worker that exits
+        with greenlets still waiting hangs in interpreter shutdown."""
+        self.stopping.set()
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        for thread in [self.thread, *self.in_flight]:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def notify(old_site: Site, new_site: Site) -> int:
+    """Enqueue the new document of every subscribed topic whose bytes changed."""
+    if new_site.settings["WEBSUB_HUB_URL"]:
+        return 0
+    store = open_store(new_site.settings)
+    now = time.time()
+    queued = 0
+    for topic in store.topics(now):
+        try:
+            fresh = topic_feed(new_site, topic)
+        except UnknownTopic:
+            continue  # gone from the corpus; its subscribers hear nothing
+        try:
+            changed = topic_feed(old_site, topic).etag != fresh.etag
+        except UnknownTopic:
+            changed = True
+        if changed:
+            content = Content(fresh.body, fresh.content_type, fresh.link_header)
+            queued += store.enqueue(topic, content, now)
+    log.info("websub: %d deliveries queued", queued)
+    return queued
+
+
+def start(app: Flask | Any) -> Loop | None:
+    """Start this worker's delivery loop (a greenlet under gevent's patched threading)."""
+    site = getattr(app, "extensions", {}).get("feeds")
+    if site is None or site.settings["WEBSUB_HUB_URL"]:
+        return None  # not our app (the benchmark's baseline), or an external hub
+    settings = site.settings
+    loop = Loop(settings)
+    loop.thread.start()
+    return loop
+
+
+def run(loop: Loop) -> None:
+    """Claim and deliver until stopped; a store that fails is retried, logged once."""
+    slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
+    store: Store | None = None
+    next_purge = 0.0
+    failing = False
+    while not loop.stopping.is_set():
+        try:
+            store = store or open_store(loop.settings)
+            now = time.time()
+            if now >= next_purge:
+                store.purge(now)
+                next_purge = now + PURGE_EVERY_SECONDS
+            while not loop.stopping.is_set() and slots.acquire(timeout=POLL_SECONDS):
+                claim = store.claim(time.time())
+                if claim is None:
+                    slots.release()
+                    break
+                worker = threading.Thread(
+                    target=_deliver_then_release, args=(loop, store, claim, slots), daemon=True
+                )
+                loop.in_flight.add(worker)
+                worker.start()
+            failing = False
+        except Exception:  # the store is down: wait, and say so once
+            if not failing:
+                log.exception("websub store failed; retrying")
+            failing = True
+            store = None
+        loop.stopping.wait(POLL_SECONDS)
+
+
+def _deliver_then_release(
+    loop: Loop, store: Store, claim: Claim, slots: threading.BoundedSemaphore
+) -> None:
+    try:
+        deliver(store, claim, loop.settings)
+    except Exception:
+        log.exception("delivery to %s failed", claim.callback)
+    finally:
+        slots.release()
+        loop.in_flight.discard(threading.current_thread())
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def backoff(base: float, failures: int) -> float:
+    """Seconds before the next attempt after `failures` failed ones: base, 2 base, 4 base..."""
+    return base * 2 ** (failures - 1)
+
+
+def deliver(store: Store, claim: Claim, settings: dict[str, Any]) -> bool:
+    """One attempt; 2xx is done, anything else is retried later or, at last, dropped."""
+    subscription = store.get(claim.callback, claim.topic)
+    now = time.time()
+    if subscription is None or not subscription.live(now) or claim.content is None:
+        store.done(claim)  # expired or removed meanwhile: never call it
+        return False
+    content = claim.content
+    headers = {
+        "Content-Type": content.content_type,
+        "Link": content.link_header,
+        "User-Agent": USER_AGENT,
+    }
+    if subscription.secret:
+        headers["X-Hub-Signature"] = signature(subscription.secret, content.body)
+    try:
+        target = client.resolve(claim.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+        reply = client.call(target, "POST", target.path, content.body, headers)
+        outcome = f"status {reply.status}"
+        ok = 200 <= reply.status < 300
+    except (client.CallbackRefused, OSError, HTTPException) as error:
+        outcome, ok = f"{error.__class__.__name__}: {error}", False
+    if ok:
+        store.done(claim)
+        log.info("delivered %s to %s", claim.topic, claim.callback)
+        return True
+    failures = claim.attempts + 1
+    if failures >= settings["WEBSUB_MAX_ATTEMPTS"]:
+        store.remove(claim.callback, claim.topic)
+        log.warning(
+            "dropped subscription of %s to %s after %d failed deliveries (last: %s)",
+            claim.callback,
+            claim.topic,
+            failures,
+            outcome,
+        )
+        return False
+    delay = backoff(settings["WEBSUB_RETRY_SECONDS"], failures)
+    store.retry(claim, time.time() + delay)
+    log.info("delivery to %s failed (%s); retry in %.0fs", claim.callback, outcome, delay)
+    return False

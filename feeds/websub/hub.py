@@ -1,0 +1,150 @@
+"""POST /websub: subscription requests, checked now, verified with the subscriber later.
+
+A valid request is answered 202 at once; a worker greenlet then asks the callback to
+echo a random challenge, and only an exact echo stores (or removes) the subscription.
+Anything wrong with the request is a 4xx with a one-line reason, before any callback
+is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any
+
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
+
+from feeds.urls import HUB_PATH
+from feeds.web import base_url, current_site
+from feeds.websub import client
+from feeds.websub.store import Subscription, open_store
+from feeds.websub.topics import UnknownTopic, origin, topic_feed
+
+log = logging.getLogger("feeds.websub")
+blueprint = Blueprint("websub", __name__)
+
+DEFAULT_LEASE_SECONDS = 10 * 86400
+MAX_LEASE_SECONDS = 30 * 86400
+MAX_SECRET_BYTES = 199  # the Recommendation: less than 200 bytes
+MAX_REQUEST_BYTES = 8192
+MAX_PENDING_VERIFICATIONS = 64  # per worker
+
+_pending = threading.BoundedSemaphore(MAX_PENDING_VERIFICATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    mode: str  # subscribe or unsubscribe
+    callback: str
+    topic: str
+    lease_seconds: int
+    secret: str
+
+
+@blueprint.route(HUB_PATH, methods=["POST"])
+def hub() -> Response:
+    site = current_site()
+    settings = site.settings
+    if settings["WEBSUB_HUB_URL"]:
+        raise NotFound(f"this server's hub is {settings['WEBSUB_HUB_URL']}")
+    if (request.content_length or 0) > MAX_REQUEST_BYTES:
+        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise BadRequest("send the fields as application/x-www-form-urlencoded")
+    intent = parse_intent(settings)
+    topic_origin = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
+    if origin(intent.topic) != topic_origin:
+        raise BadRequest(f"hub.topic must be a feed of {topic_origin}")
+    try:
+        topic_feed(site, intent.topic)
+    except UnknownTopic as unknown:
+        raise BadRequest(str(unknown)) from None
+    try:
+        client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+    except client.CallbackRefused as refused:
+        raise BadRequest(str(refused)) from None
+    store = open_store(settings)
+    if intent.mode == "subscribe":
+        known = store.get(intent.callback, intent.topic) is not None
+        if not known and store.count() >= settings["WEBSUB_MAX_SUBSCRIPTIONS"]:
+            raise TooManyRequests("this hub holds as many subscriptions as it allows")
+    elif store.get(intent.callback, intent.topic) is None:
+        raise BadRequest("no subscription of this hub.callback to this hub.topic")
+    if not _pending.acquire(blocking=False):
+        raise TooManyRequests("too many verifications under way; try again in a minute")
+    threading.Thread(target=_verify_then_release, args=(intent, settings), daemon=True).start()
+    return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
+
+
+def parse_intent(settings: dict[str, Any]) -> Intent:
+    fields = {}
+    for name in ("hub.mode", "hub.callback", "hub.topic", "hub.lease_seconds", "hub.secret"):
+        values = request.form.getlist(name)
+        if len(values) > 1:
+            raise BadRequest(f"{name} is given more than once")
+        fields[name] = values[0] if values else ""
+    mode = fields["hub.mode"]
+    if mode not in ("subscribe", "unsubscribe"):
+        raise BadRequest("hub.mode must be subscribe or unsubscribe")
+    for name in ("hub.callback", "hub.topic"):
+        if not fields[name]:
+            raise BadRequest(f"{name} is required")
+    secret = fields["hub.secret"]
+    if len(secret.encode("utf-8")) > MAX_SECRET_BYTES:
+        raise BadRequest("hub.secret must be less than 200 bytes")
+    return Intent(
+        mode, fields["hub.callback"], fields["hub.topic"], lease(fields, settings), secret
+    )
+
+
+def lease(fields: dict[str, str], settings: dict[str, Any]) -> int:
+    """The asked lease, within [minimum, 30 days]; 10 days when none is asked."""
+    text = fields["hub.lease_seconds"]
+    if not text:
+        return DEFAULT_LEASE_SECONDS
+    if not text.isdigit() or len(text) > 12:
+        raise BadRequest("hub.lease_seconds must be a whole number of seconds")
+    return max(settings["WEBSUB_MIN_LEASE_SECONDS"], min(int(text), MAX_LEASE_SECONDS))
+
+
+def _verify_then_release(intent: Intent, settings: dict[str, Any]) -> None:
+    try:
+        verify(intent, settings)
+    except Exception:  # a greenlet must not die silently
+        log.exception("verification of %s for %s failed", intent.callback, intent.topic)
+    finally:
+        _pending.release()
+
+
+def verify(intent: Intent, settings: dict[str, Any]) -> bool:
+    """Ask the callback to echo a challenge; only an exact echo changes the store."""
+    challenge = secrets.token_urlsafe(32)
+    params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
+    if intent.mode == "subscribe":
+        params["hub.lease_seconds"] = str(intent.lease_seconds)
+    try:
+        target = client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+        reply = client.call(target, "GET", client.with_query(target.path, params), None, {})
+    except (client.CallbackRefused, OSError, HTTPException) as error:
+        log.info("not verified: %s %s: %s", intent.mode, intent.callback, error)
+        return False
+    if not 200 <= reply.status < 300 or reply.body != challenge.encode():
+        log.info("not verified: %s %s answered %d", intent.mode, intent.callback, reply.status)
+        return False
+    store = open_store(settings)
+    if intent.mode == "unsubscribe":
+        store.remove(intent.callback, intent.topic)
+        log.info("unsubscribed %s from %s", intent.callback, intent.topic)
+        return True
+    expires_at = time.time() + intent.lease_seconds
+    subscription = Subscription(intent.callback, intent.topic, intent.secret, expires_at)
+    if not store.put(subscription, settings["WEBSUB_MAX_SUBSCRIPTIONS"]):
+        log.warning("subscription of %s refused: the hub is full", intent.callback)
+        return False
+    log.info("subscribed %s to %s for %ds", intent.callback, intent.topic, intent.lease_seconds)
+    return True

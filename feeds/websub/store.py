@@ -1,0 +1,420 @@
+"""Subscriptions and the delivery queue, on disk (SQLite) or shared by hosts (Redis).
+
+A subscription has at most one pending delivery, holding the newest content: a change
+that comes before an older one was delivered replaces it, so a subscriber never gets
+stale bytes after fresh ones. Content is stored once per rendered document, already
+rendered by the reloading process, so whichever worker delivers sends the same bytes.
+A claim moves the delivery's due time forward by a hold and gives it a new token in
+one atomic step, so exactly one worker of one host makes each attempt; a worker that
+dies mid-delivery lets the hold expire and the delivery is tried again. Each
+subscription remembers the content last queued for it, so hosts that reload the same
+corpus queue one delivery, not one per host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import redis
+
+from feeds.snapshot import default_directory
+
+CLAIM_HOLD_SECONDS = 60.0  # longer than any one attempt can take (see client.TOTAL_SECONDS)
+REDIS_PREFIX = "feeds:websub:"
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    callback: str
+    topic: str
+    secret: str  # "" when the subscriber gave none
+    expires_at: float  # epoch seconds
+
+    def live(self, now: float) -> bool:
+        return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """One rendered feed document as it is pushed."""
+
+    body: bytes
+    content_type: str
+    link_header: str
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(self.body)
+        digest.update(b"\0" + self.content_type.encode() + b"\0" + self.link_header.encode())
+        return digest.hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A delivery one worker holds until it reports done or retry."""
+
+    callback: str
+    topic: str
+    attempts: int  # failed attempts before this one
+    token: str
+    content: Content | None  # None if it was purged meanwhile
+
+
+class Store(Protocol):
+    def get(self, callback: str, topic: str) -> Subscription | None: ...
+    def put(self, subscription: Subscription, limit: int) -> bool: ...
+    def remove(self, callback: str, topic: str) -> None: ...
+    def count(self) -> int: ...
+    def topics(self, now: float) -> list[str]: ...
+    def enqueue(self, topic: str, content: Content, now: float) -> int: ...
+    def claim(self, now: float) -> Claim | None: ...
+    def done(self, claim: Claim) -> None: ...
+    def retry(self, claim: Claim, due_at: float) -> None: ...
+    def purge(self, now: float) -> int: ...
+
+
+def open_store(settings: dict[str, Any]) -> Store:
+    """Redis when the cache is shared by hosts, else the SQLite file of this host."""
+    if settings["CACHE_TYPE"] == "redis":
+        return RedisStore(settings["CACHE_REDIS_URL"])
+    return SqliteStore(Path(settings["WEBSUB_DB"] or default_db_path(settings)))
+
+
+def default_db_path(settings: dict[str, Any]) -> Path:
+    """One file per corpus directory beside the snapshots (else in a temp dir): servers
+    of the same corpus on one host share subscriptions, others never do."""
+    corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
+    name = f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
+    configured = str(settings["SNAPSHOT_DIR"]).strip()
+    directory = Path(configured) if configured.lower() not in ("", "off") else default_directory()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        directory = Path(tempfile.gettempdir())
+    return directory / name
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    callback TEXT NOT NULL, topic TEXT NOT NULL, secret TEXT NOT NULL,
+    expires_at REAL NOT NULL, queued_key TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (callback, topic));
+CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic, expires_at);
+CREATE TABLE IF NOT EXISTS contents (
+    key TEXT PRIMARY KEY, content_type TEXT NOT NULL, link_header TEXT NOT NULL,
+    body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+    callback TEXT NOT NULL, topic TEXT NOT NULL, content_key TEXT NOT NULL,
+    attempts INTEGER NOT NULL, due_at REAL NOT NULL, token TEXT NOT NULL,
+    PRIMARY KEY (callback, topic));
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_at);
+"""
+
+
+class SqliteStore:
+    """A connection per operation: nothing is shared across forks, threads or greenlets."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def get(self, callback: str, topic: str) -> Subscription | None:
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT callback, topic, secret, expires_at FROM subscriptions"
+                " WHERE callback = ? AND topic = ?",
+                (callback, topic),
+            ).fetchone()
+        return Subscription(*row) if row else None
+
+    def put(self, subscription: Subscription, limit: int) -> bool:
+        """Add or renew; a new subscription beyond `limit` is refused (False)."""
+        s = subscription
+        with self._transaction() as db:
+            known = db.execute(
+                "SELECT 1 FROM subscriptions WHERE callback = ? AND topic = ?",
+                (s.callback, s.topic),
+            ).fetchone()
+            if (
+                not known
+                and db.execute("SELECT count(*) FROM subscriptions").fetchone()[0] >= limit
+            ):
+                return False
+            db.execute(
+                "INSERT INTO subscriptions (callback, topic, secret, expires_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (callback, topic) DO UPDATE"
+                " SET secret = excluded.secret, expires_at = excluded.expires_at",
+                (s.callback, s.topic, s.secret, s.expires_at),
+            )
+        return True
+
+    def remove(self, callback: str, topic: str) -> None:
+        with self._transaction() as db:
+            for table in ("subscriptions", "deliveries"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE callback = ? AND topic = ?", (callback, topic)
+                )
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT count(*) FROM subscriptions").fetchone()[0]
+
+    def topics(self, now: float) -> list[str]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT DISTINCT topic FROM subscriptions WHERE expires_at > ? ORDER BY topic",
+                (now,),
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def enqueue(self, topic: str, content: Content, now: float) -> int:
+        """A delivery of `content`, due now, for every live subscriber of `topic`."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO contents VALUES (?, ?, ?, ?)",
+                (content.key, content.content_type, content.link_header, content.body),
+            )
+            cursor = db.execute(
+                "INSERT INTO deliveries"
+                " SELECT callback, topic, ?, 0, ?, ? FROM subscriptions"
+                " WHERE topic = ? AND expires_at > ? AND queued_key != ?"
+                " ON CONFLICT (callback, topic) DO UPDATE SET content_key = excluded.content_key,"
+                " attempts = 0, due_at = excluded.due_at, token = excluded.token",
+                (content.key, now, secrets.token_hex(8), topic, now, content.key),
+            )
+            db.execute(
+                "UPDATE subscriptions SET queued_key = ? WHERE topic = ? AND expires_at > ?",
+                (content.key, topic, now),
+            )
+            return cursor.rowcount
+
+    def claim(self, now: float) -> Claim | None:
+        token = secrets.token_hex(8)
+        with self._connect() as db:
+            row = db.execute(
+                "UPDATE deliveries SET due_at = ?, token = ? WHERE rowid ="
+                " (SELECT rowid FROM deliveries WHERE due_at <= ? ORDER BY due_at LIMIT 1)"
+                " RETURNING callback, topic, attempts, content_key",
+                (now + CLAIM_HOLD_SECONDS, token, now),
+            ).fetchone()
+            if row is None:
+                return None
+            found = db.execute(
+                "SELECT body, content_type, link_header FROM contents WHERE key = ?", (row[3],)
+            ).fetchone()
+        content = Content(bytes(found[0]), found[1], found[2]) if found else None
+        return Claim(row[0], row[1], row[2], token, content)
+
+    def done(self, claim: Claim) -> None:
+        """Remove the delivery, unless a newer change replaced it meanwhile."""
+        with self._connect() as db:
+            db.execute(
+                "DELETE FROM deliveries WHERE callback = ? AND topic = ? AND token = ?",
+                (claim.callback, claim.topic, claim.token),
+            )
+
+    def retry(self, claim: Claim, due_at: float) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = ?, due_at = ?"
+                " WHERE callback = ? AND topic = ? AND token = ?",
+                (claim.attempts + 1, due_at, claim.callback, claim.topic, claim.token),
+            )
+
+    def purge(self, now: float) -> int:
+        """Drop expired subscriptions, their deliveries and content nobody waits for."""
+        with self._transaction() as db:
+            expired = db.execute("DELETE FROM subscriptions WHERE expires_at <= ?", (now,)).rowcount
+            db.execute(
+                "DELETE FROM deliveries WHERE NOT EXISTS (SELECT 1 FROM subscriptions s"
+                " WHERE s.callback = deliveries.callback AND s.topic = deliveries.topic)"
+            )
+            db.execute("DELETE FROM contents WHERE key NOT IN (SELECT content_key FROM deliveries)")
+        return expired
+
+
+def _sid(callback: str, topic: str) -> str:
+    return hashlib.sha256(f"{callback}\0{topic}".encode()).hexdigest()[:32]
+
+
+_PUT = """
+local known = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
+if not known and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+_ENQUEUE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('DEL', KEYS[3])
+redis.call('HSET', KEYS[3], 'callback', ARGV[3], 'topic', ARGV[4], 'attempts', 0,
+           'content_key', ARGV[2], 'token', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+return 1
+"""
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
+if #ids == 0 then return false end
+local key = ARGV[4] .. ids[1]
+local found = redis.call('HMGET', key, 'callback', 'topic', 'attempts', 'content_key')
+if not found[1] then
+  redis.call('ZREM', KEYS[1], ids[1])
+  return false
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ids[1])
+redis.call('HSET', key, 'token', ARGV[3])
+return found
+"""
+_FINISH = """
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then return 0 end
+if ARGV[3] == '' then
+  redis.call('DEL', KEYS[2])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], 'attempts', ARGV[4])
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+
+class RedisStore:
+    """The same store in Redis, for hosts that share FEEDS_CACHE_REDIS_URL.
+
+    Keys: `subs` (hash id -> JSON subscription), `queued` (hash id -> content key last
+    queued), `due` (sorted set id -> due time), `delivery:<id>` (hash) and
+    `content:<key>` (hash, expiring). Claims and their
+    completion are Lua scripts, so they are atomic across hosts.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(
+            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+        )
+        self._put = self.client.register_script(_PUT)
+        self._enqueue = self.client.register_script(_ENQUEUE)
+        self._claim = self.client.register_script(_CLAIM)
+        self._finish = self.client.register_script(_FINISH)
+        self.subs, self.due = REDIS_PREFIX + "subs", REDIS_PREFIX + "due"
+        self.queued = REDIS_PREFIX + "queued"
+
+    def _delivery(self, sid: str) -> str:
+        return f"{REDIS_PREFIX}delivery:{sid}"
+
+    def _all(self) -> list[Subscription]:
+        return [Subscription(**json.loads(raw)) for raw in self.client.hvals(self.subs)]
+
+    def get(self, callback: str, topic: str) -> Subscription | None:
+        raw = self.client.hget(self.subs, _sid(callback, topic))
+        return Subscription(**json.loads(raw)) if raw else None
+
+    def put(self, subscription: Subscription, limit: int) -> bool:
+        sid = _sid(subscription.callback, subscription.topic)
+        raw = json.dumps(
+            {
+                "callback": subscription.callback,
+                "topic": subscription.topic,
+                "secret": subscription.secret,
+                "expires_at": subscription.expires_at,
+            }
+        )
+        return bool(self._put(keys=[self.subs], args=[sid, raw, limit]))
+
+    def remove(self, callback: str, topic: str) -> None:
+        sid = _sid(callback, topic)
+        with self.client.pipeline() as pipe:
+            pipe.hdel(self.subs, sid).hdel(self.queued, sid)
+            pipe.delete(self._delivery(sid)).zrem(self.due, sid).execute()
+
+    def count(self) -> int:
+        return int(self.client.hlen(self.subs))
+
+    def topics(self, now: float) -> list[str]:
+        return sorted({s.topic for s in self._all() if s.live(now)})
+
+    def enqueue(self, topic: str, content: Content, now: float) -> int:
+        targets = [s for s in self._all() if s.topic == topic and s.live(now)]
+        if not targets:
+            return 0
+        content_key = f"{REDIS_PREFIX}content:{content.key}"
+        mapping = {
+            "body": content.body,
+            "content_type": content.content_type,
+            "link_header": content.link_header,
+        }
+        with self.client.pipeline() as pipe:
+            pipe.hset(content_key, mapping=mapping).expire(content_key, 30 * 86400).execute()
+        token = secrets.token_hex(8)
+        queued = 0
+        for s in targets:
+            sid = _sid(s.callback, s.topic)
+            keys = [self.queued, self.due, self._delivery(sid)]
+            args = [sid, content.key, s.callback, s.topic, token, now]
+            queued += int(self._enqueue(keys=keys, args=args))
+        return queued
+
+    def claim(self, now: float) -> Claim | None:
+        token = secrets.token_hex(8)
+        args = [now, now + CLAIM_HOLD_SECONDS, token, REDIS_PREFIX + "delivery:"]
+        found = self._claim(keys=[self.due], args=args)
+        if not found:
+            return None
+        callback, topic, attempts, content_key = found
+        raw = self.client.hgetall(f"{REDIS_PREFIX}content:{content_key.decode()}")
+        content = (
+            Content(raw[b"body"], raw[b"content_type"].decode(), raw[b"link_header"].decode())
+            if raw
+            else None
+        )
+        return Claim(callback.decode(), topic.decode(), int(attempts), token, content)
+
+    def _finish_claim(self, claim: Claim, due_at: str, attempts: int) -> None:
+        sid = _sid(claim.callback, claim.topic)
+        self._finish(
+            keys=[self.due, self._delivery(sid)], args=[sid, claim.token, due_at, attempts]
+        )
+
+    def done(self, claim: Claim) -> None:
+        self._finish_claim(claim, "", 0)
+
+    def retry(self, claim: Claim, due_at: float) -> None:
+        self._finish_claim(claim, repr(due_at), claim.attempts + 1)
+
+    def purge(self, now: float) -> int:
+        expired = [s for s in self._all() if not s.live(now)]
+        for s in expired:
+            self.remove(s.callback, s.topic)
+        return len(expired)
