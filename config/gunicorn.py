@@ -11,12 +11,16 @@
   worker_connections per worker) cannot hold the workers that fast clients need;
   sync and gthread workers were starved by 40 connections sending headers slowly.
   Connections are kept alive for pollers that reuse them.
+- WebSub: the master only queues pushes on reload (threads and fork do not mix); each
+  worker delivers them from a loop started in post_worker_init, after gevent patched
+  threading, so the loop is a greenlet.
 """
 
 import gc
 import os
 
 from feeds.app import reload_site
+from feeds.websub import delivery
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -44,3 +48,15 @@ def on_reload(server):
     if reload_site(server.app.wsgi()):
         gc.collect()
         gc.freeze()
+
+
+def post_worker_init(worker):
+    """Each worker takes part in delivering WebSub pushes."""
+    worker.websub_loop = delivery.start(worker.wsgi)
+
+
+def worker_exit(server, worker):
+    """Stop the delivery loop, or the exiting worker waits on its greenlet."""
+    loop = getattr(worker, "websub_loop", None)
+    if loop is not None:
+        loop.stop()

@@ -13,6 +13,8 @@ from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import Site, load_site
 from feeds.web import blueprint
+from feeds.websub.delivery import notify
+from feeds.websub.hub import blueprint as websub_blueprint
 
 log = logging.getLogger("feeds.app")
 
@@ -26,6 +28,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["feeds"] = load_site(settings)
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
+    app.register_blueprint(websub_blueprint)
     app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
     return app
 
@@ -56,6 +59,10 @@ def reload_site(app: Flask) -> bool:
         new.catalog.version[:12],
         len(new.catalog.articles),
     )
+    try:  # push changed feeds; WebSub trouble must never undo a reload
+        notify(old, new)
+    except Exception:
+        log.exception("websub: could not queue deliveries for this reload")
     return True
 
 
