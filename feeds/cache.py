@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,6 +44,8 @@ class Rendered:
     content_type: str
     cache_control: str
     link_header: str = ""
+    # Response headers per (encoding, content type), filled by responses.feed_answer.
+    variants: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def prepare(

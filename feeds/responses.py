@@ -57,16 +57,38 @@ def content_type_for(accept: str, feed_type: str) -> str:
 
 
 def feed_answer(rendered: Rendered, environ: dict) -> Answer:
-    """200 with the best encoding, or 304 when the client's validators still match."""
+    """200 with the best encoding, or 304 when the client's validators still match.
+
+    This runs for every cached request, so the headers of each (encoding, type) variant
+    are built once per rendered document and reused, and the common revalidation (the
+    exact ETag we sent last time) is matched without parsing.
+    """
     encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    if encoding == "br":
-        body, etag = rendered.br_body, rendered.etag + "-br"
-    elif encoding == "gzip":
-        body, etag = rendered.gzip_body, rendered.etag + "-gz"
-    else:
-        body, etag = rendered.body, rendered.etag
+    content_type = content_type_for(environ.get("HTTP_ACCEPT", ""), rendered.content_type)
+    variant = rendered.variants.get((encoding, content_type))
+    if variant is None:
+        variant = rendered.variants[encoding, content_type] = _variant(
+            rendered, encoding, content_type
+        )
+    body, etag, headers = variant
+    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+    if if_none_match == headers[1][1] or not is_resource_modified(
+        environ, etag=etag, last_modified=rendered.last_modified
+    ):
+        return Answer(304, headers, b"")
+    return Answer(200, [*headers, ("Content-Length", str(len(body)))], body)
+
+
+def _variant(
+    rendered: Rendered, encoding: str, content_type: str
+) -> tuple[bytes, str, list[tuple[str, str]]]:
+    """Body, ETag and headers of one representation; each coding has its own strong ETag."""
+    body, etag = {
+        "br": (rendered.br_body, rendered.etag + "-br"),
+        "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
+    }.get(encoding, (rendered.body, rendered.etag))
     headers = [
-        ("Content-Type", content_type_for(environ.get("HTTP_ACCEPT", ""), rendered.content_type)),
+        ("Content-Type", content_type),
         ("ETag", f'"{etag}"'),
         ("Last-Modified", http_date(rendered.last_modified)),
         ("Cache-Control", rendered.cache_control),
@@ -77,10 +99,7 @@ def feed_answer(rendered: Rendered, environ: dict) -> Answer:
         headers.append(("Link", rendered.link_header))
     if encoding:
         headers.append(("Content-Encoding", encoding))
-    if not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified):
-        return Answer(304, headers, b"")
-    headers.append(("Content-Length", str(len(body))))
-    return Answer(200, headers, body)  # the server drops the body of a HEAD
+    return body, etag, headers
 
 
 def cache_control_value(max_age: int) -> str:
