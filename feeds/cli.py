@@ -6,12 +6,13 @@ Built on click, which Flask already brings, so `--help` works the Flask way.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from feeds.app import create_app
-from feeds.corpus import LoadOptions, LoadReport, load_corpus
+from feeds.corpus import LoadOptions, LoadReport, find_documents, load_corpus
 from feeds.export import export_site
 from feeds.render import FORMATS
 from feeds.selection import all_selections
@@ -37,7 +38,23 @@ def check(directory: Path | None) -> None:
     root = directory or Path(settings["CORPUS_DIR"])
     if not root.is_dir():
         raise click.ClickException(f"{root} is not a directory")
-    report = load_corpus(root, LoadOptions.from_settings(settings)).report
+    # A check reads every file: a snapshot would only repeat what an earlier load said.
+    options = replace(LoadOptions.from_settings(settings), snapshot_dir=None)
+    total = sum(1 for _ in find_documents(root))
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label="checking", file=sys.stderr) as bar:
+            seen = [0]
+
+            def advance(done: int) -> None:
+                bar.update(done - seen[0])
+                seen[0] = done
+
+            report = load_corpus(root, options, advance).report
+            advance(report.files)
+    else:
+        report = load_corpus(
+            root, options, lambda done: click.echo(f"checked {done} of {total}", err=True)
+        ).report
     print_report(report)
     sys.exit(1 if report.skipped else 0)
 

@@ -16,7 +16,7 @@ import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -40,6 +40,7 @@ from feeds.normalize import (
 
 log = logging.getLogger("feeds.corpus")
 
+PROGRESS_EVERY = 500
 SUFFIXES = (".txt", ".md")
 MAX_TITLE = 300
 MAX_EXCERPT = 2000
@@ -380,7 +381,9 @@ class LoadedCorpus:
     digest: str  # hash of the served documents' bytes, independent of file names and order
 
 
-def load_corpus(root: Path, options: LoadOptions) -> LoadedCorpus:
+def load_corpus(
+    root: Path, options: LoadOptions, progress: Callable[[int], None] | None = None
+) -> LoadedCorpus:
     """Every document below root, validated, deduplicated, with a report of what was left out.
 
     With a snapshot directory, an unchanged corpus is read from its snapshot and its
@@ -391,7 +394,7 @@ def load_corpus(root: Path, options: LoadOptions) -> LoadedCorpus:
     if not root.is_dir():
         raise CorpusError(f"corpus directory {root} does not exist or is not a directory")
     if options.snapshot_dir is None:
-        corpus = _parse_corpus(root, options)
+        corpus = _parse_corpus(root, options, progress)
     else:
         corpus = _load_with_snapshot(root, options, options.snapshot_dir)
     report = corpus.report
@@ -408,11 +411,16 @@ def load_corpus(root: Path, options: LoadOptions) -> LoadedCorpus:
     return corpus
 
 
-def _parse_corpus(root: Path, options: LoadOptions) -> LoadedCorpus:
+def _parse_corpus(
+    root: Path, options: LoadOptions, progress: Callable[[int], None] | None = None
+) -> LoadedCorpus:
+    """Parse every document; `progress` hears the count of documents read, now and then."""
     report = LoadReport()
     kept: dict[str, Parsed] = {}
     for outcome in _outcomes(root, options):
         report.files += 1
+        if progress is not None and report.files % PROGRESS_EVERY == 0:
+            progress(report.files)
         if isinstance(outcome, Skip):
             _record_skip(report, outcome)
             continue

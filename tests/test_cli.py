@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
 
 import feedparser
 
+from feeds.corpusgen import write_corpus
 from tests.support import SEEDS
 
 FEEDS = str(Path(sys.executable).parent / "feeds")
@@ -45,3 +48,25 @@ def test_list_and_render_agree() -> None:
     missing = run("render", "/feeds/topics/unknown.rss")
     assert missing.returncode == 1
     assert "404 Not Found" in missing.stderr
+
+
+def test_check_shows_progress_plainly_when_piped_and_as_a_bar_on_a_terminal(
+    tmp_path: Path,
+) -> None:
+    write_corpus(tmp_path, 1200, seed=3)
+    piped = run("check", str(tmp_path))
+    assert piped.returncode == 0
+    assert "checked 500 of 1200\nchecked 1000 of 1200\n" in piped.stderr
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [FEEDS, "check", str(tmp_path)], stdout=subprocess.PIPE, stderr=follower
+    ) as process:
+        os.close(follower)
+        terminal = b""
+        with contextlib.suppress(OSError):  # the pty closes when the command ends
+            while chunk := os.read(leader, 4096):
+                terminal += chunk
+        assert process.wait(timeout=60) == 0
+    os.close(leader)
+    assert b"checking" in terminal and b"100%" in terminal
+    assert b"checked 500 of" not in terminal
