@@ -7,14 +7,20 @@ resolver still decides every tag (so YAML 1.1 timestamps, booleans and octal sta
 they are); only the common tags are built directly, and any document with something
 else (aliases, merge keys, explicit or unknown tags, complex keys, very deep nesting)
 is built by PyYAML's own constructor from the same tree. The result is always equal.
+
+Before any of that, `feeds.frontmatter_fast` reads the common front-matter shape in
+pure Python, several times faster; whatever it is not sure of comes here.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from feeds import frontmatter_fast
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR = "tag:yaml.org,2002:str"
@@ -65,6 +71,13 @@ def load(text: str) -> tuple[Any, int | None]:
     limit needs), or None when PyYAML's constructor built it and the caller must check
     the tree itself (it may hold shared references made by aliases).
     """
+    with suppress(frontmatter_fast.Unsure):  # not inside `except`: errors chain to nothing
+        return frontmatter_fast.load(text)
+    return load_with_libyaml(text)
+
+
+def load_with_libyaml(text: str) -> tuple[Any, int | None]:
+    """`load` without the fast path: libyaml parses, and the result is built as above."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
