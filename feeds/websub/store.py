@@ -135,6 +135,9 @@ class SqliteStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        # With WAL, NORMAL syncs at checkpoints, not at every commit: these calls block a
+        # gevent worker's every connection, so they must not wait for the disk each time.
+        db.execute("PRAGMA synchronous=NORMAL")
         try:
             yield db
         finally:
@@ -224,6 +227,12 @@ class SqliteStore:
     def claim(self, now: float) -> Claim | None:
         token = secrets.token_hex(8)
         with self._connect() as db:
+            # Workers poll twice a second: only take the write lock when something is due.
+            if (
+                db.execute("SELECT 1 FROM deliveries WHERE due_at <= ? LIMIT 1", (now,)).fetchone()
+                is None
+            ):
+                return None
             row = db.execute(
                 "UPDATE deliveries SET due_at = ?, token = ? WHERE rowid ="
                 " (SELECT rowid FROM deliveries WHERE due_at <= ? ORDER BY due_at LIMIT 1)"
