@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import yamlload
+from feeds import snapshot, yamlload
 from feeds.model import Article, Image, Provider, Related, Topic, slugify
 from feeds.normalize import (
     Unusable,
@@ -68,8 +68,6 @@ class LoadOptions:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> LoadOptions:
-        from feeds import snapshot  # noqa: PLC0415 - snapshot imports this module
-
         directory = str(settings["SNAPSHOT_DIR"]).strip()
         return cls(
             include_unpublished=settings["INCLUDE_UNPUBLISHED"],
@@ -458,8 +456,6 @@ def _read_chunk(root: Path, labels: list[str], options: LoadOptions) -> list[Par
 
 def _load_with_snapshot(root: Path, options: LoadOptions, directory: Path) -> LoadedCorpus:
     """From the snapshot when it matches the files; else parse, snapshot, then read that."""
-    from feeds import snapshot  # noqa: PLC0415 - snapshot imports this module
-
     path = snapshot.snapshot_path(directory, root, options.key())
     manifest = snapshot.manifest_digest(root, SUFFIXES)
     stored = snapshot.read(path, manifest)
