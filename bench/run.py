@@ -548,12 +548,14 @@ def render_table(results: Json) -> str:
     return "\n".join(lines)
 
 
-def replace_between_markers(text: str, table: str) -> str:
-    """README text with everything between the bench markers replaced by `table`."""
-    start, end = text.find(START_MARK), text.find(END_MARK)
+def replace_between_markers(
+    text: str, table: str, start_mark: str = START_MARK, end_mark: str = END_MARK
+) -> str:
+    """README text with everything between two markers replaced by `table`."""
+    start, end = text.find(start_mark), text.find(end_mark)
     if start < 0 or end < start:
-        raise ValueError(f"README.md needs {START_MARK} before {END_MARK}")
-    return f"{text[: start + len(START_MARK)]}\n{table}\n{text[end:]}"
+        raise ValueError(f"README.md needs {start_mark} before {end_mark}")
+    return f"{text[: start + len(start_mark)]}\n{table}\n{text[end:]}"
 
 
 # --- main ---------------------------------------------------------------------------------
