@@ -34,7 +34,14 @@ log = logging.getLogger("feeds.snapshot")
 
 MAGIC = b"FEEDSNAP2\n"
 _HEADER = struct.Struct("<QQI")  # header length, blob length, blob crc32
-_CODE = ("corpus.py", "normalize.py", "model.py", "yamlload.py", "snapshot.py")
+_CODE = (
+    "corpus.py",
+    "normalize.py",
+    "model.py",
+    "yamlload.py",
+    "frontmatter_fast.py",
+    "snapshot.py",
+)
 
 
 def default_directory() -> Path:
