@@ -87,6 +87,8 @@ def _variant(
         "br": (rendered.br_body, rendered.etag + "-br"),
         "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
     }.get(encoding, (rendered.body, rendered.etag))
+    if content_type != rendered.content_type:
+        etag += "-x"  # the same bytes as application/xml are another representation
     headers = [
         ("Content-Type", content_type),
         ("ETag", f'"{etag}"'),

@@ -69,7 +69,11 @@ def parse_limit(default: int, maximum: int) -> int:
 
 def base_url(site: Site) -> str:
     """The configured public origin, else the one this request came to."""
-    return site.settings["BASE_URL"] or request.host_url.rstrip("/")
+    if site.settings["BASE_URL"]:
+        return site.settings["BASE_URL"]
+    if not request.host:  # werkzeug empties a Host it cannot use
+        raise BadRequest("the Host header is not a valid host name")
+    return request.host_url.rstrip("/")
 
 
 def preflight() -> Response:

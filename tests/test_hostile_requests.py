@@ -111,6 +111,13 @@ def test_malformed_http_gets_a_4xx(seeds_server: Server, request_bytes: bytes) -
     assert seeds_server.get("/feeds/all.rss").status_code == 200
 
 
+@pytest.mark.parametrize("host", ["a b", "a>b", "a/b", "\u00fc.example"])
+def test_an_unusable_host_is_a_400_not_broken_links(seeds_server: Server, host: str) -> None:
+    request = f"GET /feeds/all.atom HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    answer = raw_request(seeds_server, request.encode())
+    assert status_of(answer) == 400, answer[:300]
+
+
 def test_a_host_header_cannot_poison_what_others_get(seeds_server: Server) -> None:
     plain = seeds_server.get("/feeds/all.atom").content
     evil = seeds_server.get("/feeds/all.atom", headers={"Host": "evil.example"}).content

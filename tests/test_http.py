@@ -137,9 +137,14 @@ def test_cors_on_feeds_and_preflight(seeds_server: Server) -> None:
 
 def test_browsers_get_xml_they_can_show(seeds_server: Server) -> None:
     browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-    assert fetch(seeds_server, Accept=browser).headers["Content-Type"] == (
-        "application/xml; charset=utf-8"
-    )
+    as_page = fetch(seeds_server, Accept=browser)
+    assert as_page.headers["Content-Type"] == "application/xml; charset=utf-8"
+    as_feed = fetch(seeds_server)
+    assert as_page.content == as_feed.content
+    # Another Content-Type is another representation: it gets its own strong ETag.
+    assert as_page.headers["ETag"] != as_feed.headers["ETag"]
+    revalidated = fetch(seeds_server, **{"If-None-Match": as_page.headers["ETag"]})
+    assert revalidated.status_code == 200
     reader = "application/rss+xml, application/atom+xml;q=0.9, */*;q=0.1"
     assert fetch(seeds_server, Accept=reader).headers["Content-Type"] == (
         "application/rss+xml; charset=utf-8"

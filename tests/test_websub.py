@@ -245,6 +245,9 @@ def test_verification_and_bounds(server_factory, subscribers, corpus: Path, tmp_
         ({"hub.callback": "http://[::ffff:10.0.0.1]/x"}, "private"),
         ({"hub.secret": "x" * 200}, "200 bytes"),
         ({"hub.lease_seconds": "soon"}, "lease_seconds"),
+        ({"hub.lease_seconds": "\u00b2"}, "lease_seconds"),  # isdigit() but not int()
+        ({"hub.lease_seconds": "\u0661\u0662\u0663"}, "lease_seconds"),
+        ({"hub.topic": "http://[::1/feeds/all.rss"}, "not a URL"),
     ],
 )
 def test_bad_requests_are_4xx_with_a_reason(

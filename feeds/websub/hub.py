@@ -9,6 +9,7 @@ is called.
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -58,9 +59,9 @@ def hub() -> Response:
         raise BadRequest("send the fields as application/x-www-form-urlencoded")
     intent = parse_intent(settings)
     topic_origin = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
-    if origin(intent.topic) != topic_origin:
-        raise BadRequest(f"hub.topic must be a feed of {topic_origin}")
     try:
+        if origin(intent.topic) != topic_origin:
+            raise BadRequest(f"hub.topic must be a feed of {topic_origin}")
         topic_feed(site, intent.topic)
     except UnknownTopic as unknown:
         raise BadRequest(str(unknown)) from None
@@ -107,7 +108,7 @@ def lease(fields: dict[str, str], settings: dict[str, Any]) -> int:
     text = fields["hub.lease_seconds"]
     if not text:
         return DEFAULT_LEASE_SECONDS
-    if not text.isdigit() or len(text) > 12:
+    if not re.fullmatch(r"[0-9]{1,12}", text):  # isdigit() accepts "²" and "١٢٣"
         raise BadRequest("hub.lease_seconds must be a whole number of seconds")
     return max(settings["WEBSUB_MIN_LEASE_SECONDS"], min(int(text), MAX_LEASE_SECONDS))
 

@@ -16,7 +16,10 @@ class UnknownTopic(ValueError):
 
 
 def origin(url: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        raise UnknownTopic("hub.topic is not a URL") from None
     return f"{parts.scheme}://{parts.netloc}"
 
 
