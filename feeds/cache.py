@@ -23,7 +23,7 @@ from typing import Any
 
 import brotli
 import redis
-from cachelib import BaseCache, FileSystemCache, RedisCache, SimpleCache
+from cachelib import BaseCache, FileSystemCache, NullCache, RedisCache
 
 log = logging.getLogger("feeds.cache")
 
@@ -46,6 +46,11 @@ class Rendered:
     link_header: str = ""
     # Response headers per (encoding, content type), filled by responses.feed_answer.
     variants: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def size(self) -> int:
+        """Bytes held, for the memory bound of the in-process caches."""
+        return len(self.body) + len(self.gzip_body) + len(self.br_body)
 
 
 def prepare(
@@ -73,10 +78,16 @@ def prepare(
 
 
 class LocalLRU:
-    """A thread-safe, bounded mapping of ready objects, oldest use evicted first."""
+    """A thread-safe mapping of ready objects, bounded in count and in bytes.
 
-    def __init__(self, capacity: int) -> None:
+    The byte bound matters: clients choose `?limit=` and hosts, and each choice is its
+    own entry, so a count alone would let them fill a worker's memory with big feeds.
+    """
+
+    def __init__(self, capacity: int, max_bytes: int) -> None:
         self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -89,22 +100,25 @@ class LocalLRU:
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
+            old = self._items.pop(key, None)
+            self._bytes += _size(value) - _size(old)
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._capacity:
-                self._items.popitem(last=False)
+            while len(self._items) > 1 and (
+                len(self._items) > self._capacity or self._bytes > self._max_bytes
+            ):
+                self._bytes -= _size(self._items.popitem(last=False)[1])
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+
+def _size(value: Any) -> int:
+    return value.size if isinstance(value, Rendered) else 0
 
 
 class FeedCache:
     """Get a rendered feed by key, rendering it at most once per process and key."""
 
-    def __init__(self, shared: BaseCache, capacity: int) -> None:
+    def __init__(self, shared: BaseCache, capacity: int, max_bytes: int) -> None:
         self.shared = shared
-        self.local = LocalLRU(capacity)
+        self.local = LocalLRU(capacity, max_bytes)
         self._shared_down_until = 0.0
         self.stats = {"local_hits": 0, "shared_hits": 0, "renders": 0, "shared_errors": 0}
 
@@ -176,4 +190,6 @@ def make_shared_backend(settings: dict[str, Any]) -> BaseCache:
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         )
         return RedisCache(client, key_prefix="feeds:", default_timeout=0)
-    return SimpleCache(threshold=threshold, default_timeout=0)
+    # In one process the bounded LRU in front is the cache; a SimpleCache behind it would
+    # only hold a second, pickled copy of the same bytes.
+    return NullCache()

@@ -37,8 +37,8 @@ def request_key(environ: dict) -> str:
 class FastPath:
     """Remembered feed requests of one loaded site; a reload starts a new, empty one."""
 
-    def __init__(self, capacity: int) -> None:
-        self.answers = LocalLRU(capacity)
+    def __init__(self, capacity: int, max_bytes: int) -> None:
+        self.answers = LocalLRU(capacity, max_bytes)
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
         self.answers.put(request_key(environ), rendered)

@@ -130,7 +130,13 @@ SETTINGS: tuple[Setting, ...] = (
         "CACHE_THRESHOLD",
         2000,
         _positive_int,
-        "Rendered responses kept per process (and by the `simple`/`filesystem` backends).",
+        "Rendered responses kept per process, and by the `filesystem` backend.",
+    ),
+    Setting(
+        "CACHE_LOCAL_MB",
+        128,
+        _positive_int,
+        "Megabytes of rendered responses each worker keeps in memory (twice: cache and fast path).",
     ),
     Setting(
         "MAX_AGE",

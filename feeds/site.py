@@ -153,6 +153,7 @@ def load_site(settings: dict[str, Any]) -> Site:
     )
     corpus_version = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
     catalog = build_catalog(corpus.articles, corpus_version)
-    cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"])
-    fast_path = FastPath(settings["CACHE_THRESHOLD"])
+    local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
+    cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes)
+    fast_path = FastPath(settings["CACHE_THRESHOLD"], local_bytes)
     return Site(settings, catalog, corpus.report, cache, fast_path)
