@@ -20,20 +20,32 @@ PATHS = [
 ]
 
 
+SETTLE_SECONDS = 2.0
+
+
 def version(server: Server) -> str:
     return server.get("/healthz").json()["corpus_version"]
 
 
 def reload_and_wait(server: Server, timeout: float = 20) -> str:
-    """SIGHUP, then wait until every answer comes from the new corpus."""
+    """SIGHUP, then wait until every answer comes from the new corpus.
+
+    A stopping gevent worker may still accept connections for up to a second after its
+    SIGTERM, so the new version must be the only one seen for a settling period.
+    """
     before = version(server)
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + timeout
+    settled_since: float | None = None
     while time.monotonic() < deadline:
-        time.sleep(0.2)
-        current = {version(server) for _ in range(6)}  # old workers may still answer
-        if before not in current and len(current) == 1:
-            return current.pop()
+        time.sleep(0.1)
+        current = version(server)
+        if current == before:
+            settled_since = None
+        elif settled_since is None:
+            settled_since = time.monotonic()
+        elif time.monotonic() - settled_since >= SETTLE_SECONDS:
+            return current
     raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
 
 
