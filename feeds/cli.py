@@ -66,7 +66,7 @@ def list_feeds() -> None:
     titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
     for selection in all_selections(site.catalog, *titles):
         for extension in FORMATS:
-            click.echo(f"{origin}{selection.feed_path}.{extension}")
+            click.echo(f"{origin}{selection.feed_path(extension)}")
 
 
 @main.command(help="Print one feed, exactly as the server sends it, e.g. /feeds/all.rss.")

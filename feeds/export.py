@@ -17,7 +17,6 @@ from feeds.pages import ASSETS
 from feeds.render import FORMATS
 from feeds.selection import all_selections
 from feeds.site import Site
-from feeds.urls import feed_path
 
 # Query strings cannot be files: OPML variants go to their own paths, which the nginx
 # configuration in config/nginx-export.conf maps `/feeds.opml?format=X` onto.
@@ -39,7 +38,7 @@ def export_paths(site: Site) -> Iterator[tuple[str, str]]:
         pages = site.archive(selection).pages
         for extension in FORMATS:
             for page in (None, *range(1, pages + 1)):
-                path = feed_path(selection.kind, selection.slug, extension, page)
+                path = selection.feed_path(extension, page)
                 yield path, path
 
 

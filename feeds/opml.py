@@ -35,7 +35,7 @@ class Listing:
         return self.selection.kind
 
     def feed_url(self, base_url: str, extension: str) -> str:
-        return f"{base_url}{self.selection.feed_path}.{extension}"
+        return f"{base_url}{self.selection.feed_path(extension)}"
 
     def page_url(self, base_url: str) -> str:
         return base_url + self.selection.page_path

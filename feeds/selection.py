@@ -9,8 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from feeds.model import Article, Catalog
-
-KINDS = ("all", "topics", "providers")
+from feeds.urls import feed_path
 
 
 class UnknownFeed(LookupError):
@@ -25,10 +24,9 @@ class Selection:
     description: str
     articles: tuple[Article, ...]
 
-    @property
-    def feed_path(self) -> str:
-        """The feed's URL path without the format extension, e.g. `/feeds/topics/ai`."""
-        return "/feeds/all" if self.kind == "all" else f"/feeds/{self.kind}/{self.slug}"
+    def feed_path(self, extension: str, page: int | None = None) -> str:
+        """The URL path of this feed (or of one of its archive pages) in a format."""
+        return feed_path(self.kind, self.slug, extension, page)
 
     @property
     def page_path(self) -> str:

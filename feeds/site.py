@@ -21,7 +21,7 @@ from feeds.render import FORMATS, FeedDocument
 from feeds.render.document import link_header
 from feeds.responses import IMMUTABLE, cache_control_value
 from feeds.selection import Selection, UnknownFeed, select
-from feeds.urls import HUB_PATH, feed_path
+from feeds.urls import HUB_PATH
 
 log = logging.getLogger("feeds.site")
 
@@ -69,7 +69,7 @@ class Site:
 
     def feed(self, selection: Selection, extension: str, limit: int, base_url: str) -> Rendered:
         """The current feed document, from the cache or rendered now."""
-        url = f"{base_url}{feed_path(selection.kind, selection.slug, extension)}"
+        url = f"{base_url}{selection.feed_path(extension)}"
         self_url = url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}?limit={limit}"
         archive = self.archive(selection)
         links = [("hub", self.hub_url(base_url))]
@@ -94,8 +94,8 @@ class Site:
         """Archive page `page` (1 is the oldest); a page that does not exist is UnknownFeed."""
         archive = self.archive(selection)
         if not archive.has(page):
-            raise UnknownFeed(f"{selection.feed_path} has {archive.pages} archive pages")
-        current = f"{base_url}{feed_path(selection.kind, selection.slug, extension)}"
+            raise UnknownFeed(f"{selection.page_path} has {archive.pages} archive pages")
+        current = f"{base_url}{selection.feed_path(extension)}"
         links = [("current", current)]
         if archive.has(page - 1):
             links.append(("prev-archive", self._page_url(selection, extension, page - 1, base_url)))
@@ -129,7 +129,7 @@ class Site:
 
     @staticmethod
     def _page_url(selection: Selection, extension: str, page: int, base_url: str) -> str:
-        return f"{base_url}{feed_path(selection.kind, selection.slug, extension, page)}"
+        return f"{base_url}{selection.feed_path(extension, page)}"
 
     def _rendered(self, extension: str, document: FeedDocument, cache_control: str) -> Rendered:
         """Render at most once per process and corpus version; the key is the document's URL."""

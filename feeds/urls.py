@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from feeds.selection import KINDS
-
 HUB_PATH = "/websub"
 _PATH = re.compile(
     r"/feeds/(?:(?P<all>all)|(?P<kind>topics|providers)/(?P<slug>[^/]+?))"
@@ -16,14 +14,10 @@ _PATH = re.compile(
 
 @dataclass(frozen=True, slots=True)
 class FeedAddress:
-    kind: str  # one of selection.KINDS
+    kind: str  # "all", "topics" or "providers"
     slug: str | None
     extension: str
     page: int | None = None  # an archive page, or None for the current document
-
-    @property
-    def path(self) -> str:
-        return feed_path(self.kind, self.slug, self.extension, self.page)
 
 
 def feed_path(kind: str, slug: str | None, extension: str, page: int | None = None) -> str:
@@ -38,6 +32,5 @@ def parse_feed_path(path: str) -> FeedAddress | None:
     if match is None:
         return None
     kind = "all" if match["all"] else match["kind"]
-    assert kind in KINDS
     page = int(match["page"]) if match["page"] else None
     return FeedAddress(kind, match["slug"], match["extension"], page)

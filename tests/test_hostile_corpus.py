@@ -50,7 +50,7 @@ def every_feed_is_valid(root: Path) -> dict[str, bytes]:
     titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
     for selection in all_selections(site.catalog, *titles):
         for extension in ("rss", "atom", "json"):
-            path = f"{selection.feed_path}.{extension}"
+            path = selection.feed_path(extension)
             response = client.get(path)
             assert response.status_code == 200, path
             if extension != "json":

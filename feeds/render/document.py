@@ -35,9 +35,6 @@ class FeedDocument:
         """The newest entry's date: never the clock, so every render gives the same bytes."""
         return self.articles[0].published if self.articles else EPOCH
 
-    def feed_url(self, extension: str) -> str:
-        return f"{self.base_url}{self.selection.feed_path}.{extension}"
-
 
 def link_header(document: FeedDocument) -> str:
     """The HTTP `Link` header that WebSub and RFC 5005 clients read besides the body."""
