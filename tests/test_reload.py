@@ -20,33 +20,33 @@ PATHS = [
 ]
 
 
-SETTLE_SECONDS = 2.0
-
-
 def version(server: Server) -> str:
     return server.get("/healthz").json()["corpus_version"]
 
 
-def reload_and_wait(server: Server, timeout: float = 20) -> str:
-    """SIGHUP, then wait until every answer comes from the new corpus.
+def reload_and_wait(server: Server, timeout: float = 30) -> str:
+    """SIGHUP, then wait until the workers that served the old corpus are gone.
 
-    A stopping gevent worker may still accept connections for up to a second after its
-    SIGTERM, so the new version must be the only one seen for a settling period.
+    Seeing the new version is not enough: until the master stops them, old workers
+    still accept connections, and answer from the old corpus.
     """
     before = version(server)
+    old_workers = worker_pids(server)
     server.process.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + timeout
-    settled_since: float | None = None
     while time.monotonic() < deadline:
         time.sleep(0.1)
-        current = version(server)
-        if current == before:
-            settled_since = None
-        elif settled_since is None:
-            settled_since = time.monotonic()
-        elif time.monotonic() - settled_since >= SETTLE_SECONDS:
-            return current
+        if not any(Path(f"/proc/{pid}").exists() for pid in old_workers):
+            current = version(server)
+            if current != before:
+                return current
     raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
+
+
+def worker_pids(server: Server) -> set[int]:
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children}
 
 
 def validators(server: Server) -> dict[str, tuple[int, str | None, str | None]]:
