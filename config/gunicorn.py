@@ -1,26 +1,28 @@
 """gunicorn settings for `web` in the Procfile; every value can be overridden by GUNICORN_CMD_ARGS.
 
-- preload_app: the corpus is loaded once in the master and shared by forked workers,
-  so startup cost and memory do not multiply with the worker count.
-- SIGHUP to the master loads the corpus again in the master (`on_reload`), then gunicorn
-  forks fresh workers from it and lets the old ones finish their requests: no request is
-  dropped, and a corpus that fails to load leaves the old one in service.
-- gc.freeze() after loading moves the corpus out of the collector's reach, so forked
-  workers do not touch (and copy) its pages.
+- The port opens at once, whatever the corpus size: the app only reads the corpus index
+  (SQLite), and the index is written by one supervised indexer process (`feeds index
+  --follow`) that the master starts when it is ready, restarts if it dies, asks to
+  reconcile on SIGHUP and stops on exit. Until the first complete index exists, feeds
+  answer 503 with Retry-After and /healthz says how far indexing has come.
+- preload_app: the app is built once in the master; workers open their own read-only
+  connections to the index after the fork.
 - gevent workers: every connection is a greenlet, so slow or idle clients (up to
   worker_connections per worker) cannot hold the workers that fast clients need;
   sync and gthread workers were starved by 40 connections sending headers slowly.
   Connections are kept alive for pollers that reuse them.
-- WebSub: the master only queues pushes on reload (threads and fork do not mix); each
-  worker delivers them from a loop started in post_worker_init, after gevent patched
+- WebSub: the indexer queues pushes for the feeds each change touched; each worker
+  delivers them from a loop started in post_worker_init, after gevent patched
   threading, so the loop is a greenlet.
 """
 
-import gc
 import os
 
-from feeds.app import reload_site
+from feeds.app import BACKGROUND_INDEX_ENV
+from feeds.supervisor import Indexer
 from feeds.websub import delivery
+
+os.environ.setdefault(BACKGROUND_INDEX_ENV, "1")
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -36,18 +38,28 @@ limit_request_field_size = 8190
 errorlog = "-"
 loglevel = os.environ.get("FEEDS_LOG_LEVEL", "info").lower()
 
+indexer = Indexer()
+
 
 def when_ready(server):
-    """The corpus is loaded (preload_app); freeze it before the first fork."""
-    gc.collect()
-    gc.freeze()
+    """The port is bound: start the indexer, and check on it from the master's loop."""
+    indexer.start()
+    manage_workers = server.manage_workers
+
+    def manage_workers_and_indexer():
+        manage_workers()
+        indexer.check()
+
+    server.manage_workers = manage_workers_and_indexer
 
 
 def on_reload(server):
-    """SIGHUP: swap in the new corpus before gunicorn forks the new workers."""
-    if reload_site(server.app.wsgi()):
-        gc.collect()
-        gc.freeze()
+    """SIGHUP: the indexer reconciles the directory with the index (only changes parse)."""
+    indexer.reload()
+
+
+def on_exit(server):
+    indexer.stop()
 
 
 def post_worker_init(worker):

@@ -1,22 +1,35 @@
-"""`create_app()`: read settings, load the corpus, wire the parts together."""
+"""`create_app()`: read settings, open the corpus index, wire the parts together.
+
+Under gunicorn (config/gunicorn.py) a supervised indexer process keeps the index
+current and the app only reads it, so the port opens at once whatever the corpus size.
+Anywhere else (tests, `feeds render`, `feeds export`) the index is brought up to date
+here first, incrementally, so the app serves the directory as it is now.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
+from feeds.corpus import CorpusError
 from feeds.fastpath import fast_path_middleware
+from feeds.index.indexer import Target, update
+from feeds.index.reader import NotReady
 from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
-from feeds.site import Site, load_site
+from feeds.site import load_site
 from feeds.web import blueprint
-from feeds.websub.delivery import notify
 from feeds.websub.hub import blueprint as websub_blueprint
 
 log = logging.getLogger("feeds.app")
+
+BACKGROUND_INDEX_ENV = "FEEDS_BACKGROUND_INDEX"  # set by config/gunicorn.py
+WAIT_FOR_OTHER_WRITER_SECONDS = 120.0
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -24,8 +37,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings["LOG_LEVEL"])
     app = Flask(__name__)
     app.json.sort_keys = False
-    app.config["FEEDS_OVERRIDES"] = dict(overrides or {})
-    app.extensions["feeds"] = load_site(settings)
+    site = load_site(settings)
+    if not os.environ.get(BACKGROUND_INDEX_ENV):
+        index_now(Target.from_settings(settings), site.reader)
+        if settings["STRICT"] and (skipped := site.catalog.counts()["skipped"]):
+            raise CorpusError(f"strict mode: {skipped} documents were skipped")
+    app.extensions["feeds"] = site
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
@@ -33,37 +50,21 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def reload_site(app: Flask) -> bool:
-    """Load the corpus again beside the one being served, then swap the reference.
-
-    Requests in flight keep the site they started with. If the new corpus cannot be
-    loaded, or holds no servable document, the old one stays and the failure is logged.
-    """
-    old: Site = app.extensions["feeds"]
-    try:
-        new = load_site(load_settings(app.config["FEEDS_OVERRIDES"]))
-    except Exception:  # whatever went wrong, keep serving what we have
-        log.exception("reload failed; still serving corpus %s", old.catalog.version[:12])
-        return False
-    if not new.catalog.articles:
-        log.error(
-            "reload refused: the new corpus has no servable document (%s); still serving corpus %s",
-            new.report.as_dict(),
-            old.catalog.version[:12],
-        )
-        return False
-    app.extensions["feeds"] = new
-    log.info(
-        "reloaded: corpus %s -> %s, %d articles",
-        old.catalog.version[:12],
-        new.catalog.version[:12],
-        len(new.catalog.articles),
-    )
-    try:  # push changed feeds; WebSub trouble must never undo a reload
-        notify(old, new)
-    except Exception:
-        log.exception("websub: could not queue deliveries for this reload")
-    return True
+def index_now(target: Target, reader: Any) -> None:
+    """Update the index here, or wait while another process that writes it finishes."""
+    if not target.root.is_dir():
+        raise CorpusError(f"corpus directory {target.root} does not exist or is not a directory")
+    if update(target) is not None:
+        return
+    deadline = time.monotonic() + WAIT_FOR_OTHER_WRITER_SECONDS
+    while True:
+        try:
+            reader.view()
+            return
+        except NotReady:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def configure_logging(level: str) -> None:

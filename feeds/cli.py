@@ -6,14 +6,20 @@ Built on click, which Flask already brings, so `--help` works the Flask way.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from feeds.app import create_app
+from feeds import indexing
+from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, find_documents, load_corpus
 from feeds.export import export_site
+from feeds.index import indexer
+from feeds.index.indexer import Target, open_index
+from feeds.index.reader import index_report
 from feeds.render import FORMATS
 from feeds.selection import all_selections
 from feeds.settings import SettingsError, load_settings
@@ -41,22 +47,39 @@ def check(directory: Path | None) -> None:
     # A check reads every file: a snapshot would only repeat what an earlier load said.
     options = replace(LoadOptions.from_settings(settings), snapshot_dir=None)
     total = sum(1 for _ in find_documents(root))
-    if sys.stderr.isatty():
-        with click.progressbar(length=total, label="checking", file=sys.stderr) as bar:
-            seen = [0]
-
-            def advance(done: int) -> None:
-                bar.update(done - seen[0])
-                seen[0] = done
-
-            report = load_corpus(root, options, advance).report
-            advance(report.files)
-    else:
-        report = load_corpus(
-            root, options, lambda done: click.echo(f"checked {done} of {total}", err=True)
-        ).report
+    with _progress("checking") as advance:
+        report = load_corpus(root, options, lambda done: advance(done, total)).report
+        advance(report.files, total)
     print_report(report)
     sys.exit(1 if report.skipped else 0)
+
+
+@main.command("index", help="Build or update the corpus index without serving, then report.")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--follow", is_flag=True, help="Keep it current (the server's indexer process).")
+def index(directory: Path | None, follow: bool) -> None:
+    settings = _settings()
+    if directory is not None:
+        settings["CORPUS_DIR"] = str(directory)
+    configure_logging(settings["LOG_LEVEL"])
+    if follow:
+        indexing.follow(settings)
+        return
+    target = Target.from_settings(settings)
+    if not target.root.is_dir():
+        raise click.ClickException(f"{target.root} is not a directory")
+    with _progress("indexing") as advance:
+        changes = indexer.update(target, advance)
+    if changes is None:
+        raise click.ClickException(f"{target.path} is being written by another process")
+    db = open_index(target)
+    try:
+        report = index_report(db)
+    finally:
+        db.close()
+    report.seconds = changes.seconds
+    print_report(report)
+    click.echo(f"index: {target.path} ({changes.parsed} parsed, {changes.removed} removed)")
 
 
 @main.command("list", help="Print the URL of every feed, in every format.")
@@ -86,6 +109,23 @@ def export(directory: Path) -> None:
     except ValueError as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {written} files (and their .gz siblings) to {directory}")
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """`advance(done, total)`: a progress bar on a terminal, plain lines when piped."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: click.echo(f"{label}: {done} of {total}", err=True)
+        return
+    with click.progressbar(length=1, label=label, file=sys.stderr) as bar:
+        seen = [0]
+
+        def advance(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - seen[0])
+            seen[0] = done
+
+        yield advance
 
 
 def print_report(report: LoadReport) -> None:

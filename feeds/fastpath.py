@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 from feeds.cache import LocalLRU, Rendered
+from feeds.index.reader import NotReady
 from feeds.responses import feed_answer
 
 StartResponse = Callable[..., Any]
@@ -35,9 +36,11 @@ def request_key(environ: dict) -> str:
 
 
 class FastPath:
-    """Remembered feed requests of one loaded site; a reload starts a new, empty one."""
+    """Remembered feed requests of one view of the index; a committed change starts a new one."""
 
     def __init__(self, capacity: int, max_bytes: int) -> None:
+        self.capacity = capacity
+        self.max_bytes = max_bytes
         self.answers = LocalLRU(capacity, max_bytes)
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
@@ -48,7 +51,10 @@ def fast_path_middleware(app: WSGIApp, current: Callable[[], FastPath]) -> WSGIA
     def serve(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method in {"GET", "HEAD"}:
-            fast_path = current()
+            try:
+                fast_path = current()
+            except NotReady:  # no index yet: Flask answers 503
+                return app(environ, start_response)
             rendered = fast_path.answers.get(request_key(environ))
             if rendered is not None:
                 answer = feed_answer(rendered, environ)

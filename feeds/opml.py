@@ -13,7 +13,7 @@ from datetime import datetime
 from lxml import etree
 from werkzeug.http import http_date
 
-from feeds.model import Catalog
+from feeds.index.reader import View
 from feeds.selection import Selection, all_selections
 
 GROUPS = {"all": "All", "topics": "Topics", "providers": "Providers"}
@@ -41,13 +41,13 @@ class Listing:
         return base_url + self.selection.page_path
 
 
-def listings(catalog: Catalog, site_title: str, site_description: str) -> Iterator[Listing]:
+def listings(catalog: View, site_title: str, site_description: str) -> Iterator[Listing]:
     """Every feed of `all_selections`, in its order (all, topics, providers)."""
     for selection in all_selections(catalog, site_title, site_description):
         yield listing(catalog, selection)
 
 
-def listing(catalog: Catalog, selection: Selection) -> Listing:
+def listing(catalog: View, selection: Selection) -> Listing:
     if selection.kind == "topics":
         name = catalog.topics[selection.slug].name
     elif selection.kind == "providers":

@@ -1,6 +1,6 @@
 """What goes into each feed: which articles, under which title, at which URLs.
 
-Selections are lookups in the catalog's prebuilt indexes, never scans of the corpus.
+Selections are lookups in the index's feed table; articles are read only as far as shown.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from feeds.model import Article, Catalog
+from feeds.index.reader import FeedArticles, View
 from feeds.urls import feed_path
 
 
@@ -22,7 +22,12 @@ class Selection:
     slug: str | None
     title: str
     description: str
-    articles: tuple[Article, ...]
+    articles: FeedArticles
+
+    @property
+    def version(self) -> str:
+        """Changes exactly when this feed's articles do (equal on every host)."""
+        return f"{self.kind}/{self.slug or ''}/{self.articles.digest}"
 
     def feed_path(self, extension: str, page: int | None = None) -> str:
         """The URL path of this feed (or of one of its archive pages) in a format."""
@@ -41,7 +46,7 @@ DESCRIPTIONS = {
 
 
 def select(
-    catalog: Catalog, kind: str, slug: str | None, site_title: str, site_description: str
+    catalog: View, kind: str, slug: str | None, site_title: str, site_description: str
 ) -> Selection:
     if kind == "all":
         return Selection("all", None, site_title, site_description, catalog.articles)
@@ -54,14 +59,14 @@ def select(
     )
 
 
-def _indexes(catalog: Catalog) -> dict[str, tuple[Mapping, Mapping]]:
+def _indexes(catalog: View) -> dict[str, tuple[Mapping, Mapping]]:
     return {
         "topics": (catalog.topics, catalog.by_topic),
         "providers": (catalog.providers, catalog.by_provider),
     }
 
 
-def all_selections(catalog: Catalog, site_title: str, site_description: str) -> Iterator[Selection]:
+def all_selections(catalog: View, site_title: str, site_description: str) -> Iterator[Selection]:
     """Every feed the catalog has: all content, then each topic, then each provider."""
     yield select(catalog, "all", None, site_title, site_description)
     for kind, (names, _articles) in _indexes(catalog).items():

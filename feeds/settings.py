@@ -110,6 +110,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Documents larger than this are skipped unread, so one file cannot bloat every feed.",
     ),
     Setting(
+        "DATA_DIR",
+        "",
+        str,
+        "Directory of the corpus index (one SQLite file per corpus directory and load options); "
+        "empty: `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`).",
+    ),
+    Setting(
         "SNAPSHOT_DIR",
         "",
         str,

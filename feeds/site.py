@@ -1,6 +1,9 @@
-"""A loaded corpus with its catalog and cache: what every request, command and export reads.
+"""The index's current view with the settings and cache: what every request, command and
+export reads.
 
-A `Site` never changes once built; a reload builds a new one and swaps the reference.
+`Site.catalog` is the index as the last committed change left it (`feeds.index.reader`);
+rendered documents are cached under each feed's own digest, so a change re-renders only
+the feeds it touched.
 """
 
 from __future__ import annotations
@@ -8,15 +11,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 from typing import Any
 
 from feeds.archive import Archive
 from feeds.cache import FeedCache, Rendered, cache_key, make_shared_backend, prepare
-from feeds.corpus import CorpusError, LoadOptions, LoadReport, load_corpus
 from feeds.fastpath import FastPath
-from feeds.model import Catalog, build_catalog
+from feeds.index.indexer import Target
+from feeds.index.reader import IndexReader, View
 from feeds.render import FORMATS, FeedDocument
 from feeds.render.document import link_header
 from feeds.responses import IMMUTABLE, cache_control_value
@@ -36,20 +37,27 @@ OUTPUT_SETTINGS = (
 )
 
 
-def package_version() -> str:
-    try:
-        return version("feeds")
-    except PackageNotFoundError:
-        return "0"
-
-
-@dataclass(frozen=True)
+@dataclass
 class Site:
     settings: dict[str, Any]
-    catalog: Catalog
-    report: LoadReport
+    reader: IndexReader
     cache: FeedCache
-    fast_path: FastPath
+    _fast_path: FastPath
+    _fast_path_view: View | None = None
+
+    @property
+    def catalog(self) -> View:
+        """The index as last committed; raises NotReady before the first complete index."""
+        return self.reader.view()
+
+    @property
+    def fast_path(self) -> FastPath:
+        """Remembered answers of the current view; a committed change starts afresh."""
+        view = self.catalog
+        if view is not self._fast_path_view:
+            self._fast_path = FastPath(self._fast_path.capacity, self._fast_path.max_bytes)
+            self._fast_path_view = view
+        return self._fast_path
 
     @property
     def cache_control(self) -> str:
@@ -141,19 +149,20 @@ class Site:
                 body, document.updated, fmt.mime_type, cache_control, link_header(document)
             )
 
-        return self.cache.get_or_render(cache_key(self.catalog.version, document.self_url), render)
+        key = cache_key(self.output_version(document.selection.version), document.self_url)
+        return self.cache.get_or_render(key, render)
+
+    def output_version(self, content_version: str) -> str:
+        """What a document's bytes depend on: its articles' digest and the output settings."""
+        fingerprint = "\n".join(
+            [content_version, *(str(self.settings[name]) for name in OUTPUT_SETTINGS)]
+        )
+        return hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
 
 
 def load_site(settings: dict[str, Any]) -> Site:
-    corpus = load_corpus(Path(settings["CORPUS_DIR"]), LoadOptions.from_settings(settings))
-    if settings["STRICT"] and corpus.report.skipped:
-        raise CorpusError(f"strict mode: {len(corpus.report.skipped)} documents were skipped")
-    fingerprint = "\n".join(
-        [package_version(), corpus.digest, *(str(settings[name]) for name in OUTPUT_SETTINGS)]
-    )
-    corpus_version = hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
-    catalog = build_catalog(corpus.articles, corpus_version)
+    """A site reading the index of the configured corpus (built by `feeds.index.indexer`)."""
     local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
     cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes)
     fast_path = FastPath(settings["CACHE_THRESHOLD"], local_bytes)
-    return Site(settings, catalog, corpus.report, cache, fast_path)
+    return Site(settings, IndexReader(Target.from_settings(settings).path), cache, fast_path)

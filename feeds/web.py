@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from feeds.cache import Rendered
+from feeds.index.reader import NotReady
 from feeds.render import FORMATS
 from feeds.responses import CORS_HEADERS, feed_answer
 from feeds.selection import UnknownFeed
@@ -18,6 +19,7 @@ from feeds.urls import parse_feed_path
 blueprint = Blueprint("feeds", __name__)
 FEED_METHODS = ["GET", "HEAD", "OPTIONS"]
 _LIMIT = re.compile(r"[0-9]{1,7}")
+RETRY_AFTER_SECONDS = 5
 
 
 def current_site() -> Site:
@@ -91,14 +93,32 @@ def preflight() -> Response:
 @blueprint.route("/healthz")
 def healthz() -> Response:
     site = current_site()
-    response = jsonify(
-        status="ok",
-        corpus_version=site.catalog.version,
-        articles=len(site.catalog.articles),
-        **site.report.as_dict(),
-        cache={"worker_pid": os.getpid(), **site.cache.stats},
-    )
+    try:
+        view = site.catalog
+    except NotReady as progress:
+        response = jsonify(status="indexing", indexed=progress.indexed, files=progress.files)
+        response.status_code = 503
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    else:
+        response = jsonify(
+            status="ok",
+            corpus_version=view.version,
+            articles=len(view.articles),
+            **view.counts(),
+            cache={"worker_pid": os.getpid(), **site.cache.stats},
+        )
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.app_errorhandler(NotReady)
+def not_ready(progress: NotReady) -> Response:
+    """Before the first complete index: a 503 that says how far indexing has come."""
+    body = f"503 Service Unavailable: the corpus is being indexed ({progress}); try again soon\n"
+    response = Response(body, 503, content_type="text/plain; charset=utf-8")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers.extend(CORS_HEADERS)
     return response
 
 

@@ -56,7 +56,7 @@ def test_check_shows_progress_plainly_when_piped_and_as_a_bar_on_a_terminal(
     write_corpus(tmp_path, 1200, seed=3)
     piped = run("check", str(tmp_path))
     assert piped.returncode == 0
-    assert "checked 500 of 1200\nchecked 1000 of 1200\n" in piped.stderr
+    assert "checking: 500 of 1200\nchecking: 1000 of 1200\n" in piped.stderr
     leader, follower = pty.openpty()
     with subprocess.Popen(
         [FEEDS, "check", str(tmp_path)], stdout=subprocess.PIPE, stderr=follower

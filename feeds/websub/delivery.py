@@ -1,7 +1,7 @@
 """Pushing changed feeds to subscribers: `notify` enqueues, each worker's loop delivers.
 
-`notify` runs in the gunicorn master on reload, so it only writes to the store: no
-threads are started in a process that forks. Every worker runs `run`, which claims
+`notify` runs in the indexer after each change it commits, so it only writes to the
+store. Every worker runs `run`, which claims
 due deliveries and POSTs them; failures are retried with exponential backoff, and a
 subscriber that keeps failing is dropped.
 """
@@ -13,6 +13,7 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Collection
 from http.client import HTTPException
 from typing import Any
 
@@ -21,7 +22,7 @@ from flask import Flask
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.store import Claim, Content, Store, open_store
-from feeds.websub.topics import UnknownTopic, topic_feed
+from feeds.websub.topics import UnknownTopic, topic_address, topic_feed
 
 log = logging.getLogger("feeds.websub")
 
@@ -51,26 +52,26 @@ class Loop:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def notify(old_site: Site, new_site: Site) -> int:
-    """Enqueue the new document of every subscribed topic whose bytes changed."""
-    if new_site.settings["WEBSUB_HUB_URL"]:
+def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
+    """Enqueue the current document of every subscribed topic whose feed changed.
+
+    `changed` holds the (kind, slug) of each feed whose articles an index change touched.
+    """
+    if site.settings["WEBSUB_HUB_URL"] or not changed:
         return 0
-    store = open_store(new_site.settings)
+    store = open_store(site.settings)
     now = time.time()
     queued = 0
     for topic in store.topics(now):
+        if topic_address(topic) not in changed:
+            continue
         try:
-            fresh = topic_feed(new_site, topic)
+            fresh = topic_feed(site, topic)
         except UnknownTopic:
             continue  # gone from the corpus; its subscribers hear nothing
-        try:
-            changed = topic_feed(old_site, topic).etag != fresh.etag
-        except UnknownTopic:
-            changed = True
-        if changed:
-            content = Content(fresh.body, fresh.content_type, fresh.link_header)
-            queued += store.enqueue(topic, content, now)
-    log.info("websub: %d deliveries queued", queued)
+        content = Content(fresh.body, fresh.content_type, fresh.link_header)
+        queued += store.enqueue(topic, content, now)
+    log.info("websub: %d deliveries queued for %d changed feeds", queued, len(changed))
     return queued
 
 

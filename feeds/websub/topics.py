@@ -23,6 +23,15 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+def topic_address(topic: str) -> tuple[str, str] | None:
+    """The (kind, slug) of the feed a topic URL names, as the index keys feeds; else None."""
+    try:
+        address = parse_feed_path(urlsplit(topic).path)
+    except ValueError:
+        return None
+    return None if address is None else (address.kind, address.slug or "")
+
+
 def topic_feed(site: Site, topic: str) -> Rendered:
     """The current document of `topic`, rendered as a GET of that URL would send it.
 

@@ -1,0 +1,235 @@
+"""What workers read: a consistent view of the index, refreshed when the writer commits.
+
+Each worker keeps one small connection that asks SQLite's `data_version` on every
+request (a few microseconds); when another connection has committed, a new `View` is
+opened. A view holds a read transaction, so every query made through it sees the
+index as it was when the view was opened: counts, pages and entries always agree. The
+old view's connection closes when the last request using it lets go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import overload
+
+from feeds.corpus import LoadReport, Skip
+from feeds.index.records import article_from_json, from_microseconds
+from feeds.index.schema import open_reader
+from feeds.model import Article, Provider, Topic
+
+
+class NotReady(RuntimeError):
+    """No complete index yet: feeds answer 503 while the first build runs."""
+
+    def __init__(self, indexed: int, files: int) -> None:
+        super().__init__(f"indexing: {indexed} of {files} files")
+        self.indexed = indexed
+        self.files = files
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    kind: str
+    slug: str
+    name: str
+    domain: str | None
+    count: int
+    newest: int | None
+    digest: str
+
+
+_QUERIES = {
+    "all": "SELECT data FROM articles ORDER BY published DESC, id ASC LIMIT ? OFFSET ?",
+    "topics": (
+        "SELECT a.data FROM article_topics t JOIN articles a ON a.id = t.id"
+        " WHERE t.topic = ? ORDER BY t.published DESC, t.id ASC LIMIT ? OFFSET ?"
+    ),
+    "providers": (
+        "SELECT data FROM articles WHERE provider = ?"
+        " ORDER BY published DESC, id ASC LIMIT ? OFFSET ?"
+    ),
+}
+
+
+class FeedArticles(Sequence[Article]):
+    """One feed's articles, newest first, fetched from the view only as far as asked."""
+
+    __slots__ = ("_db", "_feed")
+
+    def __init__(self, db: sqlite3.Connection, feed: FeedRow) -> None:
+        self._db = db
+        self._feed = feed
+
+    def __len__(self) -> int:
+        return self._feed.count
+
+    @property
+    def digest(self) -> str:
+        return self._feed.digest
+
+    def _fetch(self, start: int, stop: int) -> tuple[Article, ...]:
+        if stop <= start:
+            return ()
+        key = () if self._feed.kind == "all" else (self._feed.slug,)
+        rows = self._db.execute(_QUERIES[self._feed.kind], (*key, stop - start, start))
+        return tuple(article_from_json(data) for (data,) in rows.fetchall())
+
+    @overload
+    def __getitem__(self, index: int) -> Article: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[Article, ...]: ...
+    def __getitem__(self, index: int | slice) -> Article | tuple[Article, ...]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                raise ValueError("feeds are read in order")
+            return self._fetch(start, stop)
+        if index < 0:
+            index += len(self)
+        found = self._fetch(index, index + 1) if 0 <= index < len(self) else ()
+        if not found:
+            raise IndexError("article index out of range")
+        return found[0]
+
+    def __iter__(self) -> Iterator[Article]:
+        return iter(self._fetch(0, len(self)))
+
+    def __repr__(self) -> str:
+        return f"<{self._feed.kind} {self._feed.slug!r}: {len(self)} articles>"
+
+
+class View:
+    """The index at one moment: the catalog's interface (articles, topics, providers)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+        db.execute("BEGIN")  # a read transaction: the view does not move under a request
+        rows = [FeedRow(*row) for row in db.execute("SELECT * FROM feeds ORDER BY kind, slug")]
+        self._feeds = {(row.kind, row.slug): row for row in rows}
+        empty = FeedRow("all", "", "", None, 0, None, "0" * 64)
+        self.articles = FeedArticles(db, self._feeds.get(("all", ""), empty))
+        self.version = self.articles.digest
+        self.topics: Mapping[str, Topic] = MappingProxyType(
+            {r.slug: Topic(r.name, r.slug) for r in rows if r.kind == "topics"}
+        )
+        self.providers: Mapping[str, Provider] = MappingProxyType(
+            {r.slug: Provider(r.name, r.slug, r.domain) for r in rows if r.kind == "providers"}
+        )
+        self.by_topic = _Feeds(self, "topics")
+        self.by_provider = _Feeds(self, "providers")
+
+    def feed(self, kind: str, slug: str) -> FeedArticles:
+        return FeedArticles(self._db, self._feeds[(kind, slug)])
+
+    def newest(self, kind: str, slug: str) -> object:
+        row = self._feeds.get((kind, slug))
+        return None if row is None or row.newest is None else from_microseconds(row.newest)
+
+    def report(self) -> LoadReport:
+        """What the index holds, listed as a whole load would report it."""
+        return index_report(self._db)
+
+    def counts(self) -> dict[str, int]:
+        """The report's numbers, from the index's own counts (cheap at any size)."""
+        outcomes = dict(
+            self._db.execute("SELECT outcome, count(*) FROM documents GROUP BY outcome")
+        )
+        loaded = self.articles.__len__()
+        repaired = self._db.execute(
+            "SELECT total(json_array_length(repairs)) FROM documents WHERE repairs != '[]'"
+        ).fetchone()[0]
+        files = sum(outcomes.values())
+        return {
+            "files": files,
+            "loaded": loaded,
+            "skipped": outcomes.get("skipped", 0) + outcomes.get("article", 0) - loaded,
+            "filtered": outcomes.get("filtered", 0),
+            "repaired": int(repaired),
+        }
+
+
+class _Feeds(Mapping[str, FeedArticles]):
+    """The topic or provider feeds of a view, by slug."""
+
+    def __init__(self, view: View, kind: str) -> None:
+        self._view = view
+        self._kind = kind
+        self._slugs = view.topics if kind == "topics" else view.providers
+
+    def __getitem__(self, slug: str) -> FeedArticles:
+        if slug not in self._slugs:
+            raise KeyError(slug)
+        return self._view.feed(self._kind, slug)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slugs)
+
+    def __len__(self) -> int:
+        return len(self._slugs)
+
+
+class IndexReader:
+    """One worker's access to the index; opens nothing until first asked (after the fork)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pid = 0
+        self._probe: sqlite3.Connection | None = None
+        self._version = -1
+        self._view: View | None = None
+
+    def view(self) -> View:
+        """The current view; raises NotReady until a complete index exists."""
+        probe = self._probe_connection()
+        version = probe.execute("PRAGMA data_version").fetchone()[0]
+        if self._view is None or version != self._version:
+            state = dict(
+                probe.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')"
+                )
+            )
+            if state.get("state") != "ready":
+                raise NotReady(int(state.get("indexed", 0)), int(state.get("files", 0)))
+            self._view = View(open_reader(self.path))
+            self._version = version
+        return self._view
+
+    def _probe_connection(self) -> sqlite3.Connection:
+        if self._probe is None or self._pid != os.getpid():
+            try:
+                self._probe = open_reader(self.path)
+            except sqlite3.Error:
+                raise NotReady(0, 0) from None
+            self._pid = os.getpid()
+            self._view = None
+        return self._probe
+
+
+def index_report(db: sqlite3.Connection) -> LoadReport:
+    """Skips, filters, repairs and duplicates as the load report lists them."""
+    report = LoadReport()
+    report.files = db.execute("SELECT count(*) FROM documents").fetchone()[0]
+    report.loaded = db.execute("SELECT count(*) FROM articles").fetchone()[0]
+    for path, outcome, reason in db.execute(
+        "SELECT path, outcome, reason FROM documents WHERE outcome != 'article' ORDER BY path"
+    ):
+        skip = Skip(path, reason, outcome)
+        (report.filtered if outcome == "filtered" else report.skipped).append(skip)
+    duplicates = db.execute(
+        "SELECT d.path, a.path FROM documents d JOIN articles a ON a.id = d.article_id"
+        " WHERE d.path != a.path ORDER BY d.path"
+    )
+    report.skipped.extend(
+        Skip(path, f"duplicate: same article as {winner}") for path, winner in duplicates
+    )
+    for path, repairs in db.execute(
+        "SELECT path, repairs FROM documents WHERE repairs != '[]' ORDER BY path"
+    ):
+        report.repairs.extend((path, note) for note in json.loads(repairs))
+    return report

@@ -1,0 +1,194 @@
+"""Where an index lives, its tables, and how writers and readers open it.
+
+The file name holds a hash of the corpus directory, the load options and the code that
+turns files into rows (this schema and the corpus layer), so an index written by other
+code is never opened: a new release indexes into a file of its own. A file that SQLite
+cannot read, or whose identity rows do not match, is set aside and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+
+log = logging.getLogger("feeds.index")
+
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_MS = 5000
+READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
+ALL = ("all", "")  # the (kind, slug) of the feed of every article
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS documents (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    read_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('article', 'skipped', 'filtered')),
+    reason TEXT,
+    repairs TEXT NOT NULL DEFAULT '[]',
+    article_id TEXT,
+    quality REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_by_article ON documents (article_id)
+    WHERE article_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS documents_by_outcome ON documents (outcome);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    quality REAL NOT NULL,
+    published INTEGER NOT NULL,
+    provider TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS articles_newest ON articles (published DESC, id);
+CREATE INDEX IF NOT EXISTS articles_by_provider ON articles (provider, published DESC, id);
+CREATE TABLE IF NOT EXISTS article_topics (
+    topic TEXT NOT NULL,
+    published INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (topic, published DESC, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS feeds (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    domain TEXT,
+    count INTEGER NOT NULL,
+    newest INTEGER,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (kind, slug)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS names (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    name TEXT NOT NULL,
+    uses INTEGER NOT NULL,
+    PRIMARY KEY (kind, slug, name)
+) WITHOUT ROWID;
+"""
+
+# Source files whose changes change what a file becomes in the index.
+_CODE_PACKAGES = ("corpus", "index")
+_CODE_MODULES = ("corpus.py", "normalize.py", "model.py", "yamlload.py", "frontmatter_fast.py")
+
+
+class DamagedIndex(RuntimeError):
+    """The file is not a usable index of this corpus and code; it is set aside and rebuilt."""
+
+
+@cache
+def code_hash() -> str:
+    """A hash of the code that decides rows: a release that parses differently re-indexes."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256(SCHEMA_VERSION.encode())
+    files = [package / name for name in _CODE_MODULES]
+    for folder in _CODE_PACKAGES:
+        files.extend(sorted((package / folder).glob("*.py")))
+    for path in files:
+        if path.is_file():
+            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def default_data_dir() -> Path:
+    """`$XDG_DATA_HOME/feeds`, else `~/.local/share/feeds`: data a restart must find again."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base, "feeds")
+
+
+def index_path(data_dir: Path, corpus: Path, options_key: str) -> Path:
+    """The index file of this corpus directory, load options and code."""
+    identity = "\0".join((os.path.realpath(corpus), options_key, code_hash()))
+    name = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return data_dir / f"index-{name}.sqlite"
+
+
+def identity(corpus: Path, options_key: str) -> dict[str, str]:
+    """The meta rows that say whose index a file is."""
+    return {
+        "schema": SCHEMA_VERSION,
+        "code": code_hash(),
+        "corpus": os.path.realpath(corpus),
+        "options": options_key,
+    }
+
+
+def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
+    """The writer's connection; a damaged or foreign file is moved aside and a new one made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return _writer(path, expected)
+    except (sqlite3.DatabaseError, DamagedIndex) as error:
+        aside = set_aside(path, str(error))
+        log.error("index %s is unusable (%s); moved to %s and rebuilding", path, error, aside)
+        return _writer(path, expected)
+
+
+def _writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.executescript(TABLES)
+        found = dict(connection.execute("SELECT key, value FROM meta"))
+        if not found:
+            with transaction(connection):
+                connection.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [*expected.items(), ("state", "building")],
+                )
+        elif any(found.get(key) != value for key, value in expected.items()):
+            raise DamagedIndex("written for another corpus, options or code")
+        return connection
+    except BaseException:
+        connection.close()
+        raise
+
+
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A worker's read-only connection (raises sqlite3.Error while no index exists yet)."""
+    if not path.is_file():
+        raise sqlite3.OperationalError("no index yet")
+    connection = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
+    return connection
+
+
+def set_aside(path: Path, reason: str) -> Path:
+    """Move a damaged index (and its WAL files) out of the way, never deleting evidence."""
+    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, f"{aside}{suffix}")
+    return aside
+
+
+@contextmanager
+def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: readers never see half a change."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield connection
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
