@@ -54,6 +54,13 @@ def _cache_type(value: Any) -> str:
     return text
 
 
+def _secret(value: Any) -> str:
+    text = str(value).strip()
+    if text and len(text) < 32:
+        raise ValueError("must be empty or at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return text
+
+
 def _base_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -131,6 +138,19 @@ SETTINGS: tuple[Setting, ...] = (
         2000,
         _positive_int,
         "Rendered responses kept per process, and by the `filesystem` backend.",
+    ),
+    Setting(
+        "CACHE_TTL",
+        86_400,
+        _positive_int,
+        "Seconds each rendered response is kept in the `filesystem` or `redis` cache.",
+    ),
+    Setting(
+        "CACHE_SECRET",
+        "",
+        _secret,
+        "Key (32+ characters) of an HMAC-SHA256 on each shared cache value, so that who can "
+        "write to Redis cannot change the feeds served; empty: a checksum only.",
     ),
     Setting(
         "CACHE_LOCAL_MB",
