@@ -110,13 +110,17 @@ def check_store(intent: Intent, settings: dict[str, Any]) -> None:
 
 
 def form() -> MultiDict[str, str]:
-    """The posted fields, reading at most MAX_REQUEST_BYTES of the body, whether its length
-    is declared or it comes chunked: werkzeug stops reading at the limit."""
-    request.max_content_length = MAX_REQUEST_BYTES
+    """The posted fields. Whether the body's length is declared or it comes chunked, at
+    most one byte more than MAX_REQUEST_BYTES is read (werkzeug stops there), and a
+    longer body is a 413 at once."""
+    request.max_content_length = MAX_REQUEST_BYTES + 1  # the byte more tells a longer body
     try:
-        return request.form
-    except RequestEntityTooLarge:
-        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes") from None
+        body = request.get_data(cache=True)  # request.form parses this copy
+    except RequestEntityTooLarge:  # a declared length above the limit: nothing was read
+        body = None
+    if body is None or len(body) > MAX_REQUEST_BYTES:
+        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
+    return request.form
 
 
 def parse_intent(settings: dict[str, Any]) -> Intent:
