@@ -508,8 +508,10 @@ class RedisStore:
                 sid, callback, topic, attempts, content_key = found
                 content = self._content(REDIS_PREFIX.encode() + b"content:" + content_key)
                 claim = claim_from(callback, topic, attempts, token, content)
-                if claim is not None:
+                if claim is not None and _sid(claim.callback, claim.topic).encode() == sid:
                     return claim
+                if claim is not None:
+                    log.warning("websub store: dropped a malformed delivery (%.80r)", sid)
                 with self.client.pipeline() as pipe:
                     pipe.delete(REDIS_PREFIX.encode() + b"delivery:" + sid).zrem(self.due, sid)
                     pipe.execute()
