@@ -213,6 +213,12 @@ SETTINGS: tuple[Setting, ...] = (
         _positive_int,
         "Failed pushes in a row after which a subscription is dropped.",
     ),
+    Setting(
+        "WEBSUB_TIMEOUT_SECONDS",
+        15,
+        _positive_int,
+        "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
+    ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
 )
 
