@@ -2,32 +2,42 @@
 
 The first tier is a bounded in-process LRU of ready objects: bytes rendered for one corpus
 version never change, so a worker never needs to ask again. The second tier is a
-cachelib backend (in-process, file system or Redis) shared by workers and hosts. The
-shared tier is optional at run time: when it fails, the failure is logged, the tier
-is left alone for a while, and feeds are rendered locally.
+cachelib backend (file system or Redis) shared by workers and hosts. The shared tier is
+optional at run time: when it fails, the failure is logged, the tier is left alone for a
+while, and feeds are rendered locally.
+
+Whoever can write the shared store must not be able to run code here, so nothing read
+from it is ever unpickled: values are frames of plain bytes (see `encode_frame`) checked
+field by field, with a checksum or, given a secret, an HMAC. Anything that does not check
+out is a miss. Every shared key expires, and keys carry a hash of the rendering code.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import hmac
 import logging
+import re
+import struct
 import tempfile
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import IO, Any
 
 import brotli
 import redis
-from cachelib import BaseCache, FileSystemCache, NullCache, RedisCache
+from cachelib import BaseCache, FileSystemCache, RedisCache
 
 log = logging.getLogger("feeds.cache")
 
-SHARED_TIMEOUT_SECONDS = 0  # entries are immutable; the backend's own threshold evicts them
 RETRY_AFTER_FAILURE_SECONDS = 5.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 0.25
 
@@ -69,12 +79,16 @@ def prepare(
         body=body,
         gzip_body=gzip.compress(body, compresslevel=6, mtime=0),
         br_body=brotli.compress(body, quality=5),
-        etag=hashlib.sha256(body).hexdigest()[:32],
+        etag=_etag(body),
         last_modified=last_modified,
         content_type=content_type,
         cache_control=cache_control,
         link_header=link_header,
     )
+
+
+def _etag(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()[:32]
 
 
 class LocalLRU:
@@ -116,7 +130,7 @@ def _size(value: Any) -> int:
 class FeedCache:
     """Get a rendered feed by key, rendering it at most once per process and key."""
 
-    def __init__(self, shared: BaseCache, capacity: int, max_bytes: int) -> None:
+    def __init__(self, shared: SharedStore | None, capacity: int, max_bytes: int) -> None:
         self.shared = shared
         self.local = LocalLRU(capacity, max_bytes)
         self._shared_down_until = 0.0
@@ -141,21 +155,23 @@ class FeedCache:
         self.local.put(key, found)
         return found
 
+    def _shared_usable(self) -> bool:
+        return self.shared is not None and time.monotonic() >= self._shared_down_until
+
     def _shared_get(self, key: str) -> Rendered | None:
-        if time.monotonic() < self._shared_down_until:
+        if not self._shared_usable():
             return None
         try:
-            value = self.shared.get(key)
+            return self.shared.get(key)
         except Exception as error:  # any backend failure degrades to local rendering
             self._shared_failed("read", error)
             return None
-        return value if isinstance(value, Rendered) else None
 
     def _shared_set(self, key: str, value: Rendered) -> None:
-        if time.monotonic() < self._shared_down_until:
+        if not self._shared_usable():
             return
         try:
-            self.shared.set(key, value, timeout=SHARED_TIMEOUT_SECONDS)
+            self.shared.set(key, value)
         except Exception as error:  # any backend failure degrades to local rendering
             self._shared_failed("write", error)
 
@@ -171,25 +187,234 @@ class FeedCache:
         )
 
 
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Distributions whose versions change the bytes we render, beside our own code.
+RENDERING_DISTRIBUTIONS = ("feedgen", "lxml", "Jinja2", "MarkupSafe")
+
+
+def code_hash(root: Path = PACKAGE_DIR) -> str:
+    """A hash of every file of the package and of the rendering libraries' versions.
+
+    The package version never changes between deploys, so it cannot tell old bytes from
+    new: a fix deployed without a version bump must not serve what the old code rendered,
+    and old and new hosts of a rolling deploy must not share keys.
+    """
+    digest = hashlib.sha256()
+    files = sorted(
+        path for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts
+    )
+    for path in files:
+        data = path.read_bytes()
+        name = path.relative_to(root).as_posix().encode("utf-8")
+        digest.update(struct.pack(">II", len(name), len(data)) + name + data)
+    for name in RENDERING_DISTRIBUTIONS:
+        try:
+            digest.update(f"\n{name}={version(name)}".encode())
+        except PackageNotFoundError:
+            digest.update(f"\n{name}=none".encode())
+    return digest.hexdigest()
+
+
+CODE_HASH = code_hash()
+
+
 def cache_key(corpus_version: str, *parts: str) -> str:
-    """Keys start with the corpus version, so different corpora never share bytes."""
+    """Keys start with the code hash and the corpus version: neither code nor corpora share."""
     digest = hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:40]
-    return f"{corpus_version[:16]}:{digest}"
+    return f"{CODE_HASH[:16]}:{corpus_version[:16]}:{digest}"
 
 
-def make_shared_backend(settings: dict[str, Any]) -> BaseCache:
-    kind = settings["CACHE_TYPE"]
-    threshold = settings["CACHE_THRESHOLD"]
+# The frame: MAGIC, then the byte length of each field (FIELDS order) as big-endian
+# 32-bit numbers, then the fields, then a 32-byte tag over the key and all of the above.
+MAGIC = b"feedsC\x00\x01"  # the last byte is the frame's version
+FIELDS = (
+    "body",
+    "gzip_body",
+    "br_body",
+    "etag",
+    "last_modified",
+    "content_type",
+    "cache_control",
+    "link_header",
+)
+HEADER = struct.Struct(">8s" + "I" * len(FIELDS))
+TAG_BYTES = 32
+HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # what may go into a response header
+
+
+class FrameCodec:
+    """Turns a `Rendered` into bytes and back, refusing anything it did not write itself.
+
+    The tag binds the value to its key, so a valid frame copied under another key is refused
+    too. Without a secret the tag is a SHA-256 checksum: it catches corruption and
+    truncation, not a writer who knows the format. With a secret it is an HMAC-SHA256.
+    """
+
+    def __init__(self, secret: str = "") -> None:
+        self._secret = secret.encode("utf-8")
+
+    def encode(self, key: str, rendered: Rendered) -> bytes:
+        fields = [_field_bytes(rendered, name) for name in FIELDS]
+        framed = HEADER.pack(MAGIC, *map(len, fields)) + b"".join(fields)
+        return framed + self._tag(key, framed)
+
+    def decode(self, key: str, data: Any) -> Rendered | None:
+        """The frame's `Rendered`, or None for a frame that is not whole, ours and coherent."""
+        if not isinstance(data, bytes) or len(data) < HEADER.size + TAG_BYTES:
+            return None
+        magic, *lengths = HEADER.unpack_from(data)
+        if magic != MAGIC or HEADER.size + sum(lengths) + TAG_BYTES != len(data):
+            return None
+        framed, tag = data[:-TAG_BYTES], data[-TAG_BYTES:]
+        if not hmac.compare_digest(tag, self._tag(key, framed)):
+            return None
+        values, offset = {}, HEADER.size
+        for name, length in zip(FIELDS, lengths, strict=True):
+            values[name] = data[offset : offset + length]
+            offset += length
+        return _coherent(values)
+
+    def _tag(self, key: str, framed: bytes) -> bytes:
+        message = key.encode("utf-8") + b"\x00" + framed
+        if self._secret:
+            return hmac.digest(self._secret, message, "sha256")
+        return hashlib.sha256(message).digest()
+
+
+def _field_bytes(rendered: Rendered, name: str) -> bytes:
+    value = getattr(rendered, name)
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    return value if isinstance(value, bytes) else value.encode("ascii")
+
+
+def _coherent(values: dict[str, bytes]) -> Rendered | None:
+    """A `Rendered` from the frame's fields, only when they agree with one another.
+
+    The ETag must name the body and each compressed body must give back the body, so
+    every client gets the same document under one validator; header text must be safe
+    to send; the date must say its time zone.
+    """
+    body = values["body"]
+    try:
+        texts = {name: values[name].decode("ascii") for name in FIELDS[3:]}
+        last_modified = datetime.fromisoformat(texts.pop("last_modified"))
+    except ValueError:
+        return None
+    if (
+        last_modified.tzinfo is None
+        or not all(HEADER_TEXT.fullmatch(text) for text in texts.values())
+        or texts["etag"] != _etag(body)
+        or _gunzip(values["gzip_body"], len(body)) != body
+        or _unbrotli(values["br_body"], len(body)) != body
+    ):
+        return None
+    return Rendered(
+        body=body,
+        gzip_body=values["gzip_body"],
+        br_body=values["br_body"],
+        last_modified=last_modified,
+        **texts,
+    )
+
+
+def _gunzip(data: bytes, size: int) -> bytes | None:
+    """At most size + 1 bytes out, so a crafted bomb cannot fill memory; None if not gzip."""
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        out = inflater.decompress(data, size + 1)
+    except zlib.error:
+        return None
+    return out if inflater.eof and not inflater.unused_data else None
+
+
+def _unbrotli(data: bytes, size: int) -> bytes | None:
+    """At most about size + 1 bytes out; None if not one whole brotli stream."""
+    inflater = brotli.Decompressor()
+    try:
+        out = inflater.process(data, output_buffer_limit=size + 1)
+    except brotli.error:
+        return None
+    return out if inflater.is_finished() else None
+
+
+class BytesSerializer:
+    """A cachelib serializer that stores bytes as they are and never unpickles.
+
+    cachelib's own serializers pickle. Integers are kept as ASCII digits because the
+    filesystem backend stores its file count through the serializer.
+    """
+
+    def dumps(self, value: bytes | int, protocol: int | None = None) -> bytes:
+        if type(value) is int:
+            return str(value).encode("ascii")
+        if not isinstance(value, bytes):
+            raise TypeError(f"only bytes are stored, not {type(value).__name__}")
+        return value
+
+    def loads(self, data: bytes | None) -> bytes | int | None:
+        if data is not None and data.isdigit() and len(data) <= 20:
+            return int(data)
+        return data
+
+    def dump(self, value: bytes | int, stream: IO[bytes], protocol: int | None = None) -> None:
+        stream.write(self.dumps(value))
+
+    def load(self, stream: IO[bytes]) -> bytes | int | None:
+        return self.loads(stream.read())
+
+
+class BytesRedisCache(RedisCache):
+    serializer = BytesSerializer()
+
+
+class BytesFileSystemCache(FileSystemCache):
+    serializer = BytesSerializer()
+
+
+class SharedStore:
+    """The shared tier: frames in a cachelib backend, each stored for `ttl` seconds."""
+
+    def __init__(self, backend: BaseCache, codec: FrameCodec, ttl: int) -> None:
+        self.backend = backend
+        self.codec = codec
+        self.ttl = ttl
+
+    def get(self, key: str) -> Rendered | None:
+        data = self.backend.get(key)
+        if data is None:
+            return None
+        found = self.codec.decode(key, data)
+        if found is None:
+            log.warning("shared cache value for %s failed its checks; rendering it again", key)
+        return found
+
+    def set(self, key: str, value: Rendered) -> None:
+        self.backend.set(key, self.codec.encode(key, value), timeout=self.ttl)
+
+
+def make_shared_backend(settings: dict[str, Any]) -> SharedStore | None:
+    """The shared tier the settings ask for; None for `simple`, where the LRU is the cache."""
+    backend = _backend(settings)
+    if backend is None:
+        return None
+    return SharedStore(backend, FrameCodec(settings["CACHE_SECRET"]), settings["CACHE_TTL"])
+
+
+def _backend(settings: dict[str, Any]) -> BaseCache | None:
+    kind, ttl = settings["CACHE_TYPE"], settings["CACHE_TTL"]
     if kind == "filesystem":
         directory = settings["CACHE_DIR"] or tempfile.mkdtemp(prefix="feeds-cache-")
-        return FileSystemCache(directory, threshold=threshold, default_timeout=0)
+        return BytesFileSystemCache(
+            directory, threshold=settings["CACHE_THRESHOLD"], default_timeout=ttl
+        )
     if kind == "redis":
+        if not settings["CACHE_SECRET"]:
+            log.warning("FEEDS_CACHE_SECRET is empty: who can write to Redis can change feeds")
         client = redis.Redis.from_url(
             settings["CACHE_REDIS_URL"],
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         )
-        return RedisCache(client, key_prefix="feeds:", default_timeout=0)
-    # In one process the bounded LRU in front is the cache; a SimpleCache behind it would
-    # only hold a second, pickled copy of the same bytes.
-    return NullCache()
+        return BytesRedisCache(client, key_prefix="feeds:", default_timeout=ttl)
+    return None

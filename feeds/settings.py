@@ -54,6 +54,13 @@ def _cache_type(value: Any) -> str:
     return text
 
 
+def _secret(value: Any) -> str:
+    text = str(value).strip()
+    if text and len(text) < 32:
+        raise ValueError("must be empty or at least 32 characters (e.g. `openssl rand -hex 32`)")
+    return text
+
+
 def _base_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -140,6 +147,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Rendered responses kept per process, and by the `filesystem` backend.",
     ),
     Setting(
+        "CACHE_TTL",
+        86_400,
+        _positive_int,
+        "Seconds each rendered response is kept in the `filesystem` or `redis` cache.",
+    ),
+    Setting(
+        "CACHE_SECRET",
+        "",
+        _secret,
+        "Key (32+ characters) of an HMAC-SHA256 on each shared cache value, so that who can "
+        "write to Redis cannot change the feeds served; empty: a checksum only.",
+    ),
+    Setting(
         "CACHE_LOCAL_MB",
         128,
         _positive_int,
@@ -199,6 +219,12 @@ SETTINGS: tuple[Setting, ...] = (
         8,
         _positive_int,
         "Failed pushes in a row after which a subscription is dropped.",
+    ),
+    Setting(
+        "WEBSUB_TIMEOUT_SECONDS",
+        15,
+        _positive_int,
+        "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
     ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
 )

@@ -1,11 +1,33 @@
-"""The in-process caches stay within their bounds whatever keys clients make them hold."""
+"""The in-process caches stay within their bounds; shared frames are ours, whole and coherent."""
 
 from __future__ import annotations
 
+import gzip
+import hmac
+import io
 import os
-from datetime import UTC, datetime
+import pickle
+import tracemalloc
+from datetime import UTC, datetime, timedelta, timezone
+from hashlib import sha256
+from pathlib import Path
 
-from feeds.cache import LocalLRU, Rendered, prepare
+import brotli
+import pytest
+
+from feeds import cache
+from feeds.cache import (
+    FIELDS,
+    HEADER,
+    MAGIC,
+    BytesSerializer,
+    FrameCodec,
+    LocalLRU,
+    Rendered,
+    cache_key,
+    prepare,
+)
+from feeds.settings import SettingsError, load_settings
 
 
 def rendered(size: int) -> Rendered:
@@ -43,3 +65,153 @@ def test_replacing_a_key_does_not_count_it_twice() -> None:
     cache.put("a", item)
     cache.put("b", rendered(1000))
     assert cache.get("a") is not None and cache.get("b") is not None
+
+
+# The shared tier's frames: what comes back is what was stored, or nothing.
+
+KEY = "code:corpus:all.atom"
+SECRET = "s" * 32
+
+
+def feed(body: bytes = b"<feed>one</feed>" * 50) -> Rendered:
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=timezone(timedelta(hours=2)))
+    return prepare(body, when, "application/atom+xml", "public, max-age=300", '<a>; rel="hub"')
+
+
+def fields(rendered: Rendered) -> tuple:
+    return tuple(getattr(rendered, name) for name in FIELDS)
+
+
+def reframe(values: dict[str, bytes], key: str = KEY, secret: str = "") -> bytes:
+    """A frame built by someone who knows the format (and maybe the secret) from raw fields."""
+    framed = HEADER.pack(MAGIC, *(len(values[name]) for name in FIELDS)) + b"".join(
+        values[name] for name in FIELDS
+    )
+    message = key.encode() + b"\x00" + framed
+    tag = hmac.digest(secret.encode(), message, "sha256") if secret else sha256(message).digest()
+    return framed + tag
+
+
+def raw_fields(rendered: Rendered) -> dict[str, bytes]:
+    """The fields as a frame holds them: bytes, text as ASCII, the date in ISO 8601."""
+    values = {name: getattr(rendered, name) for name in FIELDS}
+    values["last_modified"] = rendered.last_modified.isoformat()
+    return {name: v if isinstance(v, bytes) else v.encode() for name, v in values.items()}
+
+
+@pytest.mark.parametrize("secret", ["", SECRET])
+def test_a_frame_gives_back_every_field(secret: str) -> None:
+    codec = FrameCodec(secret)
+    original = feed()
+    found = codec.decode(KEY, codec.encode(KEY, original))
+    assert found is not None and fields(found) == fields(original)
+    assert found.last_modified.utcoffset() == timedelta(hours=2)
+
+
+def tampered_frames(frame: bytes) -> dict[str, bytes]:
+    body_at = HEADER.size + 3
+    header_lengths = bytearray(frame)
+    header_lengths[len(MAGIC) + 3] += 1  # body one byte longer, total unchanged
+    return {
+        "body byte": frame[:body_at] + bytes([frame[body_at] ^ 1]) + frame[body_at + 1 :],
+        "header length": bytes(header_lengths),
+        "truncated": frame[:-1],
+        "extended": frame + b"\x00",
+        "magic": b"X" + frame[1:],
+        "tag": frame[:-1] + bytes([frame[-1] ^ 1]),
+        "empty": b"",
+        "not bytes": 12345,
+    }
+
+
+@pytest.mark.parametrize("secret", ["", SECRET])
+def test_a_changed_truncated_or_foreign_frame_is_a_miss(secret: str) -> None:
+    codec = FrameCodec(secret)
+    frame = codec.encode(KEY, feed())
+    for name, bad in tampered_frames(frame).items():
+        assert codec.decode(KEY, bad) is None, name
+    assert codec.decode("code:corpus:other.atom", frame) is None  # moved to another key
+
+
+def test_with_a_secret_a_frame_with_a_right_checksum_is_refused() -> None:
+    values = raw_fields(feed())
+    spoof = prepare(b"<feed>spoof</feed>", feed().last_modified, "text/html", "immutable")
+    values.update(raw_fields(spoof))
+    assert FrameCodec("").decode(KEY, reframe(values)) is not None  # well formed: only the tag
+    assert FrameCodec(SECRET).decode(KEY, reframe(values)) is None
+    assert FrameCodec(SECRET).decode(KEY, reframe(values, secret="t" * 32)) is None
+    assert FrameCodec(SECRET).decode(KEY, reframe(values, secret=SECRET)) is not None
+
+
+def test_fields_that_disagree_are_a_miss_even_with_a_right_tag() -> None:
+    good = raw_fields(feed())
+    other = feed(b"<feed>two</feed>" * 50)
+    changes = {
+        "etag": {"etag": other.etag.encode()},
+        "gzip": {"gzip_body": other.gzip_body},
+        "brotli": {"br_body": other.br_body},
+        "not gzip": {"gzip_body": b"plain"},
+        "not brotli": {"br_body": b"\xff\xff"},
+        "header injection": {"link_header": b"<a>\r\nSet-Cookie: x=1"},
+        "not ascii": {"content_type": "text/\u00e9".encode()},
+        "naive date": {"last_modified": b"2024-05-06T07:08:09"},
+        "not a date": {"last_modified": b"yesterday"},
+    }
+    assert FrameCodec().decode(KEY, reframe(good)) is not None
+    for name, change in changes.items():
+        assert FrameCodec().decode(KEY, reframe({**good, **change})) is None, name
+
+
+@pytest.mark.parametrize("field", ["gzip_body", "br_body"])
+def test_a_compression_bomb_is_refused_without_inflating_it(field: str) -> None:
+    zeros = b"\x00" * 64_000_000
+    bomb = gzip.compress(zeros, 1) if field == "gzip_body" else brotli.compress(zeros, quality=1)
+    values = {**raw_fields(feed()), field: bomb}
+    tracemalloc.start()
+    try:
+        assert FrameCodec().decode(KEY, reframe(values)) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8_000_000
+
+
+def test_the_serializer_never_unpickles(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    payload = pickle.dumps(MakesAFile(marker))
+    serializer = BytesSerializer()
+    assert serializer.loads(b"!" + payload) == b"!" + payload  # cachelib's Redis form
+    assert serializer.load(io.BytesIO(payload)) == payload  # cachelib's file form
+    assert not marker.exists()
+    assert serializer.loads(serializer.dumps(17)) == 17  # the file backend's count
+    with pytest.raises(TypeError):
+        serializer.dumps(feed())
+
+
+class MakesAFile:
+    """A pickle that creates a file when loaded: the proof that something unpickled it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.path), "w"))
+
+
+def test_keys_change_with_the_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    before = cache_key("corpus-version", "https://feeds.example.org/feeds/all.atom")
+    monkeypatch.setattr(cache, "CODE_HASH", "0" * 64)
+    assert cache_key("corpus-version", "https://feeds.example.org/feeds/all.atom") != before
+    package = tmp_path / "feeds"
+    (package / "templates").mkdir(parents=True)
+    (package / "render.py").write_text("x = 1\n")
+    (package / "templates" / "feed.html").write_text("<p>{{ x }}</p>\n")
+    first = cache.code_hash(package)
+    (package / "templates" / "feed.html").write_text("<p>{{ x }}!</p>\n")
+    assert cache.code_hash(package) != first
+
+
+def test_the_cache_secret_must_be_long_enough() -> None:
+    with pytest.raises(SettingsError):
+        load_settings({"CACHE_SECRET": "short"}, environ={})
+    assert load_settings({"CACHE_SECRET": SECRET}, environ={})["CACHE_SECRET"] == SECRET

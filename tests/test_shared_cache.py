@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import shutil
+import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import redis
 
+from feeds.cache import HEADER, MAGIC, FrameCodec, prepare
 from tests.support import Server, free_port
+from tests.test_cache import SECRET, MakesAFile
 
 BASE = {"FEEDS_BASE_URL": "https://feeds.example.org", "WEB_CONCURRENCY": "1"}
+PATHS = ("/feeds/all.atom", "/feeds/all.rss", "/feeds/all.json", "/feeds/topics/ai.atom")
 
 
 class RedisServer:
@@ -122,3 +129,144 @@ def test_filesystem_cache_is_shared_by_instances(server_factory, tmp_path: Path)
     body = first.get("/feeds/topics/ai.json").content
     assert second.get("/feeds/topics/ai.json").content == body
     assert cache_stats(second)["shared_hits"] == 1
+
+
+def redis_settings(redis_server: RedisServer, **more: str) -> dict[str, str]:
+    return {**BASE, "FEEDS_CACHE_TYPE": "redis", "FEEDS_CACHE_REDIS_URL": redis_server.url, **more}
+
+
+def key_per_path(server: Server, client: redis.Redis) -> list[bytes]:
+    """Serve each of PATHS once and note the one key each adds to Redis."""
+    keys: list[bytes] = []
+    for path in PATHS:
+        before = set(client.keys("feeds:*"))
+        assert server.get(path).status_code == 200
+        (key,) = set(client.keys("feeds:*")) - before
+        keys.append(key)
+    return keys
+
+
+def bodies(server: Server) -> dict[str, bytes]:
+    return {path: server.get(path).content for path in PATHS}
+
+
+def test_a_pickle_written_into_redis_is_never_run(
+    server_factory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    settings = redis_settings(redis_server)
+    client = redis.Redis.from_url(redis_server.url)
+    expected = bodies(server_factory(**settings))
+    marker = tmp_path / "unpickled"
+    for key in client.keys("feeds:*"):  # cachelib's pickle form: "!" and the pickle
+        client.set(key, b"!" + pickle.dumps(MakesAFile(marker)), keepttl=True)
+    reader = server_factory(**settings)
+    assert bodies(reader) == expected
+    assert not marker.exists()
+    assert (cache_stats(reader)["shared_hits"], cache_stats(reader)["renders"]) == (0, len(PATHS))
+    assert "failed its checks" in reader.log()
+
+
+def flip_body_byte(frame: bytes) -> bytes:
+    at = HEADER.size + 10
+    return frame[:at] + bytes([frame[at] ^ 0x20]) + frame[at + 1 :]
+
+
+def grow_body_length(frame: bytes) -> bytes:
+    """One more body byte in the header, one fewer gzip byte: lengths still add up."""
+    lengths = list(HEADER.unpack_from(frame)[1:])
+    lengths[0] += 1
+    lengths[1] -= 1
+    return HEADER.pack(MAGIC, *lengths) + frame[HEADER.size :]
+
+
+def huge_body_length(frame: bytes) -> bytes:
+    lengths = list(HEADER.unpack_from(frame)[1:])
+    lengths[0] = 2**32 - 1
+    return HEADER.pack(MAGIC, *lengths) + frame[HEADER.size :]
+
+
+TAMPERINGS: tuple[Callable[[bytes], bytes], ...] = (
+    flip_body_byte,
+    grow_body_length,
+    lambda frame: frame[: len(frame) // 2],  # truncated
+    huge_body_length,
+)
+
+
+def test_a_tampered_frame_is_a_miss_and_the_right_bytes_are_served(
+    server_factory, redis_server: RedisServer
+) -> None:
+    settings = redis_settings(redis_server)
+    client = redis.Redis.from_url(redis_server.url)
+    writer = server_factory(**settings)
+    keys = key_per_path(writer, client)
+    expected = bodies(writer)
+    for key, tamper in zip(keys, TAMPERINGS, strict=True):
+        client.set(key, tamper(client.get(key)), keepttl=True)
+    reader = server_factory(**settings)
+    assert bodies(reader) == expected
+    assert cache_stats(reader)["renders"] == len(PATHS)
+    assert (
+        reader.get("/feeds/all.atom", headers={"Accept-Encoding": "br"}).content
+        == (expected["/feeds/all.atom"])
+    )
+
+
+def spoof_every_feed(client: redis.Redis) -> bytes:
+    """What an attacker who knows the frame but not the secret writes: a right checksum."""
+    spoof = b"<feed>spoofed</feed>"
+    rendered = prepare(spoof, datetime(2030, 1, 1, tzinfo=UTC), "text/html", "immutable")
+    for key in client.keys("feeds:*"):
+        name = key.decode().removeprefix("feeds:")
+        client.set(key, FrameCodec().encode(name, rendered), keepttl=True)
+    return spoof
+
+
+def test_with_a_secret_a_spoofed_frame_is_refused(
+    server_factory, redis_server: RedisServer
+) -> None:
+    client = redis.Redis.from_url(redis_server.url)
+    signed = redis_settings(redis_server, FEEDS_CACHE_SECRET=SECRET)
+    expected = bodies(server_factory(**signed))
+    spoof = spoof_every_feed(client)
+    assert bodies(server_factory(**signed)) == expected
+    # The same frames pass where there is no secret: only the HMAC refused them.
+    client.flushdb()
+    unsigned = redis_settings(redis_server)
+    bodies(server_factory(**unsigned))
+    spoof_every_feed(client)
+    assert set(bodies(server_factory(**unsigned)).values()) == {spoof}
+
+
+def test_every_key_in_redis_expires(server_factory, redis_server: RedisServer) -> None:
+    settings = {
+        **redis_settings(redis_server, FEEDS_CACHE_TTL="600", FEEDS_ARCHIVE_PAGE_SIZE="1"),
+        "FEEDS_BASE_URL": "",
+    }
+    server = server_factory(**settings)
+    for host in ("a.example", "b.example:8080"):
+        for path in (*PATHS, "/feeds/all/archive/1.atom", "/", "/feeds.opml", "/feeds.css"):
+            assert server.get(path, headers={"Host": host}).status_code == 200, path
+    client = redis.Redis.from_url(redis_server.url)
+    keys = client.keys("*")
+    assert len(keys) >= 2 * len(PATHS)
+    assert all(0 < client.ttl(key) <= 600 for key in keys)
+
+
+def test_a_pickle_in_the_cache_directory_is_never_run(server_factory, tmp_path: Path) -> None:
+    directory = tmp_path / "cache"
+    settings = {**BASE, "FEEDS_CACHE_TYPE": "filesystem", "FEEDS_CACHE_DIR": str(directory)}
+    expected = bodies(server_factory(**settings, FEEDS_CACHE_TTL="600"))
+    count_file = hashlib.sha256(b"__wz_cache_count").hexdigest()
+    entries = [path for path in directory.iterdir() if path.name != count_file]
+    assert len(entries) == len(PATHS)
+    for path in entries:  # cachelib's file form: the expiry time, then the value
+        expires = struct.unpack("I", path.read_bytes()[:4])[0]
+        assert time.time() < expires <= time.time() + 600
+    marker = tmp_path / "unpickled"
+    for path in directory.iterdir():
+        path.write_bytes(struct.pack("I", 0) + pickle.dumps(MakesAFile(marker)))
+    reader = server_factory(**settings)
+    assert bodies(reader) == expected
+    assert not marker.exists()
+    assert cache_stats(reader)["shared_hits"] == 0

@@ -1,10 +1,21 @@
-"""The built-in WebSub hub, end to end: a real gunicorn and real subscribers on loopback."""
+"""The built-in WebSub hub, end to end: a real gunicorn and real subscribers on loopback.
+
+The second half holds the hub against hostile peers and broken stores: slow callbacks are
+real sockets on loopback that drip, stall or never finish; the hub must cut every exchange
+at its deadline, keep them from starving others, read no more of a request body than it
+allows, answer 503 when its store is down, and survive whatever a party that can write the
+store put there.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import select
 import shutil
+import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -14,11 +25,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import redis
 import requests
 
-from feeds.websub.store import RedisStore, SqliteStore, Store
+from feeds.websub.store import RedisStore, SqliteStore, Store, Subscription
 from tests.support import Server, document
-from tests.test_reload import reload_and_wait
+from tests.test_reload import reload_and_wait, worker_pids
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
@@ -33,10 +45,14 @@ class Call:
     at: float = field(default_factory=time.monotonic)
 
 
+class IPv6Server(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class Subscriber:
     """A WebSub subscriber on 127.0.0.1 that records every request it gets."""
 
-    def __init__(self, echo: str = "challenge", status: int = 204) -> None:
+    def __init__(self, echo: str = "challenge", status: int = 204, host: str = "127.0.0.1") -> None:
         self.echo, self.status = echo, status
         self.calls: list[Call] = []
         owner = self
@@ -62,8 +78,10 @@ class Subscriber:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/callback?id=1"
+        server_class = ThreadingHTTPServer if ":" not in host else IPv6Server
+        self.httpd = server_class((host, 0), Handler)
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.httpd.server_address[1]}/callback?id=1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def posts(self) -> list[Call]:
@@ -313,3 +331,342 @@ def test_hosts_sharing_redis_share_subscriptions_and_push_once(
         assert push.headers["X-Hub-Signature"].startswith("sha256=")
     finally:
         redis_server.stop()
+
+
+DEADLINE = 2  # FEEDS_WEBSUB_TIMEOUT_SECONDS in these tests
+MARGIN = 1.5  # scheduling slack on a busy machine
+PEER_LIFETIME = 60.0  # no slow peer connection outlives this, whatever the hub does
+
+
+@dataclass
+class Exchange:
+    request_line: bytes
+    opened: float = field(default_factory=time.monotonic)
+    closed: float | None = None  # when the hub closed the connection
+
+
+# What each slow peer answers; "drip" and "endless" also trickle after these bytes.
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+MODES = ("slow headers", "stall after headers", "drip body", "endless body")
+
+
+class SlowPeer:
+    """A callback on 127.0.0.1 that answers in one of MODES and records when the hub hangs up.
+
+    slow headers: the status line and headers, one byte a second; stall after headers:
+    complete headers, then silence; drip body: headers, then a body byte a second; endless
+    body: a chunked body whose one-byte chunks never end, two a second.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.exchanges: list[Exchange] = []
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/slow"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            exchange = Exchange(read_request(conn))
+            self.exchanges.append(exchange)
+            script = self._script()
+            end = time.monotonic() + PEER_LIFETIME
+            while not self.stopping.is_set() and time.monotonic() < end:
+                step, pause = next(script)
+                try:
+                    conn.sendall(step)
+                    conn.settimeout(pause)
+                    if conn.recv(1) == b"":  # the hub closed the connection
+                        break
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+            exchange.closed = time.monotonic()
+
+    def _script(self) -> Iterator[tuple[bytes, float]]:
+        """(bytes to send, seconds to wait for a hang-up before the next step)."""
+        if self.mode == "slow headers":
+            for byte in HEAD:
+                yield bytes([byte]), 1.0
+        elif self.mode == "stall after headers":
+            yield HEAD, PEER_LIFETIME
+        elif self.mode == "drip body":
+            yield HEAD, 1.0
+        else:
+            yield CHUNKED_HEAD, 0.5
+        while True:
+            yield (
+                (b"1\r\nx\r\n" if self.mode == "endless body" else b"x"),
+                (0.5 if self.mode == "endless body" else 1.0),
+            )
+
+    def closed(self, request_start: bytes) -> list[Exchange]:
+        return [
+            e
+            for e in self.exchanges
+            if e.request_line.startswith(request_start) and e.closed is not None
+        ]
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.listener.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """Read one request, head and body, so that what follows is only the hub's hang-up."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(
+            b"content-length:"
+        )),
+        0,
+    )  # fmt: skip
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head.split(b"\r\n", 1)[0]
+
+
+@pytest.fixture
+def slow_peers() -> Iterator[Callable[[str], SlowPeer]]:
+    started: list[SlowPeer] = []
+
+    def start(mode: str) -> SlowPeer:
+        started.append(SlowPeer(mode))
+        return started[-1]
+
+    yield start
+    for peer in started:
+        peer.stop()
+
+
+def store_subscription(store: SqliteStore, callback: str, topic: str) -> None:
+    """A subscription the hub verified earlier (written directly: the test is about pushes)."""
+    assert store.put(Subscription(callback, topic, "", time.time() + 3600), 100_000)
+
+
+def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
+    server_factory, slow_peers, corpus: Path, tmp_path: Path
+) -> None:
+    settings = hub_settings(tmp_path, corpus, FEEDS_WEBSUB_TIMEOUT_SECONDS=str(DEADLINE))
+    server = server_factory(**settings)
+    topic = server.url + "/feeds/all.rss"
+    peers = {mode: slow_peers(mode) for mode in MODES}
+    for peer in peers.values():
+        assert hub_request(server, peer.url, topic).status_code == 202
+    for mode, peer in peers.items():
+        wait_for(f"verification cut ({mode})", lambda p=peer: p.closed(b"GET"), DEADLINE + 5)
+        (exchange,) = peer.closed(b"GET")
+        assert exchange.closed - exchange.opened < DEADLINE + MARGIN, mode  # type: ignore[operator]
+
+    store = SqliteStore(tmp_path / "websub.sqlite3")
+    for peer in peers.values():
+        store_subscription(store, peer.url, topic)
+    add_document(corpus, "news", "Robotics")
+    reload_and_wait(server)
+    for mode, peer in peers.items():
+        wait_for(f"delivery cut ({mode})", lambda p=peer: p.closed(b"POST"), DEADLINE + 10)
+        first = peer.closed(b"POST")[0]
+        assert first.closed - first.opened < DEADLINE + MARGIN, mode  # type: ignore[operator]
+    assert "TimeoutError" in server.log()
+
+
+def test_slow_callbacks_neither_refuse_nor_delay_other_subscribers(
+    server_factory, slow_peers, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    server = server_factory(**hub_settings(tmp_path, corpus, FEEDS_WEBSUB_TIMEOUT_SECONDS="6"))
+    store = SqliteStore(tmp_path / "websub.sqlite3")
+    topic = server.url + "/feeds/all.atom"
+    slow = slow_peers("drip body")
+    answers = [
+        hub_request(server, f"{slow.url}?id={n}", topic).status_code for n in range(256)
+    ]  # more than every verification slot of both workers before per-host shares
+    assert set(answers) == {202, 429}, answers  # the slow host got its share, no more
+    normal = subscribers(host="::1")  # another host
+    started = time.monotonic()
+    subscribe(server, store, normal, topic)
+    assert time.monotonic() - started < 5
+
+    for n in range(128):
+        store_subscription(store, f"{slow.url}?push={n}", topic)
+    add_document(corpus, "news", "Robotics")
+    reload_and_wait(server)
+    queued = time.monotonic()
+    wait_for("the normal subscriber is pushed", normal.posts, 5)
+    assert normal.posts()[0].at - queued < 5
+    assert len(slow.exchanges) > 0
+
+
+def worker_rss_kib(server: Server) -> int:
+    total = 0
+    for pid in worker_pids(server):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def test_an_endless_chunked_subscription_request_is_413_before_it_is_read(
+    server_factory, corpus: Path, tmp_path: Path
+) -> None:
+    server = server_factory(**hub_settings(tmp_path, corpus, WEB_CONCURRENCY="1"))
+    before = worker_rss_kib(server)
+    chunk = b"%x\r\n%s\r\n" % (65536, b"a" * 65536)
+    limit, sent = 64 * 1024 * 1024, 0  # a 400 MB body would go on; 64 MB tells enough
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), 10) as sock:
+        sock.sendall(
+            b"POST /websub HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        end = time.monotonic() + 15
+        while sent < limit and time.monotonic() < end:
+            if select.select([sock], [], [], 0)[0]:
+                break  # answered
+            sock.sendall(chunk)
+            sent += len(chunk)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), (sent, answer[:200])
+    assert b"at most 8192 bytes" in answer
+    assert sent < limit
+    assert worker_rss_kib(server) - before < 16 * 1024
+
+
+def assert_503(server: Server, callback: str, topic: str) -> None:
+    response = hub_request(server, callback, topic)
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0
+    assert "try again later" in response.text
+
+
+def test_the_hub_answers_503_while_redis_is_down(
+    server_factory, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    try:
+        settings = hub_settings(
+            tmp_path, corpus, FEEDS_CACHE_TYPE="redis", FEEDS_CACHE_REDIS_URL=redis_server.url
+        )
+        server = server_factory(**settings)
+    finally:
+        redis_server.stop()
+    assert_503(server, subscribers().url, server.url + "/feeds/all.rss")
+
+
+def test_the_hub_answers_503_while_its_sqlite_store_is_locked_or_unwritable(
+    server_factory, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    server = server_factory(**hub_settings(tmp_path, corpus))
+    topic, subscriber = server.url + "/feeds/all.rss", subscribers()
+    SqliteStore(tmp_path / "websub.sqlite3")  # the schema exists; now another writer holds it
+    holder = sqlite3.connect(tmp_path / "websub.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert_503(server, subscriber.url, topic)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert hub_request(server, subscriber.url, topic).status_code == 202
+
+    # Tests run as root, whom file modes do not stop: /proc takes no new files from anyone.
+    readonly = server_factory(**hub_settings(tmp_path, corpus, FEEDS_WEBSUB_DB="/proc/ws.db"))
+    assert_503(readonly, subscriber.url, readonly.url + "/feeds/all.rss")
+
+
+def sid(callback: str, topic: str) -> str:
+    """The id under which the Redis store keeps a subscription (see store._sid)."""
+    return hashlib.sha256(f"{callback}\0{topic}".encode()).hexdigest()[:32]
+
+
+def test_hostile_values_in_redis_are_skipped_not_fatal(
+    server_factory, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    redis_server = RedisServer(tmp_path)
+    try:
+        settings = hub_settings(
+            tmp_path, corpus, FEEDS_CACHE_TYPE="redis", FEEDS_CACHE_REDIS_URL=redis_server.url
+        )
+        server = server_factory(**settings)
+        topic, subscriber = server.url + "/feeds/all.rss", subscribers()
+        raw = redis.Redis.from_url(redis_server.url)
+        p = "feeds:websub:"
+        raw.hset(
+            p + "subs",
+            mapping={
+                sid(subscriber.url, topic): b"\x80\x04\x95pickle?",  # its own id: read as missing
+                "a": b"{not json",
+                "b": b"[1, 2]",
+                "c": b'{"callback": 1, "topic": [], "secret": {}, "expires_at": "soon"}',
+                "d": b'{"callback": "http://x/", "topic": "t", "secret": "", "expires_at": 1e999}',
+                "e": b"[" * 100_000,
+            },
+        )
+        raw.zadd(p + "due", {"f": 0, "g": 0, "h": 0, os.urandom(8): 0})
+        raw.hset(p + "delivery:f", mapping={"callback": b"\xff\xfe", "attempts": "many"})
+        raw.set(p + "delivery:g", "not a hash")
+        raw.hset(p + "delivery:h", mapping={"callback": "http://x/", "topic": "t",
+                                            "attempts": "0", "content_key": "k"})  # fmt: skip
+        raw.set(p + "content:k", "not a hash")
+
+        subscribe(server, _RedisView(raw, subscriber.url, topic), subscriber, topic)
+        add_document(corpus, "news", "Robotics")
+        reload_and_wait(server)
+        wait_for("the good subscriber is pushed", subscriber.posts)
+        log = server.log()
+        assert "skipped a malformed subscription" in log
+        assert "dropped a malformed delivery" in log
+        assert "could not queue deliveries" not in log and "store failed" not in log
+        wait_for("every delivery done or dropped", lambda: raw.zcard(p + "due") == 0)
+    finally:
+        redis_server.stop()
+
+
+@dataclass
+class _RedisView:
+    """Enough of a store for `subscribe` to see when the subscription is stored."""
+
+    raw: redis.Redis
+    callback: str
+    topic: str
+
+    def get(self, callback: str, topic: str) -> object:
+        value = self.raw.hget("feeds:websub:subs", sid(callback, topic))
+        return value if value and value.startswith(b"{") else None
+
+
+def test_hostile_rows_in_the_sqlite_store_are_skipped(
+    server_factory, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "websub.sqlite3")
+    server = server_factory(**hub_settings(tmp_path, corpus))
+    topic, subscriber = server.url + "/feeds/all.rss", subscribers()
+    with sqlite3.connect(tmp_path / "websub.sqlite3") as db:
+        db.execute(
+            "INSERT INTO subscriptions VALUES (?, ?, ?, ?, '')",
+            ("http://127.0.0.1:9/x", topic, b"\x00secret as a blob", "never"),
+        )
+    subscribe(server, store, subscriber, topic)
+    add_document(corpus, "news", "Robotics")
+    reload_and_wait(server)
+    wait_for("the good subscriber is pushed", subscriber.posts)
+    assert "skipped a malformed subscription" in server.log()

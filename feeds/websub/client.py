@@ -3,25 +3,32 @@
 Only http and https; the host is resolved once, every address must be public unless
 private callbacks are allowed, and the connection goes to the address that was checked
 (no second resolution, so DNS rebinding gains nothing). Redirects are not followed,
-every socket operation times out, the whole exchange has a deadline, and at most a
-few bytes of the answer are read.
+every socket operation times out, the whole exchange has a deadline that every read and
+write checks, and at most a few bytes of the answer are read. `HostSlots` shares the
+exchanges under way out by callback host.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-SOCKET_TIMEOUT_SECONDS = 5.0
-TOTAL_SECONDS = 15.0
+SOCKET_TIMEOUT_SECONDS = 5.0  # the longest wait for any one socket call
 MAX_CALLBACK_LENGTH = 2048
 READ_CAP_BYTES = 4096
+RECV_BYTES = 16384
+
+_T = TypeVar("_T")
+_TLS = ssl.create_default_context()
 
 
 class CallbackRefused(ValueError):
@@ -101,38 +108,160 @@ def with_query(path: str, params: dict[str, str]) -> str:
 
 
 def call(
-    target: Target, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    target: Target,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    *,
+    total_seconds: float,
 ) -> Reply:
-    """One request to the checked address; raises OSError or HTTPException on failure."""
-    if target.scheme == "https":
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            target.host, target.port, timeout=SOCKET_TIMEOUT_SECONDS,
-            context=ssl.create_default_context(),
-        )  # fmt: skip
-    else:
-        connection = http.client.HTTPConnection(
-            target.host, target.port, timeout=SOCKET_TIMEOUT_SECONDS
-        )
-
-    def connect(_address: object, timeout: float, source: object = None) -> socket.socket:
-        return socket.create_connection((target.address, target.port), timeout)
-
-    connection._create_connection = connect  # type: ignore[attr-defined]  # pin the address
-    watchdog = threading.Timer(TOTAL_SECONDS, _abort, (connection,))
-    watchdog.daemon = True
-    watchdog.start()
+    """One request to the checked address, over within `total_seconds` whatever the peer
+    sends; raises OSError (TimeoutError at the deadline) or HTTPException on failure."""
+    deadline = time.monotonic() + total_seconds
+    sock = socket.create_connection(
+        (target.address, target.port), min(total_seconds, SOCKET_TIMEOUT_SECONDS)
+    )
+    channel = Channel(sock, deadline)
     try:
+        if target.scheme == "https":
+            channel.start_tls(target.host)
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                target.host, target.port, context=_TLS
+            )
+        else:
+            connection = http.client.HTTPConnection(target.host, target.port)
+        connection.sock = channel  # type: ignore[assignment]  # http.client never connects itself
         connection.request(method, path, body=body, headers={**headers, "Connection": "close"})
         response = connection.getresponse()
         return Reply(response.status, response.read(READ_CAP_BYTES))
     finally:
-        watchdog.cancel()
-        connection.close()
+        sock.close()
 
 
-def _abort(connection: http.client.HTTPConnection) -> None:
-    """The deadline passed: unblock the exchange, whatever it is waiting for."""
-    sock = connection.sock
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+class Channel:
+    """A connection whose every read and write ends by one deadline.
+
+    A watchdog that shuts the socket down misses reads once http.client has handed the
+    socket to the response (`Connection: close` sets `connection.sock` to None), and a
+    timeout per socket call never ends a peer that drips a byte a second. Here each socket
+    call checks the deadline first and waits at most min(remaining, SOCKET_TIMEOUT_SECONDS),
+    and TLS runs over memory buffers so that its reads pass through the same check. This
+    holds under gevent and under plain threads alike.
+    """
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock, self.deadline = sock, deadline
+        self.tls: ssl.SSLObject | None = None
+        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+
+    def start_tls(self, host: str) -> None:
+        self.tls = _TLS.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
+        self._tls_step(self.tls.do_handshake)
+
+    def sendall(self, data: bytes) -> None:
+        tls = self.tls
+        if tls is None:
+            self._send(data)
+        else:
+            self._tls_step(lambda: tls.write(data))
+
+    def recv_into(self, buffer: memoryview, size: int = 0) -> int:
+        size = size or len(buffer)
+        tls = self.tls
+        if tls is None:
+            self._arm()
+            return self.sock.recv_into(buffer, size)
+        try:
+            data = self._tls_step(lambda: tls.read(size))
+        except ssl.SSLZeroReturnError:  # the peer closed TLS cleanly
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def makefile(self, mode: str = "rb") -> io.BufferedReader:
+        """What http.client reads the response from."""
+        return io.BufferedReader(_Reader(self))
+
+    def close(self) -> None:
+        """http.client closes its connection once the response holds the channel: the
+        socket stays open until `call` has read the response and closes it."""
+
+    def _arm(self) -> None:
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the callback did not finish within the hub's deadline")
+        self.sock.settimeout(min(remaining, SOCKET_TIMEOUT_SECONDS))
+
+    def _send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            self._arm()
+            view = view[self.sock.send(view) :]
+
+    def _tls_step(self, step: Callable[[], _T]) -> _T:
+        """Run one TLS operation, moving its bytes to and from the network until it is done."""
+        while True:
+            try:
+                result = step()
+            except ssl.SSLWantReadError:
+                self._send(self._outgoing.read())
+                self._arm()
+                data = self.sock.recv(RECV_BYTES)
+                if data:
+                    self._incoming.write(data)
+                else:
+                    self._incoming.write_eof()
+                continue
+            self._send(self._outgoing.read())
+            return result
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.channel.recv_into(memoryview(buffer).cast("B"))
+
+
+def host_key(target: Target) -> str:
+    """Who answers at this address, for sharing out exchanges: an IPv4 address or an IPv6
+    /64 (one party's many names, ports and paths land on one key)."""
+    ip = ipaddress.ip_address(target.address.split("%", 1)[0])
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return str(ip)
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
+
+
+class HostSlots:
+    """Exchanges under way in this worker: at most `per_host` with one host and `total`
+    with all, so slow hosts can never hold every slot that others need."""
+
+    def __init__(self, per_host: int, total: int) -> None:
+        self.per_host, self.total = per_host, total
+        self.busy: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def acquire(self, key: str) -> bool:
+        with self.lock:
+            taken = self.busy.get(key, 0)
+            if taken >= self.per_host or sum(self.busy.values()) >= self.total:
+                return False
+            self.busy[key] = taken + 1
+            return True
+
+    def release(self, key: str) -> None:
+        with self.lock:
+            left = self.busy.pop(key) - 1
+            if left:
+                self.busy[key] = left
+
+    def full(self) -> bool:
+        with self.lock:
+            return sum(self.busy.values()) >= self.total

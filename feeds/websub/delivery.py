@@ -3,7 +3,9 @@
 `notify` runs in the indexer after each change it commits, so it only writes to the
 store. Every worker runs `run`, which claims
 due deliveries and POSTs them; failures are retried with exponential backoff, and a
-subscriber that keeps failing is dropped.
+subscriber that keeps failing is dropped. At most PER_HOST deliveries per worker go to
+one callback host at once; the others wait their turn in the store, so slow hosts hold
+few slots and never delay pushes to the others.
 """
 
 from __future__ import annotations
@@ -21,14 +23,17 @@ from flask import Flask
 
 from feeds.site import Site
 from feeds.websub import client
-from feeds.websub.store import Claim, Content, Store, open_store
+from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
 from feeds.websub.topics import UnknownTopic, topic_address, topic_feed
 
 log = logging.getLogger("feeds.websub")
 
 POLL_SECONDS = 0.5
 PURGE_EVERY_SECONDS = 60.0
-MAX_IN_FLIGHT = 16  # deliveries under way at once, per worker
+MAX_IN_FLIGHT = 256  # deliveries under way at once, per worker
+PER_HOST = 4  # deliveries under way at once to one callback host, per worker
+DEFER_SECONDS = 5.0  # a delivery whose host is busy is tried again this much later
+CLAIM_MARGIN_SECONDS = 45.0  # a claim outlives the exchange's deadline by this much
 USER_AGENT = "feeds-websub-hub"
 STOP_WAIT_SECONDS = 3.0
 
@@ -40,6 +45,7 @@ class Loop:
         self.settings = settings
         self.stopping = threading.Event()
         self.in_flight: set[threading.Thread] = set()
+        self.hosts = client.HostSlots(PER_HOST, MAX_IN_FLIGHT)
         self.thread = threading.Thread(target=run, args=(self,), name="websub-delivery")
         self.thread.daemon = True
 
@@ -92,6 +98,7 @@ def run(loop: Loop) -> None:
     store: Store | None = None
     next_purge = 0.0
     failing = False
+    hold = loop.settings["WEBSUB_TIMEOUT_SECONDS"] + CLAIM_MARGIN_SECONDS
     while not loop.stopping.is_set():
         try:
             store = store or open_store(loop.settings)
@@ -100,7 +107,7 @@ def run(loop: Loop) -> None:
                 store.purge(now)
                 next_purge = now + PURGE_EVERY_SECONDS
             while not loop.stopping.is_set() and slots.acquire(timeout=POLL_SECONDS):
-                claim = store.claim(time.time())
+                claim = store.claim(time.time(), hold)
                 if claim is None:
                     slots.release()
                     break
@@ -122,7 +129,9 @@ def _deliver_then_release(
     loop: Loop, store: Store, claim: Claim, slots: threading.BoundedSemaphore
 ) -> None:
     try:
-        deliver(store, claim, loop.settings)
+        deliver(store, claim, loop.settings, loop.hosts)
+    except STORE_ERRORS as error:  # the claim's hold runs out and it is tried again
+        log.warning("delivery to %s: the store failed: %s", claim.callback, error)
     except Exception:
         log.exception("delivery to %s failed", claim.callback)
     finally:
@@ -139,8 +148,10 @@ def backoff(base: float, failures: int) -> float:
     return base * 2 ** (failures - 1)
 
 
-def deliver(store: Store, claim: Claim, settings: dict[str, Any]) -> bool:
-    """One attempt; 2xx is done, anything else is retried later or, at last, dropped."""
+def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.HostSlots) -> bool:
+    """One attempt; 2xx is done, anything else is retried later or, at last, dropped.
+    When the callback's host already has its share of deliveries under way, the attempt
+    waits DEFER_SECONDS in the store, uncounted."""
     subscription = store.get(claim.callback, claim.topic)
     now = time.time()
     if subscription is None or not subscription.live(now) or claim.content is None:
@@ -156,15 +167,34 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any]) -> bool:
         headers["X-Hub-Signature"] = signature(subscription.secret, content.body)
     try:
         target = client.resolve(claim.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
-        reply = client.call(target, "POST", target.path, content.body, headers)
-        outcome = f"status {reply.status}"
-        ok = 200 <= reply.status < 300
-    except (client.CallbackRefused, OSError, HTTPException) as error:
-        outcome, ok = f"{error.__class__.__name__}: {error}", False
-    if ok:
-        store.done(claim)
-        log.info("delivered %s to %s", claim.topic, claim.callback)
-        return True
+    except client.CallbackRefused as refused:
+        return failed(store, claim, settings, f"CallbackRefused: {refused}")
+    host = client.host_key(target)
+    if not hosts.acquire(host):
+        store.defer(claim, time.time() + DEFER_SECONDS)
+        return False
+    try:
+        reply = client.call(
+            target,
+            "POST",
+            target.path,
+            content.body,
+            headers,
+            total_seconds=settings["WEBSUB_TIMEOUT_SECONDS"],
+        )
+    except (OSError, HTTPException) as error:
+        return failed(store, claim, settings, f"{error.__class__.__name__}: {error}")
+    finally:
+        hosts.release(host)
+    if not 200 <= reply.status < 300:
+        return failed(store, claim, settings, f"status {reply.status}")
+    store.done(claim)
+    log.info("delivered %s to %s", claim.topic, claim.callback)
+    return True
+
+
+def failed(store: Store, claim: Claim, settings: dict[str, Any], outcome: str) -> bool:
+    """Retry a failed attempt after a backoff, or drop the subscription after too many."""
     failures = claim.attempts + 1
     if failures >= settings["WEBSUB_MAX_ATTEMPTS"]:
         store.remove(claim.callback, claim.topic)

@@ -18,12 +18,19 @@ from http.client import HTTPException
 from typing import Any
 
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, TooManyRequests
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import (
+    BadRequest,
+    NotFound,
+    RequestEntityTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 
 from feeds.urls import HUB_PATH
 from feeds.web import base_url, current_site
 from feeds.websub import client
-from feeds.websub.store import Subscription, open_store
+from feeds.websub.store import STORE_ERRORS, Subscription, open_store
 from feeds.websub.topics import UnknownTopic, origin, topic_feed
 
 log = logging.getLogger("feeds.websub")
@@ -32,10 +39,12 @@ blueprint = Blueprint("websub", __name__)
 DEFAULT_LEASE_SECONDS = 10 * 86400
 MAX_LEASE_SECONDS = 30 * 86400
 MAX_SECRET_BYTES = 199  # the Recommendation: less than 200 bytes
-MAX_REQUEST_BYTES = 8192
-MAX_PENDING_VERIFICATIONS = 64  # per worker
+MAX_REQUEST_BYTES = 8192  # declared or chunked: no more is ever read
+MAX_VERIFICATIONS = 256  # under way at once, per worker
+VERIFICATIONS_PER_HOST = 4  # under way at once with one callback host, per worker
+RETRY_AFTER_SECONDS = 30
 
-_pending = threading.BoundedSemaphore(MAX_PENDING_VERIFICATIONS)
+_verifications = client.HostSlots(VERIFICATIONS_PER_HOST, MAX_VERIFICATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +62,6 @@ def hub() -> Response:
     settings = site.settings
     if settings["WEBSUB_HUB_URL"]:
         raise NotFound(f"this server's hub is {settings['WEBSUB_HUB_URL']}")
-    if (request.content_length or 0) > MAX_REQUEST_BYTES:
-        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
     if request.mimetype != "application/x-www-form-urlencoded":
         raise BadRequest("send the fields as application/x-www-form-urlencoded")
     intent = parse_intent(settings)
@@ -66,26 +73,61 @@ def hub() -> Response:
     except UnknownTopic as unknown:
         raise BadRequest(str(unknown)) from None
     try:
-        client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+        target = client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
     except client.CallbackRefused as refused:
         raise BadRequest(str(refused)) from None
+    try:
+        check_store(intent, settings)
+    except STORE_ERRORS as error:
+        log.warning("websub store unavailable: %s: %s", error.__class__.__name__, error)
+        raise ServiceUnavailable(
+            "the hub cannot store subscriptions right now; try again later",
+            retry_after=RETRY_AFTER_SECONDS,
+        ) from None
+    host = client.host_key(target)
+    if not _verifications.acquire(host):
+        raise TooManyRequests(
+            "too many verifications under way for this callback's host; try again later",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+    threading.Thread(
+        target=_verify_then_release, args=(intent, target, host, settings), daemon=True
+    ).start()
+    return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
+
+
+def check_store(intent: Intent, settings: dict[str, Any]) -> None:
+    """Refuse now what the store would refuse after verification; a store that is down,
+    locked or read-only raises one of STORE_ERRORS."""
     store = open_store(settings)
+    store.check_writable()
     if intent.mode == "subscribe":
         known = store.get(intent.callback, intent.topic) is not None
         if not known and store.count() >= settings["WEBSUB_MAX_SUBSCRIPTIONS"]:
             raise TooManyRequests("this hub holds as many subscriptions as it allows")
     elif store.get(intent.callback, intent.topic) is None:
         raise BadRequest("no subscription of this hub.callback to this hub.topic")
-    if not _pending.acquire(blocking=False):
-        raise TooManyRequests("too many verifications under way; try again in a minute")
-    threading.Thread(target=_verify_then_release, args=(intent, settings), daemon=True).start()
-    return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
+
+
+def form() -> MultiDict[str, str]:
+    """The posted fields. Whether the body's length is declared or it comes chunked, at
+    most one byte more than MAX_REQUEST_BYTES is read (werkzeug stops there), and a
+    longer body is a 413 at once."""
+    request.max_content_length = MAX_REQUEST_BYTES + 1  # the byte more tells a longer body
+    try:
+        body = request.get_data(cache=True)  # request.form parses this copy
+    except RequestEntityTooLarge:  # a declared length above the limit: nothing was read
+        body = None
+    if body is None or len(body) > MAX_REQUEST_BYTES:
+        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
+    return request.form
 
 
 def parse_intent(settings: dict[str, Any]) -> Intent:
     fields = {}
+    posted = form()
     for name in ("hub.mode", "hub.callback", "hub.topic", "hub.lease_seconds", "hub.secret"):
-        values = request.form.getlist(name)
+        values = posted.getlist(name)
         if len(values) > 1:
             raise BadRequest(f"{name} is given more than once")
         fields[name] = values[0] if values else ""
@@ -113,25 +155,31 @@ def lease(fields: dict[str, str], settings: dict[str, Any]) -> int:
     return max(settings["WEBSUB_MIN_LEASE_SECONDS"], min(int(text), MAX_LEASE_SECONDS))
 
 
-def _verify_then_release(intent: Intent, settings: dict[str, Any]) -> None:
+def _verify_then_release(
+    intent: Intent, target: client.Target, host: str, settings: dict[str, Any]
+) -> None:
     try:
-        verify(intent, settings)
+        verify(intent, target, settings)
+    except STORE_ERRORS as error:
+        log.warning("verified %s but the store failed: %s", intent.callback, error)
     except Exception:  # a greenlet must not die silently
         log.exception("verification of %s for %s failed", intent.callback, intent.topic)
     finally:
-        _pending.release()
+        _verifications.release(host)
 
 
-def verify(intent: Intent, settings: dict[str, Any]) -> bool:
+def verify(intent: Intent, target: client.Target, settings: dict[str, Any]) -> bool:
     """Ask the callback to echo a challenge; only an exact echo changes the store."""
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
     if intent.mode == "subscribe":
         params["hub.lease_seconds"] = str(intent.lease_seconds)
+    path = client.with_query(target.path, params)
     try:
-        target = client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
-        reply = client.call(target, "GET", client.with_query(target.path, params), None, {})
-    except (client.CallbackRefused, OSError, HTTPException) as error:
+        reply = client.call(
+            target, "GET", path, None, {}, total_seconds=settings["WEBSUB_TIMEOUT_SECONDS"]
+        )
+    except (OSError, HTTPException) as error:
         log.info("not verified: %s %s: %s", intent.mode, intent.callback, error)
         return False
     if not 200 <= reply.status < 300 or reply.body != challenge.encode():

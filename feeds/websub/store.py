@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import secrets
 import sqlite3
@@ -29,9 +31,16 @@ import redis
 
 from feeds.snapshot import default_directory
 
-CLAIM_HOLD_SECONDS = 60.0  # longer than any one attempt can take (see client.TOTAL_SECONDS)
 REDIS_PREFIX = "feeds:websub:"
 REDIS_TIMEOUT_SECONDS = 2.0
+SQLITE_BUSY_SECONDS = 1.0  # writes take milliseconds; a longer lock is an outage
+MAX_FIELD_CHARS = 4096  # a callback, topic, secret, media type or Link header read back
+MAX_SKIPS = 100  # malformed deliveries one claim drops before it gives up until the next poll
+
+# What a store that is down, locked or read-only raises: the hub answers 503 to these.
+STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, redis.RedisError, OSError)
+
+log = logging.getLogger("feeds.websub")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +81,17 @@ class Claim:
 
 
 class Store(Protocol):
+    def check_writable(self) -> None: ...
     def get(self, callback: str, topic: str) -> Subscription | None: ...
     def put(self, subscription: Subscription, limit: int) -> bool: ...
     def remove(self, callback: str, topic: str) -> None: ...
     def count(self) -> int: ...
     def topics(self, now: float) -> list[str]: ...
     def enqueue(self, topic: str, content: Content, now: float) -> int: ...
-    def claim(self, now: float) -> Claim | None: ...
+    def claim(self, now: float, hold_seconds: float) -> Claim | None: ...
     def done(self, claim: Claim) -> None: ...
     def retry(self, claim: Claim, due_at: float) -> None: ...
+    def defer(self, claim: Claim, due_at: float) -> None: ...
     def purge(self, now: float) -> int: ...
 
 
@@ -103,6 +114,64 @@ def default_db_path(settings: dict[str, Any]) -> Path:
     except OSError:
         directory = Path(tempfile.gettempdir())
     return directory / name
+
+
+def _text(value: object) -> str | None:
+    """A stored string as the hub writes it: str (or UTF-8 bytes), short, no control chars."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS:
+        return None
+    return None if any(ord(c) < 32 or ord(c) == 127 for c in value) else value
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def subscription_from(
+    callback: object, topic: object, secret: object, expires_at: object
+) -> Subscription | None:
+    """A subscription read back from a store, or None (logged) if a value is not one the hub
+    writes: whoever can write the store must not crash the hub or the delivery loop."""
+    callback_, topic_, secret_ = _text(callback), _text(topic), _text(secret)
+    expires = _number(expires_at)
+    if not callback_ or not topic_ or secret_ is None or expires is None:
+        log.warning("websub store: skipped a malformed subscription (%.80r)", callback)
+        return None
+    return Subscription(callback_, topic_, secret_, expires)
+
+
+def content_from(body: object, content_type: object, link_header: object) -> Content | None:
+    """Stored content, or None (logged) when malformed: it is then treated as purged."""
+    content_type_, link_header_ = _text(content_type), _text(link_header)
+    if not isinstance(body, bytes) or content_type_ is None or link_header_ is None:
+        log.warning("websub store: skipped malformed content (%.80r)", content_type)
+        return None
+    return Content(body, content_type_, link_header_)
+
+
+def claim_from(
+    callback: object, topic: object, attempts: object, token: str, content: Content | None
+) -> Claim | None:
+    """A claimed delivery, or None (logged) when its stored fields are malformed."""
+    callback_, topic_, attempts_ = _text(callback), _text(topic), _number(attempts)
+    if not callback_ or not topic_ or attempts_ is None or not 0 <= attempts_ < 1_000_000:
+        log.warning("websub store: dropped a malformed delivery (%.80r)", callback)
+        return None
+    return Claim(callback_, topic_, int(attempts_), token, content)
 
 
 _SCHEMA = """
@@ -134,7 +203,7 @@ class SqliteStore:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
         # With WAL, NORMAL syncs at checkpoints, not at every commit: these calls block a
         # gevent worker's every connection, so they must not wait for the disk each time.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -154,6 +223,11 @@ class SqliteStore:
                 raise
             db.execute("COMMIT")
 
+    def check_writable(self) -> None:
+        """Raise unless a write could start now (read-only file or directory, lock held)."""
+        with self._transaction():
+            pass
+
     def get(self, callback: str, topic: str) -> Subscription | None:
         with self._connect() as db:
             row = db.execute(
@@ -161,7 +235,7 @@ class SqliteStore:
                 " WHERE callback = ? AND topic = ?",
                 (callback, topic),
             ).fetchone()
-        return Subscription(*row) if row else None
+        return subscription_from(*row) if row else None
 
     def put(self, subscription: Subscription, limit: int) -> bool:
         """Add or renew; a new subscription beyond `limit` is refused (False)."""
@@ -201,7 +275,7 @@ class SqliteStore:
                 "SELECT DISTINCT topic FROM subscriptions WHERE expires_at > ? ORDER BY topic",
                 (now,),
             ).fetchall()
-        return [row[0] for row in rows]
+        return [topic for (value,) in rows if (topic := _text(value))]
 
     def enqueue(self, topic: str, content: Content, now: float) -> int:
         """A delivery of `content`, due now, for every live subscriber of `topic`."""
@@ -224,7 +298,18 @@ class SqliteStore:
             )
             return cursor.rowcount
 
-    def claim(self, now: float) -> Claim | None:
+    def claim(self, now: float, hold_seconds: float) -> Claim | None:
+        """The delivery due first, held for `hold_seconds`; malformed ones are dropped."""
+        for _ in range(MAX_SKIPS):
+            found = self._claim_row(now, hold_seconds)
+            if found is None or found[0] is not None:
+                return None if found is None else found[0]
+            self._drop(*found[1])
+        return None
+
+    def _claim_row(
+        self, now: float, hold_seconds: float
+    ) -> tuple[Claim | None, tuple[object, object]] | None:
         token = secrets.token_hex(8)
         with self._connect() as db:
             # Workers poll twice a second: only take the write lock when something is due.
@@ -237,15 +322,19 @@ class SqliteStore:
                 "UPDATE deliveries SET due_at = ?, token = ? WHERE rowid ="
                 " (SELECT rowid FROM deliveries WHERE due_at <= ? ORDER BY due_at LIMIT 1)"
                 " RETURNING callback, topic, attempts, content_key",
-                (now + CLAIM_HOLD_SECONDS, token, now),
+                (now + hold_seconds, token, now),
             ).fetchone()
             if row is None:
                 return None
             found = db.execute(
                 "SELECT body, content_type, link_header FROM contents WHERE key = ?", (row[3],)
             ).fetchone()
-        content = Content(bytes(found[0]), found[1], found[2]) if found else None
-        return Claim(row[0], row[1], row[2], token, content)
+        content = content_from(*found) if found else None
+        return claim_from(row[0], row[1], row[2], token, content), (row[0], row[1])
+
+    def _drop(self, callback: object, topic: object) -> None:
+        with self._connect() as db:
+            db.execute("DELETE FROM deliveries WHERE callback = ? AND topic = ?", (callback, topic))
 
     def done(self, claim: Claim) -> None:
         """Remove the delivery, unless a newer change replaced it meanwhile."""
@@ -256,11 +345,18 @@ class SqliteStore:
             )
 
     def retry(self, claim: Claim, due_at: float) -> None:
+        self._reschedule(claim, due_at, claim.attempts + 1)
+
+    def defer(self, claim: Claim, due_at: float) -> None:
+        """Try again later without counting an attempt (the callback's host was busy)."""
+        self._reschedule(claim, due_at, claim.attempts)
+
+    def _reschedule(self, claim: Claim, due_at: float, attempts: int) -> None:
         with self._connect() as db:
             db.execute(
                 "UPDATE deliveries SET attempts = ?, due_at = ?"
                 " WHERE callback = ? AND topic = ? AND token = ?",
-                (claim.attempts + 1, due_at, claim.callback, claim.topic, claim.token),
+                (attempts, due_at, claim.callback, claim.topic, claim.token),
             )
 
     def purge(self, now: float) -> int:
@@ -298,14 +394,15 @@ _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 1)
 if #ids == 0 then return false end
 local key = ARGV[4] .. ids[1]
-local found = redis.call('HMGET', key, 'callback', 'topic', 'attempts', 'content_key')
-if not found[1] then
+if redis.call('TYPE', key).ok ~= 'hash' or redis.call('HEXISTS', key, 'callback') == 0 then
   redis.call('ZREM', KEYS[1], ids[1])
-  return false
+  redis.call('DEL', key)
+  return {}
 end
+local found = redis.call('HMGET', key, 'callback', 'topic', 'attempts', 'content_key')
 redis.call('ZADD', KEYS[1], ARGV[2], ids[1])
 redis.call('HSET', key, 'token', ARGV[3])
-return found
+return {ids[1], found[1], found[2] or '', found[3] or '', found[4] or ''}
 """
 _FINISH = """
 if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then return 0 end
@@ -344,11 +441,15 @@ class RedisStore:
         return f"{REDIS_PREFIX}delivery:{sid}"
 
     def _all(self) -> list[Subscription]:
-        return [Subscription(**json.loads(raw)) for raw in self.client.hvals(self.subs)]
+        found = (_subscription_json(raw) for raw in self.client.hvals(self.subs))
+        return [subscription for subscription in found if subscription is not None]
+
+    def check_writable(self) -> None:
+        self.client.ping()
 
     def get(self, callback: str, topic: str) -> Subscription | None:
         raw = self.client.hget(self.subs, _sid(callback, topic))
-        return Subscription(**json.loads(raw)) if raw else None
+        return _subscription_json(raw) if raw else None
 
     def put(self, subscription: Subscription, limit: int) -> bool:
         sid = _sid(subscription.callback, subscription.topic)
@@ -395,20 +496,39 @@ class RedisStore:
             queued += int(self._enqueue(keys=keys, args=args))
         return queued
 
-    def claim(self, now: float) -> Claim | None:
-        token = secrets.token_hex(8)
-        args = [now, now + CLAIM_HOLD_SECONDS, token, REDIS_PREFIX + "delivery:"]
-        found = self._claim(keys=[self.due], args=args)
-        if not found:
+    def claim(self, now: float, hold_seconds: float) -> Claim | None:
+        """The delivery due first, held for `hold_seconds`; malformed ones are dropped."""
+        args = [now, now + hold_seconds, "", REDIS_PREFIX + "delivery:"]
+        for _ in range(MAX_SKIPS):
+            args[2] = token = secrets.token_hex(8)
+            found = self._claim(keys=[self.due], args=args)
+            if found is None:
+                return None
+            if found:
+                sid, callback, topic, attempts, content_key = found
+                content = self._content(REDIS_PREFIX.encode() + b"content:" + content_key)
+                claim = claim_from(callback, topic, attempts, token, content)
+                if claim is not None and _sid(claim.callback, claim.topic).encode() == sid:
+                    return claim
+                if claim is not None:
+                    log.warning("websub store: dropped a malformed delivery (%.80r)", sid)
+                with self.client.pipeline() as pipe:
+                    pipe.delete(REDIS_PREFIX.encode() + b"delivery:" + sid).zrem(self.due, sid)
+                    pipe.execute()
+            else:
+                log.warning("websub store: dropped a malformed delivery record")
+        return None
+
+    def _content(self, key: bytes) -> Content | None:
+        """The content under `key`; None when purged meanwhile or not a hash we wrote."""
+        try:
+            raw = self.client.hgetall(key)
+        except redis.ResponseError:  # another type of value: someone else wrote this key
+            log.warning("websub store: skipped malformed content (%.80r)", key)
             return None
-        callback, topic, attempts, content_key = found
-        raw = self.client.hgetall(f"{REDIS_PREFIX}content:{content_key.decode()}")
-        content = (
-            Content(raw[b"body"], raw[b"content_type"].decode(), raw[b"link_header"].decode())
-            if raw
-            else None
-        )
-        return Claim(callback.decode(), topic.decode(), int(attempts), token, content)
+        if not raw:
+            return None
+        return content_from(raw.get(b"body"), raw.get(b"content_type"), raw.get(b"link_header"))
 
     def _finish_claim(self, claim: Claim, due_at: str, attempts: int) -> None:
         sid = _sid(claim.callback, claim.topic)
@@ -422,8 +542,23 @@ class RedisStore:
     def retry(self, claim: Claim, due_at: float) -> None:
         self._finish_claim(claim, repr(due_at), claim.attempts + 1)
 
+    def defer(self, claim: Claim, due_at: float) -> None:
+        self._finish_claim(claim, repr(due_at), claim.attempts)
+
     def purge(self, now: float) -> int:
         expired = [s for s in self._all() if not s.live(now)]
         for s in expired:
             self.remove(s.callback, s.topic)
         return len(expired)
+
+
+def _subscription_json(raw: bytes) -> Subscription | None:
+    """A subscription from the JSON the hub wrote (JSON only: nothing is ever unpickled)."""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict) or set(value) != {"callback", "topic", "secret", "expires_at"}:
+        log.warning("websub store: skipped a malformed subscription (%.80r)", raw)
+        return None
+    return subscription_from(**value)
