@@ -38,11 +38,13 @@ limit_request_field_size = 8190
 errorlog = "-"
 loglevel = os.environ.get("FEEDS_LOG_LEVEL", "info").lower()
 
-indexer = Indexer()
-
 
 def when_ready(server):
-    """The port is bound: start the indexer, and check on it from the master's loop."""
+    """The port is bound: start the indexer, and check on it from the master's loop.
+
+    It hangs on the arbiter, not on this module: SIGHUP reads this file again.
+    """
+    indexer = server.feeds_indexer = Indexer()
     indexer.start()
     manage_workers = server.manage_workers
 
@@ -55,11 +57,13 @@ def when_ready(server):
 
 def on_reload(server):
     """SIGHUP: the indexer reconciles the directory with the index (only changes parse)."""
-    indexer.reload()
+    server.feeds_indexer.reload()
 
 
 def on_exit(server):
-    indexer.stop()
+    indexer = getattr(server, "feeds_indexer", None)
+    if indexer is not None:
+        indexer.stop()
 
 
 def post_worker_init(worker):

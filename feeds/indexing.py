@@ -48,12 +48,21 @@ def follow(settings: dict[str, Any], progress: Progress | None = None) -> None:
     target = Target.from_settings(settings)
     signals = _Signals()
     parent = os.getppid()
+    waiting = False
     while not signals.stop and os.getppid() == parent:
         try:
             with writer_lock(target, wait=False):
+                if waiting:
+                    log.info("took over writing %s", target.path)
                 _write(settings, target, signals, parent, progress)
                 return
         except Busy:
+            if not waiting:
+                log.warning(
+                    "%s is written by another process; serving it, ready to take over",
+                    target.path,
+                )
+                waiting = True
             time.sleep(LOCK_RETRY_SECONDS)
 
 

@@ -9,13 +9,16 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT_ROOT / "seeds"
+T = TypeVar("T")
 
 
 def document(**fields: str) -> str:
@@ -35,6 +38,20 @@ def document(**fields: str) -> str:
         if value is not None
     )
     return f"---\n{body}\n---\n"
+
+
+def wait_for(
+    get: Callable[[], T], done: Callable[[T], bool], timeout: float = 20.0, pause: float = 0.1
+) -> T:
+    """Call `get` until `done` holds for its result; the last result after `timeout` fails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = get()
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not done after {timeout}s: {result!r}")
+        time.sleep(pause)
 
 
 def free_port() -> int:

@@ -83,6 +83,10 @@ class Changes:
     seconds: float = 0.0
 
 
+class EmptyCorpus(OSError):
+    """The directory lost every document at once: refused, the last index stays."""
+
+
 class Busy(RuntimeError):
     """Another process writes this index."""
 
@@ -125,6 +129,11 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
         known = indexed.pop(stamp.path, None)
         if known is None or _changed(root, stamp, known):
             to_parse.append(stamp)
+    if not changes.files and indexed:
+        raise EmptyCorpus(
+            f"corpus directory {root} holds no documents now (an unmounted volume?);"
+            f" keeping the {len(indexed)} indexed"
+        )
     _set_meta(db, files=str(changes.files))
 
     def reparse(path: str) -> Parsed | Skip:
