@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from feeds.corpusgen import write_corpus
 from tests.support import Server
 
 
@@ -212,3 +213,35 @@ def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
         assert b'href="/news/providers/nypost.com"' in answer
         assert b"https://feeds.example.org/news/feeds/topics/ai.rss" in answer
         assert b"/other/" not in answer
+
+
+def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp_path) -> None:
+    """Random `Host`s with `?limit=500` once stalled a normal request for 20 s.
+
+    Without FEEDS_BASE_URL every new origin is its own set of rendered feeds; a worker
+    now renders for its first FEEDS_MAX_ORIGINS origins only and answers others 421.
+    """
+    write_corpus(tmp_path / "corpus", 600)
+    server = server_factory(FEEDS_CORPUS_DIR=str(tmp_path / "corpus"), WEB_CONCURRENCY="1")
+    host, port = server.url.removeprefix("http://").split(":")
+    with contextlib.ExitStack() as cleanup:
+        session = cleanup.enter_context(requests.Session())
+        assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        # Connect first, then send every request at once: the worker wakes to all of them
+        # together, and each takes about 0.1 s of rendering without the bound.
+        flood = [
+            cleanup.enter_context(socket.create_connection((host, int(port)), timeout=10))
+            for _ in range(200)
+        ]
+        for number, sock in enumerate(flood):
+            extension = ("rss", "atom", "json")[number % 3]
+            sock.sendall(
+                f"GET /feeds/all.{extension}?limit=500 HTTP/1.1\r\n"
+                f"Host: flood-{number}.example\r\n\r\n".encode()
+            )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # requests raises on its 5 s timeout
+            assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        late = session.get(server.url + "/feeds/all.rss", headers={"Host": "late.example"})
+        assert late.status_code == 421
+        assert "FEEDS_BASE_URL" in late.text
