@@ -86,7 +86,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "MAX_ORIGINS",
-        16,
+        8,
         _positive_int,
         "Without `FEEDS_BASE_URL`: distinct request origins (scheme and `Host`) each worker "
         "renders links for; further ones get a 421, so random `Host` headers cannot make it "
