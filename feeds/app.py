@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from feeds.fastpath import fast_path_middleware
+from feeds.origin import pinned_script_name
 from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import Site, load_site
@@ -29,7 +30,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
-    app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
+    app.wsgi_app = pinned_script_name(
+        fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path),
+        lambda: app.extensions["feeds"].settings["BASE_URL"],
+    )
     return app
 
 

@@ -83,7 +83,7 @@ def render(url_path: str) -> None:
 def export(directory: Path) -> None:
     try:
         written = export_site(create_app(), directory)
-    except ValueError as error:
+    except (ValueError, RuntimeError, OSError) as error:  # the old export is still in place
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {written} files (and their .gz siblings) to {directory}")
 

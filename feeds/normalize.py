@@ -20,6 +20,9 @@ _XML_UNSAFE = re.compile(
 _WHITESPACE = re.compile(r"\s+")
 _ANY_SPACE = re.compile(r"\s")  # the characters str.isspace() accepts, for str patterns
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# The URL extensions of feeds (feeds.render.FORMATS; a test keeps the two equal). A domain
+# is a provider's slug, and `/feeds/providers/nypost.com.rss` is the RSS feed of nypost.com.
+FEED_EXTENSIONS = frozenset({"rss", "atom", "json"})
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _MAX_URL = 2048
 
@@ -79,7 +82,13 @@ def http_url(value: Any) -> str | None:
 
 
 def domain_name(value: Any) -> str | None:
-    """A lowercase host name without `www.`, or None when the value is not one."""
+    """A lowercase public host name without `www.`, or None when the value is not one.
+
+    A domain becomes a provider's slug, so it must not look like any other slug: it has a
+    dot, which slugs made from names never have (`lonely-press` would be the slug of
+    `Lonely Press`), and it does not end in a feed extension (`nypost.com.rss` would
+    share a path with the feeds of `nypost.com`); no top-level domain is either.
+    """
     if not isinstance(value, str):
         return None
     host = value.strip().lower().rstrip(".").removeprefix("www.")
@@ -89,6 +98,7 @@ def domain_name(value: Any) -> str | None:
         return None
     labels = host.split(".")
     valid = all(_HOST_LABEL.fullmatch(label) for label in labels)
+    valid = valid and len(labels) > 1 and labels[-1] not in FEED_EXTENSIONS
     return host if host and len(host) <= 253 and valid else None
 
 

@@ -87,7 +87,17 @@ SETTINGS: tuple[Setting, ...] = (
         "BASE_URL",
         "",
         _base_url,
-        "Public origin for absolute links (`https://feeds.example.org`); empty: from each request.",
+        "Public origin for absolute links (`https://feeds.example.org`, or with a path prefix "
+        "the proxy strips: `https://example.org/news`); empty: from each request. Set it in "
+        "production.",
+    ),
+    Setting(
+        "MAX_ORIGINS",
+        8,
+        _positive_int,
+        "Without `FEEDS_BASE_URL`: distinct request origins (scheme and `Host`) each worker "
+        "renders links for; further ones get a 421, so random `Host` headers cannot make it "
+        "render without end.",
     ),
     Setting("SITE_TITLE", "feeds", str, "Name of the site, used in feed titles and pages."),
     Setting(
@@ -220,6 +230,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
     ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
+    Setting(
+        "CONTROL_SOCKET",
+        "",
+        str,
+        "Path of this instance's gunicorn control socket (for `gunicornc`); empty: none. "
+        "gunicorn's default path is shared by every instance a user runs.",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
