@@ -13,6 +13,8 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import re
+import stat
 import time
 import uuid
 from collections import Counter
@@ -49,6 +51,9 @@ MAX_TOPICS = 20
 MAX_IMAGES_SCANNED = 20
 MAX_RELATED = 10
 MAX_YAML_NODES = 20_000
+MAX_DEPTH = 64  # nesting of mappings and sequences; real front matter needs about 6
+SECRET_FIELD = "secured"  # an opaque token that is never served, logged or quoted
+MIN_SECRET_MATCH = 8  # shorter secret strings are compared whole, not searched for
 PARALLEL_CHUNK = 250  # documents per task: large enough to amortise pickling, small to balance
 
 
@@ -128,32 +133,82 @@ class LoadReport:
         }
 
 
-def find_documents(root: Path) -> Iterator[Path]:
-    """Every `*.txt`/`*.md` below root, hidden files and folders excepted, in a stable order."""
-    for directory, subdirs, files in os.walk(root):
+def find_documents(root: Path, on_error: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    """Every `*.txt`/`*.md` below root, hidden files and folders excepted, in a stable order.
+
+    `on_error` hears of each directory that cannot be listed, so that none is left out
+    without a word.
+    """
+    for directory, subdirs, files in os.walk(root, onerror=on_error):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name.lower().endswith(SUFFIXES):
                 yield Path(directory, name)
 
 
-def read_document(path: Path, label: str, options: LoadOptions) -> Parsed | Skip:
-    """One file to an article or a reason; never raises for anything the file contains."""
+def read_document(root: Path, label: str, options: LoadOptions) -> Parsed | Skip:
+    """One file to an article or a reason; never raises or blocks for anything the file is."""
     try:
-        size = path.stat().st_size
-        if size > options.max_file_bytes:
-            return Skip(label, f"too large: {size} bytes, limit {options.max_file_bytes}")
-        with path.open("rb") as handle:
-            raw = handle.read(options.max_file_bytes + 1)
-    except OSError as error:
-        return Skip(label, f"unreadable: {error.strerror or error.__class__.__name__}")
-    try:
+        raw = read_regular_file(root, label, options.max_file_bytes)
         metadata = parse_front_matter(raw)
         return _to_parsed(label, metadata, raw, options)
     except Filtered as excluded:
         return Skip(label, str(excluded), "filtered")
     except Unusable as error:
         return Skip(label, str(error))
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular_file(root: Path, label: str, limit: int) -> bytes:
+    """The bytes of a regular file of the corpus, up to `limit`; anything else is Unusable.
+
+    The file is opened without blocking and without following a final symbolic link, and
+    only then checked: opening a FIFO for reading would wait for a writer forever, and a
+    device may never end. A symbolic link is followed only to a file inside the corpus.
+    """
+    try:
+        descriptor = os.open(_target(root, root / label), _OPEN_FLAGS)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unusable("not a regular file: a FIFO, device, socket or directory")
+        if info.st_size > limit:
+            raise Unusable(f"too large: {info.st_size} bytes, limit {limit}")
+        raw = _read_up_to(descriptor, limit + 1)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > limit:
+        raise Unusable(f"too large: more than {limit} bytes")
+    return raw
+
+
+def _target(root: Path, path: Path) -> str:
+    """The path to open: the file itself, or what its link points to inside the corpus."""
+    if not path.is_symlink():
+        return str(path)
+    target = os.path.realpath(path)
+    corpus = os.path.realpath(root)
+    if os.path.commonpath([target, corpus]) != corpus:
+        raise Unusable("a symbolic link to outside the corpus")
+    return target
+
+
+def _read_up_to(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def parse_front_matter(raw: bytes) -> dict[str, Any]:
@@ -170,22 +225,106 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
         front, _body = handler.split(text)
     except ValueError:
         raise Unusable("no front matter: the closing '---' line is missing") from None
-    try:
-        metadata, size = yamlload.load(front)
-    except yaml.MarkedYAMLError as error:
-        where = f" at line {error.problem_mark.line + 2}" if error.problem_mark else ""
-        raise Unusable(f"malformed YAML: {error.problem or error.context}{where}") from None
-    except yaml.YAMLError as error:
-        raise Unusable(f"malformed YAML: {error.__class__.__name__}") from None
-    except (ValueError, OverflowError):  # e.g. `2021-13-45` resolves as a timestamp
-        raise Unusable("malformed YAML: a date or number out of range") from None
+    metadata, size = _parse_yaml(front)
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
     if size is None:
         _check_tree(metadata)
     elif size > MAX_YAML_NODES:
         raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    _withhold_secret(metadata)
     return metadata
+
+
+# Reasons in our own words: a YAML library's messages quote the document (and so could
+# quote the secured token), so none of their text is ever passed on.
+_YAML_PROBLEMS = {
+    yaml.scanner.ScannerError: "a character, quote or indentation that cannot be read",
+    yaml.parser.ParserError: "a structure that is not valid YAML",
+    yaml.composer.ComposerError: "an undefined alias or more than one document",
+    yaml.constructor.ConstructorError: "an unsupported tag or key",
+}
+
+
+def _parse_yaml(front: str) -> tuple[Any, int | None]:
+    """The YAML value and its size (see `yamlload.load`); any failure becomes Unusable."""
+    try:
+        check_nesting(front)
+        return yamlload.load(front)
+    except Unusable:
+        raise
+    except yaml.MarkedYAMLError as error:
+        problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
+        where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
+        raise Unusable(f"malformed YAML: {problem}{where}") from None
+    except (ValueError, OverflowError):  # e.g. `2021-13-45` resolves as a timestamp
+        raise Unusable("malformed YAML: a date or number that cannot be read") from None
+    except Exception:  # a parser fed hostile text fails in many ways
+        # e.g. `!!bool maybe` raises KeyError, `!!timestamp notadate` AttributeError
+        raise Unusable("malformed YAML: a value its tag cannot hold") from None
+
+
+_BLOCK_PREFIX = re.compile(r"^[ \t]*(?:[-?:](?:[ \t]+|$))*", re.M)
+
+
+def check_nesting(front: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything builds the tree.
+
+    Parsers build nested values recursively: 30,000 `[` in 60 KB overflow libyaml's
+    composer's C stack and kill the process, so this check comes before them. It is
+    cheap and certain for ordinary text: block collections nest only at strictly
+    growing columns, each line's structure starts within its leading indentation and
+    `- `, `? `, `: ` indicators, and flow collections need a `[` or `{` each, so two per
+    column plus the brackets bound the depth. Only text over that bound is measured
+    exactly, from libyaml's event stream, which is flat and built without recursion.
+    """
+    widest = max((len(match) for match in _BLOCK_PREFIX.findall(front)), default=0)
+    if 2 * (widest + 1) + front.count("[") + front.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise Unusable(f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > 4 * MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+
+
+_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _withhold_secret(metadata: dict[str, Any]) -> None:
+    """Drop the secured token, and refuse a document whose other values hold it.
+
+    The token is only ever removed, never read into a reason: an alias (`title: *s`), a
+    merge key, an anchored container or a copy would otherwise carry it into a feed.
+    """
+    if SECRET_FIELD not in metadata:
+        return
+    secret = metadata.pop(SECRET_FIELD)
+    texts = {value for value in _nodes(secret) if isinstance(value, str) and value}
+    containers = {id(node) for node in _nodes(secret) if isinstance(node, _CONTAINERS)}
+    for node in _nodes(metadata):
+        if id(node) in containers or (isinstance(node, str) and _holds(node, texts)):
+            raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
+
+
+def _holds(text: str, secrets: set[str]) -> bool:
+    return text in secrets or any(
+        len(secret) >= MIN_SECRET_MATCH and secret in text for secret in secrets
+    )
+
+
+def _nodes(root: Any) -> Iterator[Any]:
+    """Every value and key in a tree already checked to be small and free of cycles."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        yield node
+        stack.extend(_children(node))
 
 
 def _decode(raw: bytes) -> str:
@@ -216,14 +355,23 @@ def _check_tree(root: Any) -> None:
     nodes = 0
     while stack:
         node = stack.pop()
-        if isinstance(node, dict | list):
+        if isinstance(node, _CONTAINERS):
             if id(node) in seen:
                 raise Unusable("YAML aliases are not allowed")
             seen.add(id(node))
             nodes += len(node)
             if nodes > MAX_YAML_NODES:
                 raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
-            stack.extend(node.values() if isinstance(node, dict) else node)
+            stack.extend(_children(node))
+
+
+_CONTAINERS = (dict, list, tuple, set)  # what safe YAML loading builds (`!!pairs`: tuples)
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [*node.keys(), *node.values()]
+    return list(node) if isinstance(node, _CONTAINERS) else []
 
 
 def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
@@ -439,7 +587,12 @@ def _parse_corpus(
 
 def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
     """Every document's outcome in file order, parsed by `options.workers` processes."""
-    labels = [path.relative_to(root).as_posix() for path in find_documents(root)]
+    unlisted: list[OSError] = []
+    labels = [path.relative_to(root).as_posix() for path in find_documents(root, unlisted.append)]
+    for error in unlisted:
+        where = Path(error.filename or root).relative_to(root).as_posix()
+        reason = error.strerror or error.__class__.__name__
+        yield Skip(f"{where}/", f"unreadable directory: {reason}")
     if options.workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
         yield from _read_chunk(root, labels, options)
         return
@@ -451,7 +604,7 @@ def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
 
 
 def _read_chunk(root: Path, labels: list[str], options: LoadOptions) -> list[Parsed | Skip]:
-    return [read_document(root / label, label, options) for label in labels]
+    return [read_document(root, label, options) for label in labels]
 
 
 def _load_with_snapshot(root: Path, options: LoadOptions, directory: Path) -> LoadedCorpus:
