@@ -151,7 +151,7 @@ def read_document(root: Path, label: str, options: LoadOptions) -> Parsed | Skip
     try:
         raw = read_regular_file(root, label, options.max_file_bytes)
         metadata = parse_front_matter(raw)
-        return _to_parsed(label, metadata, raw, options)
+        return to_parsed(label, metadata, raw, options)
     except Filtered as excluded:
         return Skip(label, str(excluded), "filtered")
     except Unusable as error:
@@ -374,7 +374,8 @@ def _children(node: Any) -> list[Any]:
     return list(node) if isinstance(node, _CONTAINERS) else []
 
 
-def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
+def to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
+    """A parsed front-matter mapping as the article served (public for bench/yaml_libraries)."""
     repairs: list[str] = []
     title = clean_text(meta.get("title"), "title", MAX_TITLE)
     if not title:
