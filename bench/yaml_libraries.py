@@ -4,7 +4,8 @@ Generates documents with `feeds.corpusgen` (plus the two seeds and a few hand-wr
 YAML 1.1/1.2 edge cases), takes each front matter as python-frontmatter splits it, and
 for every library times the parse of every document (the median of several rounds,
 libraries interleaved within each round), then compares each library's values and the
-article built from them with what the current loader gives. Run it again with:
+article built from them with libyaml's (what feeds served before yaml-rs; the hand-written
+reader that sat in front of libyaml gave the same values, only faster). Run it again with:
 
     python -m bench.yaml_libraries [--count 3000] [--rounds 5]
 
@@ -29,8 +30,8 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import corpusgen, yamlload
-from feeds.corpus import LoadOptions, to_parsed
+from feeds import corpusgen
+from feeds.corpus import YAML_OPTIONS, LoadOptions, to_parsed
 from feeds.normalize import Unusable
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -84,12 +85,12 @@ def fronts(count: int, directory: Path) -> dict[str, str]:
 def libraries() -> dict[str, Callable[[str], Any]]:
     """Each candidate as text -> value; a missing package is reported and skipped."""
     found: dict[str, Callable[[str], Any]] = {
-        "current loader (frontmatter_fast + libyaml)": lambda text: yamlload.load(text)[0],
         "PyYAML CSafeLoader (libyaml)": lambda text: yaml.load(text, Loader=yaml.CSafeLoader),
     }
     yaml_rs = optional("yaml_rs", "yaml-rs")
     if yaml_rs is not None:
-        found["yaml-rs"] = yaml_rs.loads
+        found["yaml-rs as feeds uses it"] = lambda text: yaml_rs.loads(text, **YAML_OPTIONS)
+        found["yaml-rs defaults"] = yaml_rs.loads
     ruamel = optional("ruamel.yaml", "ruamel.yaml ruamel.yaml.clib")
     if ruamel is not None:
         found["ruamel.yaml safe (C)"] = ruamel.YAML(typ="safe", pure=False).load

@@ -1,7 +1,7 @@
 """Reading and validating corpus documents, and the report of what was skipped and why.
 
-A document is read as bytes, decoded, split by python-frontmatter, parsed by libyaml
-(`feeds.yamlload`) and turned into an `Article`, or into a `Skip` with a one-line reason.
+A document is read as bytes, decoded, split by python-frontmatter, parsed by yaml-rs
+(YAML 1.2, in Rust) and turned into an `Article`, or into a `Skip` with a one-line reason.
 Nothing here raises for a bad document: the server always starts with whatever can be
 served.
 """
@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import yaml_rs
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import snapshot, yamlload
+from feeds import snapshot
 from feeds.model import Article, Image, Provider, Related, Topic, slugify
 from feeds.normalize import (
     Unusable,
@@ -225,13 +226,10 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
         front, _body = handler.split(text)
     except ValueError:
         raise Unusable("no front matter: the closing '---' line is missing") from None
-    metadata, size = _parse_yaml(front)
+    metadata = _parse_yaml(front)
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
-    if size is None:
-        _check_tree(metadata)
-    elif size > MAX_YAML_NODES:
-        raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    _check_tree(metadata)
     _withhold_secret(metadata)
     return metadata
 
@@ -246,22 +244,46 @@ _YAML_PROBLEMS = {
 }
 
 
-def _parse_yaml(front: str) -> tuple[Any, int | None]:
-    """The YAML value and its size (see `yamlload.load`); any failure becomes Unusable."""
+# yaml-rs reads YAML 1.2: `no` is text and `0777` decimal (see `to_parsed` for
+# `published`); dates stay text for `aware_datetime`, so a quoted "2021-12-15" title stays
+# a title; any alias is refused (real front matter has none, and billion-laughs or
+# `title: *secret` tricks need them); a repeated key keeps its last value, as libyaml did.
+YAML_OPTIONS: dict[str, Any] = {
+    "parse_datetime": False,
+    "alias_limits": yaml_rs.AliasLimits(max_total_replayed_events=0),
+    "duplicate_key_policy": yaml_rs.DuplicateKeyPolicy.LastWins,
+}
+_ERROR_LINE = re.compile(r"\bline ([0-9]+)")
+
+
+def _parse_yaml(front: str) -> Any:
+    """The YAML value of the front matter; any failure becomes Unusable in our words."""
     try:
         check_nesting(front)
-        return yamlload.load(front)
+        return yaml_rs.loads(front, **YAML_OPTIONS)
     except Unusable:
         raise
-    except yaml.MarkedYAMLError as error:
+    except yaml.MarkedYAMLError as error:  # from libyaml's exact nesting measure
         problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
         where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
         raise Unusable(f"malformed YAML: {problem}{where}") from None
-    except (ValueError, OverflowError):  # e.g. `2021-13-45` resolves as a timestamp
-        raise Unusable("malformed YAML: a date or number that cannot be read") from None
+    except yaml_rs.YAMLDecodeError as error:
+        raise Unusable(_decode_error_reason(str(error))) from None
     except Exception:  # a parser fed hostile text fails in many ways
-        # e.g. `!!bool maybe` raises KeyError, `!!timestamp notadate` AttributeError
         raise Unusable("malformed YAML: a value its tag cannot hold") from None
+
+
+def _decode_error_reason(message: str) -> str:
+    """yaml-rs's message classified, never quoted: it shows the document's text.
+
+    The front matter starts on the opening `---` line, so its line numbers are the file's.
+    """
+    if "alias replay limit" in message:
+        return "YAML aliases are not allowed"
+    if message.startswith("Invalid value"):
+        return "malformed YAML: a value its tag cannot hold"
+    line = _ERROR_LINE.search(message)
+    return "malformed YAML: not valid YAML" + (f" at line {line[1]}" if line else "")
 
 
 _BLOCK_PREFIX = re.compile(r"^[ \t]*(?:[-?:](?:[ \t]+|$))*", re.M)
@@ -299,8 +321,8 @@ _EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _withhold_secret(metadata: dict[str, Any]) -> None:
     """Drop the secured token, and refuse a document whose other values hold it.
 
-    The token is only ever removed, never read into a reason: an alias (`title: *s`), a
-    merge key, an anchored container or a copy would otherwise carry it into a feed.
+    The token is only ever removed, never read into a reason. Aliases and merge keys are
+    refused already; this also catches a copy, in any field, or through any future parser.
     """
     if SECRET_FIELD not in metadata:
         return
@@ -319,7 +341,7 @@ def _holds(text: str, secrets: set[str]) -> bool:
 
 
 def _nodes(root: Any) -> Iterator[Any]:
-    """Every value and key in a tree already checked to be small and free of cycles."""
+    """Every value and key in a tree already checked to be small (aliases are refused)."""
     stack = [root]
     while stack:
         node = stack.pop()
@@ -344,21 +366,18 @@ def _decode(raw: bytes) -> str:
 
 
 def _check_tree(root: Any) -> None:
-    """Refuse aliased or oversized YAML before any code walks it.
+    """Refuse a huge tree, and merge keys, before any code reads fields from it.
 
-    libyaml builds an alias as a shared reference, so a few hundred bytes can stand for
-    billions of elements (or a cycle); walking such a value would hang. Real documents
-    never need aliases, so any shared container is refused, and so is a huge tree.
+    YAML 1.2 has no merge keys: yaml-rs keeps `<<` as a plain key, so a document that
+    relies on one would silently mean something else than its author wrote.
     """
-    seen: set[int] = set()
     stack = [root]
     nodes = 0
     while stack:
         node = stack.pop()
         if isinstance(node, _CONTAINERS):
-            if id(node) in seen:
-                raise Unusable("YAML aliases are not allowed")
-            seen.add(id(node))
+            if isinstance(node, dict) and "<<" in node:
+                raise Unusable("YAML merge keys (<<) are not supported")
             nodes += len(node)
             if nodes > MAX_YAML_NODES:
                 raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
@@ -384,7 +403,7 @@ def to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOpti
     link = _first_link(meta, repairs)
     provider = _provider(meta.get("provider"), link, repairs)
     quality = _quality(meta.get("quality"), repairs)
-    if not options.include_unpublished and meta.get("published") is False:
+    if not options.include_unpublished and _unpublished(meta.get("published")):
         raise Filtered("published is false")
     if options.min_quality is not None and quality < options.min_quality:
         raise Filtered(f"quality {quality:g} below {options.min_quality:g}")
@@ -401,6 +420,15 @@ def to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOpti
         related=_related(meta.get("related"), repairs),
     )
     return Parsed(label, article, hashlib.sha256(raw).hexdigest(), quality, tuple(repairs))
+
+
+_FALSE_WORDS = frozenset(["false", "no", "off"])
+
+
+def _unpublished(value: Any) -> bool:
+    """`published: false`, and YAML 1.1's `no` and `off`: YAML 1.2 reads those as text,
+    but a draft written for libyaml must not go live."""
+    return value is False or (isinstance(value, str) and value.strip().lower() in _FALSE_WORDS)
 
 
 def _article_id(link: str | None, title: str, provider: Provider, published: str) -> str:
