@@ -229,7 +229,6 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
     metadata = _parse_yaml(front)
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
-    _check_tree(metadata)
     _withhold_secret(metadata)
     return metadata
 
@@ -286,22 +285,27 @@ def _decode_error_reason(message: str) -> str:
     return "malformed YAML: not valid YAML" + (f" at line {line[1]}" if line else "")
 
 
-_BLOCK_PREFIX = re.compile(r"^[ \t]*(?:[-?:](?:[ \t]+|$))*", re.M)
+# Ordinary text passes when it holds at most _FEW_BRACKETS brackets and no line starts with
+# _WIDE_PREFIX characters that could be indentation or `- `, `? `, `: ` indicators.
+_FEW_BRACKETS = 16
+_WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
+_WIDE_LINE = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
 
 
 def check_nesting(front: str) -> None:
     """Refuse nesting deeper than MAX_DEPTH before anything builds the tree.
 
     Parsers build nested values recursively: 30,000 `[` in 60 KB overflow libyaml's
-    composer's C stack and kill the process, so this check comes before them. It is
-    cheap and certain for ordinary text: block collections nest only at strictly
-    growing columns, each line's structure starts within its leading indentation and
-    `- `, `? `, `: ` indicators, and flow collections need a `[` or `{` each, so two per
-    column plus the brackets bound the depth. Only text over that bound is measured
-    exactly, from libyaml's event stream, which is flat and built without recursion.
+    composer's C stack, and 30,000 `- ` on one line yaml-rs's, killing the process, so
+    this check comes before them. It is cheap and certain for ordinary text: block
+    collections nest only at strictly growing columns (two levels per column at most),
+    each line's structure starts within its leading indentation and `- `, `? `, `: `
+    indicators, and a flow collection needs a `[` or `{`. So with few brackets and no
+    wide line prefix the depth is within the limit; only other text is measured exactly,
+    from libyaml's event stream, which is flat and built without recursion.
     """
-    widest = max((len(match) for match in _BLOCK_PREFIX.findall(front)), default=0)
-    if 2 * (widest + 1) + front.count("[") + front.count("{") <= MAX_DEPTH:
+    brackets = front.count("[") + front.count("{")
+    if brackets <= _FEW_BRACKETS and not _WIDE_LINE.search(front):
         return
     depth = 0
     for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
@@ -324,29 +328,43 @@ def _withhold_secret(metadata: dict[str, Any]) -> None:
     The token is only ever removed, never read into a reason. Aliases and merge keys are
     refused already; this also catches a copy, in any field, or through any future parser.
     """
-    if SECRET_FIELD not in metadata:
+    secret = metadata.pop(SECRET_FIELD, None)
+    texts = _texts(metadata)
+    if secret is None:
         return
-    secret = metadata.pop(SECRET_FIELD)
-    texts = {value for value in _nodes(secret) if isinstance(value, str) and value}
-    containers = {id(node) for node in _nodes(secret) if isinstance(node, _CONTAINERS)}
-    for node in _nodes(metadata):
-        if id(node) in containers or (isinstance(node, str) and _holds(node, texts)):
+    whole, joined = set(texts), "\0".join(texts)  # one search per secret, not per value
+    for text in filter(None, _texts(secret)):
+        if text in whole or (len(text) >= MIN_SECRET_MATCH and text in joined):
             raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
 
 
-def _holds(text: str, secrets: set[str]) -> bool:
-    return text in secrets or any(
-        len(secret) >= MIN_SECRET_MATCH and secret in text for secret in secrets
-    )
+def _texts(root: Any) -> list[str]:
+    """Every string in a YAML value, keys included; huge trees and merge keys are refused.
 
-
-def _nodes(root: Any) -> Iterator[Any]:
-    """Every value and key in a tree already checked to be small (aliases are refused)."""
+    One pass over the tree before any code reads fields from it. YAML 1.2 has no merge
+    keys: yaml-rs keeps `<<` as a plain key, so a document relying on one would silently
+    mean something else than its author wrote.
+    """
+    texts: list[str] = []
     stack = [root]
+    values = 0
     while stack:
         node = stack.pop()
-        yield node
-        stack.extend(_children(node))
+        kind = type(node)
+        if kind is str:
+            texts.append(node)
+        elif kind is dict:
+            if "<<" in node:
+                raise Unusable("YAML merge keys (<<) are not supported")
+            values += len(node)
+            stack.extend(node)
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:  # tuples: complex keys
+            values += len(node)
+            stack.extend(node)
+        if values > MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    return texts
 
 
 def _decode(raw: bytes) -> str:
@@ -363,34 +381,6 @@ def _decode(raw: bytes) -> str:
         raise Unusable(
             f"not UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"
         ) from None
-
-
-def _check_tree(root: Any) -> None:
-    """Refuse a huge tree, and merge keys, before any code reads fields from it.
-
-    YAML 1.2 has no merge keys: yaml-rs keeps `<<` as a plain key, so a document that
-    relies on one would silently mean something else than its author wrote.
-    """
-    stack = [root]
-    nodes = 0
-    while stack:
-        node = stack.pop()
-        if isinstance(node, _CONTAINERS):
-            if isinstance(node, dict) and "<<" in node:
-                raise Unusable("YAML merge keys (<<) are not supported")
-            nodes += len(node)
-            if nodes > MAX_YAML_NODES:
-                raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
-            stack.extend(_children(node))
-
-
-_CONTAINERS = (dict, list, tuple, set)  # what safe YAML loading builds (`!!pairs`: tuples)
-
-
-def _children(node: Any) -> list[Any]:
-    if isinstance(node, dict):
-        return [*node.keys(), *node.values()]
-    return list(node) if isinstance(node, _CONTAINERS) else []
 
 
 def to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
