@@ -38,8 +38,6 @@ _CODE = (
     "corpus.py",
     "normalize.py",
     "model.py",
-    "yamlload.py",
-    "frontmatter_fast.py",
     "snapshot.py",
 )
 
