@@ -101,7 +101,7 @@ def run(documents: int, seconds: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix="feeds-reliability-"))
     corpus = work / "corpus"
     shutil.copytree(source, corpus)
-    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_SNAPSHOT_DIR": str(work / "snapshots")}
+    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(work / "data")}
     server = start_gunicorn("reliability", procfile_command(), env, work)
     try:
         wait_serving(server, "/healthz", 600)

@@ -164,12 +164,12 @@ def start_gunicorn(name: str, command: list[str], env: dict[str, str], log_dir: 
 
 
 def start_ours(corpus: Path, args: argparse.Namespace) -> Server:
-    """Our server on `corpus`, with this run's own snapshot directory.
+    """Our server on `corpus`, with this run's own index directory.
 
-    A fresh snapshot directory per run makes the first start a real first start (no
-    snapshot left by an earlier run) and the restart a start from that snapshot.
+    A fresh index directory per run makes the first start a real first start (no
+    index left by an earlier run) and the restart a start from that index.
     """
-    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_SNAPSHOT_DIR": str(args.snapshot_dir)}
+    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(args.data_dir)}
     return start_gunicorn("feeds", procfile_command(), env, args.log_dir)
 
 
@@ -636,7 +636,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     workdir = args.corpus_root / f"run-{stamp}"
     workdir.mkdir(parents=True, exist_ok=True)
-    args.snapshot_dir = workdir / "snapshots"
+    args.data_dir = workdir / "data"
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
     results: Json = {

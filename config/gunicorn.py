@@ -14,15 +14,25 @@
 - WebSub: the indexer queues pushes for the feeds each change touched; each worker
   delivers them from a loop started in post_worker_init, after gevent patched
   threading, so the loop is a greenlet.
+- No request header changes links: gunicorn would take `SCRIPT_NAME` from any peer in
+  forwarded_allow_ips (loopback by default) and answer 500 when the path lacks it, so
+  forwarder_headers is empty; the app pins SCRIPT_NAME to FEEDS_BASE_URL's path anyway
+  (feeds.origin), whatever the server does.
+- gunicorn's control socket defaults to one path per user that every instance shares
+  (the last one started takes it over); it is off unless FEEDS_CONTROL_SOCKET gives this
+  instance its own.
 """
 
+import logging
 import os
 
 from feeds.app import BACKGROUND_INDEX_ENV
+from feeds.settings import load_settings
 from feeds.supervisor import Indexer
 from feeds.websub import delivery
 
 os.environ.setdefault(BACKGROUND_INDEX_ENV, "1")
+FEEDS = load_settings()
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -36,7 +46,10 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 errorlog = "-"
-loglevel = os.environ.get("FEEDS_LOG_LEVEL", "info").lower()
+loglevel = FEEDS["LOG_LEVEL"].lower()
+forwarder_headers = ""
+control_socket_disable = not FEEDS["CONTROL_SOCKET"]
+control_socket = FEEDS["CONTROL_SOCKET"] or None
 
 
 def when_ready(server):
@@ -76,3 +89,16 @@ def worker_exit(server, worker):
     loop = getattr(worker, "websub_loop", None)
     if loop is not None:
         loop.stop()
+    release_log_handlers()
+
+
+def release_log_handlers() -> None:
+    """Flush and close every log handler now, and leave none for interpreter teardown.
+
+    gevent replaced logging's module lock with one that asks gevent for the current
+    greenlet. A handler freed during teardown (Flask's unused default handler) calls back
+    into that lock after gevent's module is gone, and Python prints "Exception ignored in:
+    _removeHandlerRef". Nothing logs after this hook, so the worker lets go of them here.
+    """
+    logging.shutdown()
+    del logging._handlerList[:]  # what teardown would walk; shutdown() leaves it filled

@@ -20,6 +20,7 @@ from feeds.corpus import CorpusError
 from feeds.fastpath import fast_path_middleware
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
+from feeds.origin import pinned_script_name
 from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import load_site
@@ -46,7 +47,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
-    app.wsgi_app = fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path)
+    app.wsgi_app = pinned_script_name(
+        fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path),
+        lambda: app.extensions["feeds"].settings["BASE_URL"],
+    )
     return app
 
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from feeds import indexing
 from feeds.app import configure_logging, create_app
-from feeds.corpus import LoadOptions, LoadReport, find_documents, load_corpus
+from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
 from feeds.export import export_site
 from feeds.index import indexer
 from feeds.index.indexer import Target, open_index
@@ -44,9 +43,8 @@ def check(directory: Path | None) -> None:
     root = directory or Path(settings["CORPUS_DIR"])
     if not root.is_dir():
         raise click.ClickException(f"{root} is not a directory")
-    # A check reads every file: a snapshot would only repeat what an earlier load said.
-    options = replace(LoadOptions.from_settings(settings), snapshot_dir=None)
-    total = sum(1 for _ in find_documents(root))
+    options = LoadOptions.from_settings(settings)
+    total = sum(1 for _ in scan(root))
     with _progress("checking") as advance:
         report = load_corpus(root, options, lambda done: advance(done, total)).report
         advance(report.files, total)
@@ -106,7 +104,7 @@ def render(url_path: str) -> None:
 def export(directory: Path) -> None:
     try:
         written = export_site(create_app(), directory)
-    except ValueError as error:
+    except (ValueError, RuntimeError, OSError) as error:  # the old export is still in place
         raise click.ClickException(str(error)) from error
     click.echo(f"wrote {written} files (and their .gz siblings) to {directory}")
 

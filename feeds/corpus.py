@@ -1,7 +1,7 @@
 """Reading and validating corpus documents, and the report of what was skipped and why.
 
-A document is read as bytes, decoded, split by python-frontmatter, parsed by libyaml
-(`feeds.yamlload`) and turned into an `Article`, or into a `Skip` with a one-line reason.
+A document is read as bytes, decoded, split by python-frontmatter, parsed by yaml-rs
+(YAML 1.2, in Rust) and turned into an `Article`, or into a `Skip` with a one-line reason.
 Nothing here raises for a bad document: the server always starts with whatever can be
 served.
 """
@@ -13,6 +13,8 @@ import hashlib
 import logging
 import multiprocessing
 import os
+import re
+import stat
 import time
 import uuid
 from collections import Counter
@@ -24,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+import yaml_rs
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import snapshot, yamlload
 from feeds.model import Article, Image, Provider, Related, Topic, slugify
 from feeds.normalize import (
     Unusable,
@@ -49,6 +51,9 @@ MAX_TOPICS = 20
 MAX_IMAGES_SCANNED = 20
 MAX_RELATED = 10
 MAX_YAML_NODES = 20_000
+MAX_DEPTH = 64  # nesting of mappings and sequences; real front matter needs about 6
+SECRET_FIELD = "secured"  # an opaque token that is never served, logged or quoted
+MIN_SECRET_MATCH = 8  # shorter secret strings are compared whole, not searched for
 PARALLEL_CHUNK = 250  # documents per task: large enough to amortise pickling, small to balance
 
 
@@ -58,31 +63,24 @@ class Filtered(Unusable):
 
 @dataclass(frozen=True, slots=True)
 class LoadOptions:
-    """What to load; `workers` and `snapshot_dir` change only how fast, never the result."""
+    """What to load; `workers` changes only how fast, never the result."""
 
     include_unpublished: bool = True
     min_quality: float | None = None
     max_file_bytes: int = 1_048_576
     workers: int = 1  # processes parsing documents
-    snapshot_dir: Path | None = None  # None: no snapshot, always parse every file
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> LoadOptions:
-        directory = str(settings["SNAPSHOT_DIR"]).strip()
         return cls(
             include_unpublished=settings["INCLUDE_UNPUBLISHED"],
             min_quality=settings["MIN_QUALITY"],
             max_file_bytes=settings["MAX_FILE_BYTES"],
             workers=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
-            snapshot_dir=None
-            if directory.lower() == "off"
-            else Path(directory)
-            if directory
-            else snapshot.default_directory(),
         )
 
     def key(self) -> str:
-        """The options that change the result, for naming a snapshot."""
+        """The options that change the result, for naming an index."""
         return f"{self.include_unpublished}|{self.min_quality!r}|{self.max_file_bytes}"
 
 
@@ -128,32 +126,118 @@ class LoadReport:
         }
 
 
-def find_documents(root: Path) -> Iterator[Path]:
-    """Every `*.txt`/`*.md` below root, hidden files and folders excepted, in a stable order."""
-    for directory, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
-                yield Path(directory, name)
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A document file as its directory lists it: path below the root, size, mtime."""
+
+    path: str
+    size: int
+    mtime_ns: int
 
 
-def read_document(path: Path, label: str, options: LoadOptions) -> Parsed | Skip:
-    """One file to an article or a reason; never raises for anything the file contains."""
+def scan(root: Path) -> Iterator[Found | Skip]:
+    """Every `*.txt`/`*.md` below root (hidden files and folders excepted), in a stable order.
+
+    Nothing is opened: whatever a name is (a FIFO, a link, a device), reading it decides.
+    A folder that cannot be listed is a Skip, so none is left out without a word.
+    """
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as error:
+            where = directory.relative_to(root).as_posix()
+            reason = error.strerror or error.__class__.__name__
+            yield Skip(f"{where}/", f"unreadable directory: {reason}")
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+                elif entry.name.lower().endswith(SUFFIXES):
+                    info = _stat(entry)
+                    label = Path(entry.path).relative_to(root).as_posix()
+                    yield Found(label, info.st_size, info.st_mtime_ns)
+            except OSError:
+                continue  # gone while we looked: the next scan sees what is there
+        pending.extend(reversed(folders))
+
+
+def _stat(entry: os.DirEntry[str]) -> os.stat_result:
+    """The stamp of what a name stands for; a dangling link's own stamp."""
     try:
-        size = path.stat().st_size
-        if size > options.max_file_bytes:
-            return Skip(label, f"too large: {size} bytes, limit {options.max_file_bytes}")
-        with path.open("rb") as handle:
-            raw = handle.read(options.max_file_bytes + 1)
-    except OSError as error:
-        return Skip(label, f"unreadable: {error.strerror or error.__class__.__name__}")
+        return entry.stat()
+    except FileNotFoundError:
+        return entry.stat(follow_symlinks=False)
+
+
+def read_document(root: Path, label: str, options: LoadOptions) -> Parsed | Skip:
+    """One file to an article or a reason; never raises or blocks for anything the file is."""
     try:
+        raw = read_regular_file(root, label, options.max_file_bytes)
         metadata = parse_front_matter(raw)
-        return _to_parsed(label, metadata, raw, options)
+        return to_parsed(label, metadata, raw, options)
     except Filtered as excluded:
         return Skip(label, str(excluded), "filtered")
     except Unusable as error:
         return Skip(label, str(error))
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular_file(root: Path, label: str, limit: int) -> bytes:
+    """The bytes of a regular file of the corpus, up to `limit`; anything else is Unusable.
+
+    The file is opened without blocking and without following a final symbolic link, and
+    only then checked: opening a FIFO for reading would wait for a writer forever, and a
+    device may never end. A symbolic link is followed only to a file inside the corpus.
+    """
+    try:
+        descriptor = os.open(_target(root, root / label), _OPEN_FLAGS)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unusable("not a regular file: a FIFO, device, socket or directory")
+        if info.st_size > limit:
+            raise Unusable(f"too large: {info.st_size} bytes, limit {limit}")
+        raw = _read_up_to(descriptor, limit + 1)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > limit:
+        raise Unusable(f"too large: more than {limit} bytes")
+    return raw
+
+
+def _target(root: Path, path: Path) -> str:
+    """The path to open: the file itself, or what its link points to inside the corpus."""
+    if not path.is_symlink():
+        return str(path)
+    target = os.path.realpath(path)
+    corpus = os.path.realpath(root)
+    if os.path.commonpath([target, corpus]) != corpus:
+        raise Unusable("a symbolic link to outside the corpus")
+    return target
+
+
+def _read_up_to(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def parse_front_matter(raw: bytes) -> dict[str, Any]:
@@ -170,22 +254,145 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
         front, _body = handler.split(text)
     except ValueError:
         raise Unusable("no front matter: the closing '---' line is missing") from None
-    try:
-        metadata, size = yamlload.load(front)
-    except yaml.MarkedYAMLError as error:
-        where = f" at line {error.problem_mark.line + 2}" if error.problem_mark else ""
-        raise Unusable(f"malformed YAML: {error.problem or error.context}{where}") from None
-    except yaml.YAMLError as error:
-        raise Unusable(f"malformed YAML: {error.__class__.__name__}") from None
-    except (ValueError, OverflowError):  # e.g. `2021-13-45` resolves as a timestamp
-        raise Unusable("malformed YAML: a date or number out of range") from None
+    metadata = _parse_yaml(front)
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
-    if size is None:
-        _check_tree(metadata)
-    elif size > MAX_YAML_NODES:
-        raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    _withhold_secret(metadata)
     return metadata
+
+
+# Reasons in our own words: a YAML library's messages quote the document (and so could
+# quote the secured token), so none of their text is ever passed on.
+_YAML_PROBLEMS = {
+    yaml.scanner.ScannerError: "a character, quote or indentation that cannot be read",
+    yaml.parser.ParserError: "a structure that is not valid YAML",
+    yaml.composer.ComposerError: "an undefined alias or more than one document",
+    yaml.constructor.ConstructorError: "an unsupported tag or key",
+}
+
+
+# yaml-rs reads YAML 1.2: `no` is text and `0777` decimal (see `to_parsed` for
+# `published`); dates stay text for `aware_datetime`, so a quoted "2021-12-15" title stays
+# a title; any alias is refused (real front matter has none, and billion-laughs or
+# `title: *secret` tricks need them); a repeated key keeps its last value, as libyaml did.
+YAML_OPTIONS: dict[str, Any] = {
+    "parse_datetime": False,
+    "alias_limits": yaml_rs.AliasLimits(max_total_replayed_events=0),
+    "duplicate_key_policy": yaml_rs.DuplicateKeyPolicy.LastWins,
+}
+_ERROR_LINE = re.compile(r"\bline ([0-9]+)")
+
+
+def _parse_yaml(front: str) -> Any:
+    """The YAML value of the front matter; any failure becomes Unusable in our words."""
+    try:
+        check_nesting(front)
+        return yaml_rs.loads(front, **YAML_OPTIONS)
+    except Unusable:
+        raise
+    except yaml.MarkedYAMLError as error:  # from libyaml's exact nesting measure
+        problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
+        where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
+        raise Unusable(f"malformed YAML: {problem}{where}") from None
+    except yaml_rs.YAMLDecodeError as error:
+        raise Unusable(_decode_error_reason(str(error))) from None
+    except Exception:  # a parser fed hostile text fails in many ways
+        raise Unusable("malformed YAML: a value its tag cannot hold") from None
+
+
+def _decode_error_reason(message: str) -> str:
+    """yaml-rs's message classified, never quoted: it shows the document's text.
+
+    The front matter starts on the opening `---` line, so its line numbers are the file's.
+    """
+    if "alias replay limit" in message:
+        return "YAML aliases are not allowed"
+    if message.startswith("Invalid value"):
+        return "malformed YAML: a value its tag cannot hold"
+    line = _ERROR_LINE.search(message)
+    return "malformed YAML: not valid YAML" + (f" at line {line[1]}" if line else "")
+
+
+# Ordinary text passes when it holds at most _FEW_BRACKETS brackets and no line starts with
+# _WIDE_PREFIX characters that could be indentation or `- `, `? `, `: ` indicators.
+_FEW_BRACKETS = 16
+_WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
+_WIDE_LINE = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
+
+
+def check_nesting(front: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything builds the tree.
+
+    Parsers build nested values recursively: 30,000 `[` in 60 KB overflow libyaml's
+    composer's C stack, and 30,000 `- ` on one line yaml-rs's, killing the process, so
+    this check comes before them. It is cheap and certain for ordinary text: block
+    collections nest only at strictly growing columns (two levels per column at most),
+    each line's structure starts within its leading indentation and `- `, `? `, `: `
+    indicators, and a flow collection needs a `[` or `{`. So with few brackets and no
+    wide line prefix the depth is within the limit; only other text is measured exactly,
+    from libyaml's event stream, which is flat and built without recursion.
+    """
+    brackets = front.count("[") + front.count("{")
+    if brackets <= _FEW_BRACKETS and not _WIDE_LINE.search(front):
+        return
+    depth = 0
+    for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise Unusable(f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > 4 * MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+
+
+_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _withhold_secret(metadata: dict[str, Any]) -> None:
+    """Drop the secured token, and refuse a document whose other values hold it.
+
+    The token is only ever removed, never read into a reason. Aliases and merge keys are
+    refused already; this also catches a copy, in any field, or through any future parser.
+    """
+    secret = metadata.pop(SECRET_FIELD, None)
+    texts = _texts(metadata)
+    if secret is None:
+        return
+    whole, joined = set(texts), "\0".join(texts)  # one search per secret, not per value
+    for text in filter(None, _texts(secret)):
+        if text in whole or (len(text) >= MIN_SECRET_MATCH and text in joined):
+            raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
+
+
+def _texts(root: Any) -> list[str]:
+    """Every string in a YAML value, keys included; huge trees and merge keys are refused.
+
+    One pass over the tree before any code reads fields from it. YAML 1.2 has no merge
+    keys: yaml-rs keeps `<<` as a plain key, so a document relying on one would silently
+    mean something else than its author wrote.
+    """
+    texts: list[str] = []
+    stack = [root]
+    values = 0
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is str:
+            texts.append(node)
+        elif kind is dict:
+            if "<<" in node:
+                raise Unusable("YAML merge keys (<<) are not supported")
+            values += len(node)
+            stack.extend(node)
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:  # tuples: complex keys
+            values += len(node)
+            stack.extend(node)
+        if values > MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    return texts
 
 
 def _decode(raw: bytes) -> str:
@@ -204,29 +411,8 @@ def _decode(raw: bytes) -> str:
         ) from None
 
 
-def _check_tree(root: Any) -> None:
-    """Refuse aliased or oversized YAML before any code walks it.
-
-    libyaml builds an alias as a shared reference, so a few hundred bytes can stand for
-    billions of elements (or a cycle); walking such a value would hang. Real documents
-    never need aliases, so any shared container is refused, and so is a huge tree.
-    """
-    seen: set[int] = set()
-    stack = [root]
-    nodes = 0
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict | list):
-            if id(node) in seen:
-                raise Unusable("YAML aliases are not allowed")
-            seen.add(id(node))
-            nodes += len(node)
-            if nodes > MAX_YAML_NODES:
-                raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
-            stack.extend(node.values() if isinstance(node, dict) else node)
-
-
-def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
+def to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOptions) -> Parsed:
+    """A parsed front-matter mapping as the article served (public for bench/yaml_libraries)."""
     repairs: list[str] = []
     title = clean_text(meta.get("title"), "title", MAX_TITLE)
     if not title:
@@ -235,7 +421,7 @@ def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOpt
     link = _first_link(meta, repairs)
     provider = _provider(meta.get("provider"), link, repairs)
     quality = _quality(meta.get("quality"), repairs)
-    if not options.include_unpublished and meta.get("published") is False:
+    if not options.include_unpublished and _unpublished(meta.get("published")):
         raise Filtered("published is false")
     if options.min_quality is not None and quality < options.min_quality:
         raise Filtered(f"quality {quality:g} below {options.min_quality:g}")
@@ -252,6 +438,15 @@ def _to_parsed(label: str, meta: Mapping[str, Any], raw: bytes, options: LoadOpt
         related=_related(meta.get("related"), repairs),
     )
     return Parsed(label, article, hashlib.sha256(raw).hexdigest(), quality, tuple(repairs))
+
+
+_FALSE_WORDS = frozenset(["false", "no", "off"])
+
+
+def _unpublished(value: Any) -> bool:
+    """`published: false`, and YAML 1.1's `no` and `off`: YAML 1.2 reads those as text,
+    but a draft written for libyaml must not go live."""
+    return value is False or (isinstance(value, str) and value.strip().lower() in _FALSE_WORDS)
 
 
 def _article_id(link: str | None, title: str, provider: Provider, published: str) -> str:
@@ -384,17 +579,12 @@ def load_corpus(
 ) -> LoadedCorpus:
     """Every document below root, validated, deduplicated, with a report of what was left out.
 
-    With a snapshot directory, an unchanged corpus is read from its snapshot and its
-    articles come packed, newest first; otherwise they come in file order. Either way
-    the catalog built from them, the report and the digest are the same.
+    This reads every file (`feeds check`); serving reads the index instead.
     """
     started = time.perf_counter()
     if not root.is_dir():
         raise CorpusError(f"corpus directory {root} does not exist or is not a directory")
-    if options.snapshot_dir is None:
-        corpus = _parse_corpus(root, options, progress)
-    else:
-        corpus = _load_with_snapshot(root, options, options.snapshot_dir)
+    corpus = _parse_corpus(root, options, progress)
     report = corpus.report
     report.seconds = time.perf_counter() - started
     log.info(
@@ -439,7 +629,12 @@ def _parse_corpus(
 
 def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
     """Every document's outcome in file order, parsed by `options.workers` processes."""
-    labels = [path.relative_to(root).as_posix() for path in find_documents(root)]
+    labels = []
+    for found in scan(root):
+        if isinstance(found, Skip):
+            yield found
+        else:
+            labels.append(found.path)
     if options.workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
         yield from _read_chunk(root, labels, options)
         return
@@ -451,41 +646,7 @@ def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
 
 
 def _read_chunk(root: Path, labels: list[str], options: LoadOptions) -> list[Parsed | Skip]:
-    return [read_document(root / label, label, options) for label in labels]
-
-
-def _load_with_snapshot(root: Path, options: LoadOptions, directory: Path) -> LoadedCorpus:
-    """From the snapshot when it matches the files; else parse, snapshot, then read that."""
-    path = snapshot.snapshot_path(directory, root, options.key())
-    manifest = snapshot.manifest_digest(root, SUFFIXES)
-    stored = snapshot.read(path, manifest)
-    if stored is None:
-        log.info("no snapshot of %s matches its files; parsing every document", root)
-
-        def build() -> None:
-            snapshot.write(path, _parse_corpus(root, options), manifest)
-
-        if snapshot.build_in_child(build):
-            stored = snapshot.read(path, manifest)
-        if stored is None:
-            log.warning("could not snapshot %s in %s; loading without one", root, directory)
-            return _parse_corpus(root, options)
-    else:
-        _log_stored_report(stored[1])
-    articles, report, digest = stored
-    return LoadedCorpus(articles, report, digest)
-
-
-def _log_stored_report(report: LoadReport) -> None:
-    """A snapshot's skips are logged again at each start, as if the files were read."""
-    for skip in report.skipped:
-        log.warning("skipped %s: %s", skip.path, skip.reason)
-    if report.filtered or report.repairs:
-        log.info(
-            "%d documents filtered and %d repairs (from the snapshot; `feeds check` lists them)",
-            len(report.filtered),
-            len(report.repairs),
-        )
+    return [read_document(root, label, options) for label in labels]
 
 
 class CorpusError(RuntimeError):

@@ -3,11 +3,20 @@
 Every file holds the exact bytes the server sends for that URL (it is fetched through
 the app itself), so a feed read from the export is byte-identical to the live one.
 Each file gets a precompressed `.gz` sibling for nginx's `gzip_static`.
+
+The tree is built in a new private folder beside the target and renamed into place only
+when complete: a failed export leaves the old tree as it was and removes the half-built
+one, no stale file of an older export survives, and no file is written through a link,
+since every file is created, never opened for writing if something is already there.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
+import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,20 +52,71 @@ def export_paths(site: Site) -> Iterator[tuple[str, str]]:
 
 
 def export_site(app: Flask, directory: Path) -> int:
-    """Write every URL's bytes (and a .gz sibling) under directory; returns the file count."""
+    """Build every URL's bytes (and a .gz sibling) beside directory, then swap it in.
+
+    Returns the file count. Whatever fails, the old tree stays and the new one is removed.
+    """
     site: Site = app.extensions["feeds"]
     if not site.settings["BASE_URL"]:
         raise ValueError("set FEEDS_BASE_URL: an export has no request to take its origin from")
+    target = Path(os.path.abspath(directory))
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ValueError(f"{target} is not a directory; an export only replaces a directory")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the export from the web server
+        written = write_tree(app, site, staging)
+        swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
+
+
+def write_tree(app: Flask, site: Site, root: Path) -> int:
+    """Write every URL's bytes under root, a new empty folder; returns the file count."""
     client = app.test_client()
     written = 0
     for url, file_path in export_paths(site):
         response = client.get(url, headers={"Accept-Encoding": "identity"})
         if response.status_code != 200:
             raise RuntimeError(f"{url} answered {response.status_code}")
-        target = directory / file_path.lstrip("/")
+        target = root / file_path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         body = response.get_data()
-        target.write_bytes(body)
-        target.with_name(target.name + ".gz").write_bytes(gzip.compress(body, 9, mtime=0))
+        create_file(target, body)
+        create_file(target.with_name(target.name + ".gz"), gzip.compress(body, 9, mtime=0))
         written += 1
     return written
+
+
+def create_file(path: Path, data: bytes) -> None:
+    """Create path with data; anything already there (a file, a folder, a link) is an error.
+
+    Two URLs mapped to one file would otherwise overwrite each other without a word.
+    """
+    try:
+        with path.open("xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        raise RuntimeError(f"two exported URLs need the same file {path}") from None
+
+
+def swap_in(new: Path, target: Path) -> None:
+    """Rename the finished tree to target; an existing target is moved aside, then deleted.
+
+    Two renames in one folder: a reader sees the old tree or the new one, apart from the
+    instant between them when there is none. A failed second rename puts the old back.
+    """
+    if not target.exists():
+        new.rename(target)
+        return
+    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        old.rename(target)
+        raise
+    shutil.rmtree(old)  # removes links inside, never what they point to

@@ -35,6 +35,7 @@ class _Signals:
         signal.signal(signal.SIGHUP, self._hup)
         signal.signal(signal.SIGTERM, self._term)
         signal.signal(signal.SIGINT, self._term)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # see feeds.supervisor
 
     def _hup(self, _signum: int, _frame: Any) -> None:
         self.reconcile = True

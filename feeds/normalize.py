@@ -7,7 +7,7 @@ Each function either returns a value every feed format can carry or raises
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +20,9 @@ _XML_UNSAFE = re.compile(
 _WHITESPACE = re.compile(r"\s+")
 _ANY_SPACE = re.compile(r"\s")  # the characters str.isspace() accepts, for str patterns
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# The URL extensions of feeds (feeds.render.FORMATS; a test keeps the two equal). A domain
+# is a provider's slug, and `/feeds/providers/nypost.com.rss` is the RSS feed of nypost.com.
+FEED_EXTENSIONS = frozenset({"rss", "atom", "json"})
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _MAX_URL = 2048
 
@@ -79,7 +82,13 @@ def http_url(value: Any) -> str | None:
 
 
 def domain_name(value: Any) -> str | None:
-    """A lowercase host name without `www.`, or None when the value is not one."""
+    """A lowercase public host name without `www.`, or None when the value is not one.
+
+    A domain becomes a provider's slug, so it must not look like any other slug: it has a
+    dot, which slugs made from names never have (`lonely-press` would be the slug of
+    `Lonely Press`), and it does not end in a feed extension (`nypost.com.rss` would
+    share a path with the feeds of `nypost.com`); no top-level domain is either.
+    """
     if not isinstance(value, str):
         return None
     host = value.strip().lower().rstrip(".").removeprefix("www.")
@@ -89,6 +98,7 @@ def domain_name(value: Any) -> str | None:
         return None
     labels = host.split(".")
     valid = all(_HOST_LABEL.fullmatch(label) for label in labels)
+    valid = valid and len(labels) > 1 and labels[-1] not in FEED_EXTENSIONS
     return host if host and len(host) <= 253 and valid else None
 
 
@@ -120,17 +130,45 @@ def aware_datetime(value: Any, field: str) -> datetime:
     return parsed
 
 
+# YAML 1.1's timestamp: what an unquoted date meant to libyaml (`2021-12-15t18:10:00z`,
+# `2001-12-14 21:59:43.10 -5`); YAML 1.2 parsers give it as text, so it is read here.
+_YAML_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})(?:[Tt]|[ \t]+)([0-9]{1,2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]*))?(?:[ \t]*(Z|z|[-+][0-9]{1,2}(?::?[0-9]{2})?))?"
+)
+
+
 def _parse_date_text(text: str, field: str) -> datetime:
     candidate = text.replace(" ", "T", 1) if re.match(r"\d{4}-\d\d-\d\d \d", text) else text
     try:
         return datetime.fromisoformat(candidate)
     except ValueError:
         pass
+    match = _YAML_TIMESTAMP.fullmatch(text)
+    if match:
+        return _yaml_timestamp(match, field)
     try:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError):
         # The value is not quoted: reasons and logs never repeat a document's text.
         raise Unusable(f"{field} is not a date in ISO 8601 or RFC 2822 form") from None
+
+
+def _yaml_timestamp(match: re.Match[str], field: str) -> datetime:
+    year, month, day, hour, minute, second, fraction, zone = match.groups()
+    offset = timedelta(0)
+    if zone and zone not in "Zz":
+        hours, _, minutes = zone[1:].partition(":")
+        if not minutes and len(hours) > 2:
+            hours, minutes = hours[:-2], hours[-2:]
+        offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+        offset = -offset if zone[0] == "-" else offset
+    try:
+        parts = (int(year), int(month), int(day), int(hour), int(minute), int(second))
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        return datetime(*parts, micro, timezone(offset) if zone else None)
+    except ValueError:
+        raise Unusable(f"{field} is not a valid date") from None
 
 
 def positive_int(value: Any) -> int | None:

@@ -87,7 +87,17 @@ SETTINGS: tuple[Setting, ...] = (
         "BASE_URL",
         "",
         _base_url,
-        "Public origin for absolute links (`https://feeds.example.org`); empty: from each request.",
+        "Public origin for absolute links (`https://feeds.example.org`, or with a path prefix "
+        "the proxy strips: `https://example.org/news`); empty: from each request. Set it in "
+        "production.",
+    ),
+    Setting(
+        "MAX_ORIGINS",
+        8,
+        _positive_int,
+        "Without `FEEDS_BASE_URL`: distinct request origins (scheme and `Host`) each worker "
+        "renders links for; further ones get a 421, so random `Host` headers cannot make it "
+        "render without end.",
     ),
     Setting("SITE_TITLE", "feeds", str, "Name of the site, used in feed titles and pages."),
     Setting(
@@ -122,13 +132,6 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Directory of the corpus index (one SQLite file per corpus directory and load options); "
         "empty: `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`).",
-    ),
-    Setting(
-        "SNAPSHOT_DIR",
-        "",
-        str,
-        "Directory for snapshots of the parsed corpus, so restarts over unchanged files are "
-        "fast; empty: `$XDG_CACHE_HOME/feeds` (`~/.cache/feeds`); `off`: none.",
     ),
     Setting(
         "CACHE_TYPE",
@@ -188,7 +191,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         str,
         "SQLite file of the built-in hub's subscriptions and deliveries (Redis holds them "
-        "when `FEEDS_CACHE_TYPE=redis`); empty: one file per corpus beside the snapshots.",
+        "when `FEEDS_CACHE_TYPE=redis`); empty: one file per corpus in `FEEDS_DATA_DIR`.",
     ),
     Setting(
         "WEBSUB_ALLOW_PRIVATE_CALLBACKS",
@@ -227,6 +230,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
     ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
+    Setting(
+        "CONTROL_SOCKET",
+        "",
+        str,
+        "Path of this instance's gunicorn control socket (for `gunicornc`); empty: none. "
+        "gunicorn's default path is shared by every instance a user runs.",
+    ),
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -251,6 +261,18 @@ def load_settings(
     for key, value in (overrides or {}).items():
         raw[_known(key.upper(), "overrides")] = value
     return {name: _parse(_BY_NAME[name], value) for name, value in raw.items()}
+
+
+def data_directory(settings: Mapping[str, Any]) -> Path:
+    """`FEEDS_DATA_DIR`, else `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`): what a restart
+    must find again (the corpus index, the hub's subscriptions)."""
+    configured = str(settings["DATA_DIR"]).strip()
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
+    return Path(base, "feeds")
 
 
 def _known(name: str, source: str) -> str:

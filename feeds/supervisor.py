@@ -32,7 +32,13 @@ class Indexer:
         self.stopping = False
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+        # The child inherits a blocked SIGHUP and unblocks it once its handler is in place
+        # (`feeds.indexing`): one that arrives during its start-up waits instead of killing it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         self.started_at = time.monotonic()
         log.info("indexer started (pid %d)", self.process.pid)
 

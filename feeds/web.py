@@ -6,10 +6,11 @@ import os
 import re
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.exceptions import BadRequest, HTTPException, MisdirectedRequest, NotFound
 
 from feeds.cache import Rendered
 from feeds.index.reader import NotReady
+from feeds.origin import Origins
 from feeds.render import FORMATS
 from feeds.responses import CORS_HEADERS, feed_answer
 from feeds.selection import UnknownFeed
@@ -70,12 +71,21 @@ def parse_limit(default: int, maximum: int) -> int:
 
 
 def base_url(site: Site) -> str:
-    """The configured public origin, else the one this request came to."""
+    """The configured public origin, else the one this request came to, if admitted."""
     if site.settings["BASE_URL"]:
         return site.settings["BASE_URL"]
     if not request.host:  # werkzeug empties a Host it cannot use
         raise BadRequest("the Host header is not a valid host name")
-    return request.host_url.rstrip("/")
+    origin = request.host_url.rstrip("/")
+    origins = current_app.extensions.setdefault(
+        "feeds.origins", Origins(site.settings["MAX_ORIGINS"])
+    )
+    if not origins.admit(origin):
+        raise MisdirectedRequest(
+            f"this server already renders links for {origins.capacity} other host names; "
+            "its operator can set FEEDS_BASE_URL"
+        )
+    return origin
 
 
 def preflight() -> Response:

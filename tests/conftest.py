@@ -14,8 +14,7 @@ from tests.support import PROJECT_ROOT, Server, start_server
 
 @pytest.fixture(scope="session", autouse=True)
 def indexes_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Corpus indexes (and snapshots) from the tests go to a temporary directory."""
-    os.environ.setdefault("FEEDS_SNAPSHOT_DIR", str(tmp_path_factory.mktemp("snapshots")))
+    """Corpus indexes from the tests go to a temporary directory."""
     os.environ.setdefault("FEEDS_DATA_DIR", str(tmp_path_factory.mktemp("indexes")))
 
 

@@ -16,6 +16,10 @@ from typing import TypeVar
 
 import requests
 
+from feeds.index.indexer import Target, update
+from feeds.index.reader import IndexReader, View
+from feeds.settings import load_settings
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT_ROOT / "seeds"
 T = TypeVar("T")
@@ -52,6 +56,14 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"still not done after {timeout}s: {result!r}")
         time.sleep(pause)
+
+
+def index_view(root: Path, data_dir: Path, **overrides: object) -> View:
+    """The index of `root` built (or brought up to date) now, as a worker reads it."""
+    settings = load_settings({"CORPUS_DIR": str(root), "DATA_DIR": str(data_dir), **overrides})
+    target = Target.from_settings(settings)
+    update(target)
+    return IndexReader(target.path).view()
 
 
 def free_port() -> int:

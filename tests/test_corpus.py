@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import codecs
+import itertools
+import json
+import os
+import pwd
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
+from frontmatter.default_handlers import YAMLHandler
 
-from feeds.corpus import LoadOptions, find_documents, load_corpus
+from feeds import corpusgen
+from feeds.corpus import LoadOptions, load_corpus, parse_front_matter, scan, to_parsed
 from tests.support import SEEDS, document
 
 
@@ -196,7 +204,7 @@ def test_hidden_files_and_other_suffixes_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "c.json").write_text("{}")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "d.MD").write_text(document())
-    assert [p.name for p in find_documents(tmp_path)] == ["d.MD"]
+    assert [Path(found.path).name for found in scan(tmp_path)] == ["d.MD"]
 
 
 def test_secured_token_is_never_kept(tmp_path: Path) -> None:
@@ -208,4 +216,189 @@ def test_secured_token_is_never_kept(tmp_path: Path) -> None:
 
 def test_impossible_unquoted_date_is_skipped_not_fatal(tmp_path: Path) -> None:
     (tmp_path / "bad.txt").write_text(document(publishedDateTime="2021-13-45"))
-    assert only_skip_with(tmp_path).startswith("malformed YAML")
+    assert only_skip_with(tmp_path).startswith("publishedDateTime is not a date")
+
+
+def test_a_fifo_is_skipped_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.txt")  # opening it for reading would wait for a writer
+    (tmp_path / "good.txt").write_text(document())
+    corpus = load(tmp_path)
+    assert corpus.report.loaded == 1
+    (skip,) = corpus.report.skipped
+    assert (skip.path, skip.reason) == (
+        "pipe.txt",
+        "not a regular file: a FIFO, device, socket or directory",
+    )
+
+
+def test_symbolic_links_are_followed_only_inside_the_corpus(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text(document(title='"Outside"', webUrl='"https://example.com/out"'))
+    root = tmp_path / "corpus"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "inside.txt").write_text(document(title='"Inside"'))
+    (root / "in-link.txt").symlink_to(root / "real" / "inside.txt")
+    (root / "out-link.txt").symlink_to(outside)
+    (root / "dev-link.txt").symlink_to("/dev/zero")
+    corpus = load(root)
+    reasons = {skip.path: skip.reason for skip in corpus.report.skipped}
+    assert reasons["out-link.txt"] == "a symbolic link to outside the corpus"
+    assert reasons["dev-link.txt"] == "a symbolic link to outside the corpus"
+    assert reasons["real/inside.txt"].startswith("duplicate: same article as in-link.txt")
+    assert [a.title for a in corpus.articles] == ["Inside"]
+
+
+def load_unprivileged(root: Path) -> tuple[int, list[tuple[str, str]]]:
+    """Load in a forked child that drops root first, since root reads mode-000 directories."""
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            if os.geteuid() == 0:
+                nobody = pwd.getpwnam("nobody")
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+            report = load(root).report
+            found = [report.loaded, [(skip.path, skip.reason) for skip in report.skipped]]
+            os.write(writer, json.dumps(found).encode())
+        finally:
+            os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader, "rb") as pipe:
+        data = pipe.read()
+    os.waitpid(pid, 0)
+    loaded, skipped = json.loads(data)
+    return loaded, [tuple(skip) for skip in skipped]
+
+
+def test_an_unreadable_directory_is_reported_not_dropped() -> None:
+    with tempfile.TemporaryDirectory(dir="/tmp") as name:  # a path `nobody` can reach
+        root = Path(name)
+        root.chmod(0o755)
+        (root / "good.txt").write_text(document())
+        locked = root / "locked"
+        locked.mkdir()
+        (locked / "article.txt").write_text(document(title='"Locked"'))
+        locked.chmod(0)
+        try:
+            loaded, skipped = load_unprivileged(root)
+        finally:
+            locked.chmod(0o755)
+    assert loaded == 1
+    assert skipped == [("locked/", "unreadable directory: Permission denied")]
+
+
+DEEP = {
+    "flow sequences": "a: " + "[" * 30_000 + "]" * 30_000,
+    "flow mappings": "a: " + "{a: " * 20_000 + "}" * 20_000,
+    "block sequences on one line": "a:\n" + "- " * 30_000 + "x",
+    "block mappings by indentation": "".join(f"{' ' * i}k{i}:\n" for i in range(1000)),
+    "flow inside deep block": "a:\n" + "- " * 40 + "[" * 40 + "]" * 40,
+}
+
+
+@pytest.mark.parametrize("case", DEEP)
+def test_deep_nesting_is_refused_before_parsing(tmp_path: Path, case: str) -> None:
+    (tmp_path / "deep.txt").write_text(document().replace("---\n", f"---\n{DEEP[case]}\n", 1))
+    (tmp_path / "good.txt").write_text(document(webUrl='"https://example.com/good"'))
+    assert only_skip_with(tmp_path) == "nested deeper than 64 levels"
+
+
+def test_many_brackets_and_moderate_nesting_still_load(tmp_path: Path) -> None:
+    """Over the cheap bound, the exact measure lets honest documents through."""
+    brackets = '"' + "[Video] {live} " * 40 + '"'
+    nested = "extra: " + "[" * 30 + "]" * 30
+    (tmp_path / "a.txt").write_text(
+        document(title=brackets).replace("---\n", f"---\n{nested}\n", 1)
+    )
+    (article,) = load(tmp_path).articles
+    assert article.title.startswith("[Video] {live}")
+
+
+TAGS = [
+    "!!bool",
+    "!!int",
+    "!!float",
+    "!!timestamp",
+    "!!binary",
+    "!!null",
+    "!!set",
+    "!!omap",
+    "!!pairs",
+    "!!seq",
+    "!!map",
+    "!!str",
+    "!!python/name:os.system",
+    "!local",
+    "!<tag:x,1:y>",
+]
+VALUES = ["maybe", "notadate", "0x", "[1, [2]]", "{a: 1}", '""', "~", "2021-02-30", "-"]
+
+
+def test_no_tag_or_value_stops_the_load(tmp_path: Path) -> None:
+    for index, (tag, value) in enumerate(itertools.product(TAGS, VALUES)):
+        field = document(webUrl=f'"https://example.com/{index}"', title=f'"t{index}"')
+        text = field.replace("---\n", f"---\nheat: {tag} {value}\n", 1)
+        (tmp_path / f"{index:03}.txt").write_text(text)
+    corpus = load(tmp_path)  # raises, in the unprotected loader, at `!!bool maybe`
+    assert corpus.report.loaded + len(corpus.report.skipped) == len(TAGS) * len(VALUES)
+    reasons = {skip.reason for skip in corpus.report.skipped}
+    assert "malformed YAML: a value its tag cannot hold" in reasons
+    for reason in reasons:
+        assert "!" not in reason and "maybe" not in reason and "'" not in reason
+
+
+def test_generated_documents_give_the_articles_libyaml_gave(tmp_path: Path) -> None:
+    """yaml-rs (YAML 1.2) replaced libyaml (YAML 1.1): on corpus-shaped documents the
+    served article is the same, field by field."""
+    handler = YAMLHandler()
+    for path in [*corpusgen.write_corpus(tmp_path, 600, seed=11), *SEEDS.glob("*.txt")]:
+        raw = path.read_bytes()
+        front = handler.split(raw.decode())[0]
+        before = yaml.load(front, Loader=yaml.CSafeLoader)
+        before.pop("secured", None)
+        now = parse_front_matter(raw)
+        assert to_parsed("x", now, raw, LoadOptions()) == to_parsed("x", before, raw, LoadOptions())
+
+
+def with_line(line: str, **fields: str) -> str:
+    return document(**fields).replace("---\n", f"---\n{line}\n", 1)
+
+
+@pytest.mark.parametrize("value", ["false", "no", "No", "off", "OFF"])
+def test_yaml_11_false_words_still_mean_unpublished(tmp_path: Path, value: str) -> None:
+    """YAML 1.2 reads `no` as text; a draft written for YAML 1.1 must not go live."""
+    (tmp_path / "draft.txt").write_text(with_line(f"published: {value}"))
+    corpus = load(tmp_path, include_unpublished=False)
+    assert corpus.report.loaded == 0
+    assert [skip.reason for skip in corpus.report.filtered] == ["published is false"]
+
+
+def test_yaml_12_reads_words_numbers_and_dates_as_written(tmp_path: Path) -> None:
+    """Decided: topics `no`/`on`, a `0777` quality, `yes` and date-like titles are what
+    the author wrote (YAML 1.1 made booleans, octal and dates of them and lost them)."""
+    text = with_line("quality: 0777\ncategory: yes", title="2021-12-15", topics="[no, on, AI]")
+    (tmp_path / "a.txt").write_text(text)
+    (tmp_path / "b.txt").write_text(document(title='"2021-12-16"', webUrl='"https://e.com/b"'))
+    corpus = load(tmp_path, min_quality=700)  # 0777 is 777 now, not 511
+    (first,) = corpus.articles
+    assert first.title == "2021-12-15"
+    assert [t.name for t in first.topics] == ["no", "on", "AI"]
+    assert first.category == "yes"
+    assert [s.reason for s in corpus.report.filtered] == ["quality 0 below 700"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2021-12-15t18:10:00z", "2021-12-15 13:10:00 -5", "2021-12-15T18:10:00.000Z"],
+)
+def test_yaml_11_timestamp_spellings_keep_their_meaning(tmp_path: Path, value: str) -> None:
+    (tmp_path / "a.txt").write_text(document(publishedDateTime=value))
+    (article,) = load(tmp_path).articles
+    assert article.published == datetime(2021, 12, 15, 18, 10, tzinfo=UTC)
+
+
+def test_a_repeated_key_keeps_its_last_value_as_before(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text(with_line('title: "first"', title='"last"'))
+    (article,) = load(tmp_path).articles
+    assert article.title == "last"

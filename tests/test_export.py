@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +16,8 @@ import requests
 
 from feeds.app import create_app
 from feeds.corpusgen import write_corpus
-from feeds.export import export_site
-from tests.support import PROJECT_ROOT, free_port
+from feeds.export import create_file, export_paths, export_site
+from tests.support import PROJECT_ROOT, document, free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -104,3 +106,87 @@ def test_precompressed_siblings_and_pages(nginx_export) -> None:
 def test_export_needs_a_base_url(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="FEEDS_BASE_URL"):
         export_site(create_app(), tmp_path)
+
+
+def run_export(corpus: Path, target: Path) -> subprocess.CompletedProcess:
+    """`feeds export` as an operator runs it."""
+    command = [str(Path(sys.executable).with_name("feeds")), "export", str(target)]
+    environ = {
+        **os.environ,
+        "FEEDS_CORPUS_DIR": str(corpus),
+        "FEEDS_BASE_URL": "https://feeds.example.org",
+    }
+    return subprocess.run(
+        command, env=environ, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def leftovers(target: Path) -> list[str]:
+    return [p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]
+
+
+def test_a_provider_domain_ending_like_a_feed_still_exports(corpus: Path, tmp_path: Path) -> None:
+    """`nypost.com.rss` once made the export stop halfway with NotADirectoryError."""
+    (corpus / "odd.md").write_text(
+        document(
+            title='"An odd domain"',
+            webUrl='"https://odd.example/a"',
+            provider="\n  name: Odd Post\n  domain: nypost.com.rss",
+        )
+    )
+    target = tmp_path / "site"
+    result = run_export(corpus, target)
+    assert result.returncode == 0, result.stderr
+    assert (target / "feeds" / "providers" / "nypost.com.rss").is_file()
+    assert b"An odd domain" in (target / "feeds" / "providers" / "odd-post.rss").read_bytes()
+    assert leftovers(target) == []
+
+
+def test_an_export_replaces_the_old_tree_and_writes_through_no_link(
+    corpus: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not the export's")
+    target = tmp_path / "site"
+    (target / "feeds").mkdir(parents=True)
+    (target / "stale.rss").write_text("from an older export")
+    (target / "feeds" / "all.rss").symlink_to(outside)
+    (target / "index.html").symlink_to(outside)
+    result = run_export(corpus, target)
+    assert result.returncode == 0, result.stderr
+    assert outside.read_text() == "not the export's"
+    assert not (target / "stale.rss").exists()
+    for path in (target / "feeds" / "all.rss", target / "index.html"):
+        assert path.is_file() and not path.is_symlink()
+    assert b"<rss" in (target / "feeds" / "all.rss").read_bytes()
+    assert leftovers(target) == []
+
+
+def test_a_failed_export_leaves_the_old_tree(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "site"
+    assert run_export(corpus, target).returncode == 0
+    before = {p: p.read_bytes() for p in target.rglob("*") if p.is_file()}
+    (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
+
+    def one_more(site):  # a URL the app does not answer, after everything else
+        yield from export_paths(site)
+        yield "/feeds/topics/missing.rss", "/missing.rss"
+
+    monkeypatch.setattr("feeds.export.export_paths", one_more)
+    app = create_app({"CORPUS_DIR": str(corpus), "BASE_URL": "https://feeds.example.org"})
+    with pytest.raises(RuntimeError, match=r"missing\.rss answered 404"):
+        export_site(app, target)
+    assert {p: p.read_bytes() for p in target.rglob("*") if p.is_file()} == before
+    assert leftovers(target) == []
+
+
+def test_two_urls_for_one_file_are_an_error_not_an_overwrite(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("kept")
+    (tmp_path / "link").symlink_to(outside)
+    for taken in ("link", "outside.txt"):
+        with pytest.raises(RuntimeError, match="need the same file"):
+            create_file(tmp_path / taken, b"new")
+    assert outside.read_text() == "kept"

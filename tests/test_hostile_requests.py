@@ -10,6 +10,7 @@ import time
 import pytest
 import requests
 
+from feeds.corpusgen import write_corpus
 from tests.support import Server
 
 
@@ -155,3 +156,92 @@ def test_slow_clients_do_not_starve_normal_requests(seeds_server: Server) -> Non
         dripper.join()
         for sock in slow:
             sock.close()
+
+
+def links_of(answer: bytes) -> bytes:
+    return answer.split(b"\r\n\r\n", 1)[1]
+
+
+@pytest.mark.parametrize(
+    "gunicorn_args",
+    ["", "--forwarder-headers SCRIPT_NAME"],  # gunicorn's default, or trusting a proxy
+    ids=["default", "gunicorn-trusts-script-name"],
+)
+def test_a_script_name_header_changes_no_link(server_factory, gunicorn_args: str) -> None:
+    """`SCRIPT_NAME: //evil.example` once poisoned cached pages with `//evil.example/` links."""
+    server = server_factory(GUNICORN_CMD_ARGS=gunicorn_args)
+    paths = ["/", "/topics/ai", "/providers/nypost.com", "/feeds/topics/ai.atom"]
+    for path in paths:
+        request = (
+            f"GET //evil.example{path} HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: //evil.example\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        answer = raw_request(server, request.encode())
+        assert status_of(answer) in (200, 404), answer[:300]
+        assert b"evil.example" not in links_of(answer)
+    for _ in range(3):  # each worker has its own cache
+        for path in paths:
+            response = server.get(path, headers={"Host": "x"})
+            assert response.status_code == 200
+            assert b"evil.example" not in response.content, path
+
+
+def test_a_script_name_header_the_path_lacks_is_no_server_error(seeds_server: Server) -> None:
+    request = (
+        "GET /topics/ai HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /elsewhere\r\nConnection: close\r\n\r\n"
+    )
+    assert status_of(raw_request(seeds_server, request.encode())) == 200
+
+
+def test_a_forwarded_scheme_changes_only_its_own_answers(seeds_server: Server) -> None:
+    """gunicorn believes `X-Forwarded-Proto` from loopback; the scheme is part of every key."""
+    for path in ("/topics/ai", "/feeds/topics/ai.rss"):
+        secure = seeds_server.get(path, headers={"X-Forwarded-Proto": "https"}).text
+        assert "https://127.0.0.1" in secure
+        for _ in range(3):
+            plain = seeds_server.get(path).text
+            assert "https://127.0.0.1" not in plain
+            assert "http://127.0.0.1" in plain
+
+
+def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
+    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+    request = (
+        "GET /topics/ai HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /other\r\nConnection: close\r\n\r\n"
+    )
+    for answer in (raw_request(server, request.encode()), server.get("/topics/ai").content):
+        assert b'href="/news/providers/nypost.com"' in answer
+        assert b"https://feeds.example.org/news/feeds/topics/ai.rss" in answer
+        assert b"/other/" not in answer
+
+
+def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp_path) -> None:
+    """Random `Host`s with `?limit=500` once stalled a normal request for 20 s.
+
+    Without FEEDS_BASE_URL every new origin is its own set of rendered feeds; a worker
+    now renders for its first FEEDS_MAX_ORIGINS origins only and answers others 421.
+    """
+    write_corpus(tmp_path / "corpus", 600)
+    server = server_factory(FEEDS_CORPUS_DIR=str(tmp_path / "corpus"), WEB_CONCURRENCY="1")
+    host, port = server.url.removeprefix("http://").split(":")
+    with contextlib.ExitStack() as cleanup:
+        session = cleanup.enter_context(requests.Session())
+        assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        # Connect first, then send every request at once: the worker wakes to all of them
+        # together, and each takes about 0.1 s of rendering without the bound.
+        flood = [
+            cleanup.enter_context(socket.create_connection((host, int(port)), timeout=10))
+            for _ in range(200)
+        ]
+        for number, sock in enumerate(flood):
+            extension = ("rss", "atom", "json")[number % 3]
+            sock.sendall(
+                f"GET /feeds/all.{extension}?limit=500 HTTP/1.1\r\n"
+                f"Host: flood-{number}.example\r\n\r\n".encode()
+            )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:  # requests raises on its 5 s timeout
+            assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        late = session.get(server.url + "/feeds/all.rss", headers={"Host": "late.example"})
+        assert late.status_code == 421
+        assert "FEEDS_BASE_URL" in late.text

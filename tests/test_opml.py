@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 import requests
 
 from feeds import opml
-from feeds.model import Article, Provider, Topic, build_catalog, slugify
-from tests.support import Server
+from tests.support import Server, document, index_view
 from tests.test_pages import HOSTILE_PROVIDER, HOSTILE_TITLE_TEXT, HOSTILE_TOPIC, listed_feeds
 
 
@@ -64,24 +65,22 @@ def test_bad_format_is_a_400(seeds_server: Server) -> None:
     assert response.text.startswith("400 Bad Request: format must be one of rss, atom, json")
 
 
-def article(title: str, provider: str, topic: str, day: int) -> Article:
-    return Article(
-        id=f"urn:uuid:{day}",
-        title=title,
-        published=datetime(2024, 1, day, tzinfo=UTC),
-        provider=Provider(provider, slugify(provider)),
-        topics=(Topic(topic, slugify(topic)),),
-    )
-
-
-def test_opml_build_escapes_and_sorts() -> None:
-    catalog = build_catalog(
-        [
-            article("b", "zeta", "alpha", 1),
-            article(HOSTILE_TITLE_TEXT, HOSTILE_PROVIDER, HOSTILE_TOPIC, 2),
-        ],
-        "v1",
-    )
+def test_opml_build_escapes_and_sorts(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for day, (title, provider, topic) in enumerate(
+        [("b", "zeta", "alpha"), (HOSTILE_TITLE_TEXT, HOSTILE_PROVIDER, HOSTILE_TOPIC)], start=1
+    ):
+        (corpus / f"{day}.txt").write_text(
+            document(
+                title=json.dumps(title),
+                webUrl=f'"https://example.com/{day}"',
+                provider="\n  name: " + json.dumps(provider),
+                topics="\n  - " + json.dumps(topic),
+                publishedDateTime=f"2024-01-0{day}T00:00:00Z",
+            )
+        )
+    catalog = index_view(corpus, tmp_path / "data")
     feeds = opml.listings(catalog, "Site & <co>", "about")
     body = opml.build(
         feeds, "https://x.example", "rss", "T & <t>", datetime(2024, 1, 2, tzinfo=UTC)

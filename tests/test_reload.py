@@ -105,11 +105,13 @@ def test_sighup_reload_changes_only_changed_feeds_and_drops_nothing(
             provider="\n  name: Robots\n  domain: robots.example",
         )
     )
-    reload_and_wait(server)
-    time.sleep(0.5)
-    stop.set()
-    for thread in pollers:
-        thread.join()
+    try:
+        reload_and_wait(server)
+        time.sleep(0.5)
+    finally:  # a failed reload must not leave the pollers running forever
+        stop.set()
+        for thread in pollers:
+            thread.join()
     assert not failures, failures[:5]
     assert answered > 20
     after = validators(server)
@@ -138,3 +140,17 @@ def test_a_corpus_directory_that_empties_or_vanishes_keeps_the_last_index(
     wait_for(server.log, lambda log: expected in log)
     assert version(server) == old_version
     assert server.get("/feeds/all.atom").content == served
+
+
+def test_workers_leave_a_reload_quietly(server_factory, corpus: Path) -> None:
+    """Old workers once printed `Exception ignored in: _removeHandlerRef` on their way out."""
+    server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
+    assert server.get("/topics/ai").status_code == 200
+    (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
+    reload_and_wait(server)
+    assert server.log().count("Worker exiting") == 2
+    server.stop()
+    log = server.log()
+    assert log.count("Worker exiting") == 4
+    assert "Exception ignored" not in log
+    assert "Traceback" not in log

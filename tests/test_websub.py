@@ -316,7 +316,11 @@ def test_hosts_sharing_redis_share_subscriptions_and_push_once(
             FEEDS_CACHE_TYPE="redis",
             FEEDS_CACHE_REDIS_URL=redis_server.url,
         )
-        hosts = [server_factory(**settings), server_factory(**settings)]
+        # Each host has its own disk, so its own index; they share Redis.
+        hosts = [
+            server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
+            for number in (1, 2)
+        ]
         store = RedisStore(redis_server.url)
         subscriber = subscribers()
         topic = "https://feeds.example.org/feeds/all.rss"

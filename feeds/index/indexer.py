@@ -19,7 +19,6 @@ import logging
 import multiprocessing
 import os
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,16 +28,16 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from feeds.corpus import SUFFIXES, LoadOptions, Parsed, Skip, read_document
+from feeds.corpus import Found, LoadOptions, Parsed, Skip, read_document, scan
 from feeds.index import writer
 from feeds.index.schema import (
-    default_data_dir,
     identity,
     index_path,
     open_writer,
     transaction,
 )
 from feeds.index.writer import Stamp
+from feeds.settings import data_directory
 
 log = logging.getLogger("feeds.index")
 
@@ -61,16 +60,11 @@ class Target:
     def from_settings(cls, settings: dict[str, Any], root: Path | None = None) -> Target:
         options = LoadOptions.from_settings(settings)
         corpus = Path(root or settings["CORPUS_DIR"])
-        return cls(corpus, options, index_path(data_dir(settings), corpus, options.key()))
+        return cls(corpus, options, index_path(data_directory(settings), corpus, options.key()))
 
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
-
-
-def data_dir(settings: dict[str, Any]) -> Path:
-    configured = str(settings["DATA_DIR"]).strip()
-    return Path(configured) if configured else default_data_dir()
 
 
 @dataclass
@@ -124,8 +118,9 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
     }
     changes = Changes()
     to_parse: list[Stamp] = []
-    for stamp in scan(root):
+    for found in scan(root):
         changes.files += 1
+        stamp = _stamp(found)
         known = indexed.pop(stamp.path, None)
         if known is None or _changed(root, stamp, known):
             to_parse.append(stamp)
@@ -137,7 +132,7 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
     _set_meta(db, files=str(changes.files))
 
     def reparse(path: str) -> Parsed | Skip:
-        return read_document(root / path, path, target.options)
+        return read_document(root, path, target.options)
 
     done = changes.files - len(to_parse)
     for batch in _batches(_parse(root, to_parse, target.options), BATCH):
@@ -183,37 +178,11 @@ def update(target: Target, progress: Progress | None = None) -> Changes | None:
         return None
 
 
-def scan(root: Path) -> Iterator[Stamp]:
-    """Every document below root with its stamp; hidden files and folders are not documents.
-
-    Only regular files are documents; a folder that cannot be listed yields a stamp of
-    its own (size -1), which indexing records as a skip so the report names it.
-    """
-    pending = [root]
-    while pending:
-        directory = pending.pop()
-        try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
-        except OSError:
-            label = Path(directory).relative_to(root).as_posix() + "/"
-            yield Stamp(label, -1, 0)
-            continue
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
-                    continue
-                if not entry.name.lower().endswith(SUFFIXES):
-                    continue
-                info = entry.stat()
-            except OSError:
-                continue  # gone while we looked: the next scan sees what is there
-            if stat.S_ISREG(info.st_mode):
-                yield Stamp(
-                    Path(entry.path).relative_to(root).as_posix(), info.st_size, info.st_mtime_ns
-                )
+def _stamp(found: Found | Skip) -> Stamp:
+    """A listed document, or an unlisted folder as a stamp of size -1 (recorded as a skip)."""
+    if isinstance(found, Skip):
+        return Stamp(found.path, -1, 0)
+    return Stamp(found.path, found.size, found.mtime_ns)
 
 
 def _changed(root: Path, stamp: Stamp, known: tuple[int, int, int, str]) -> bool:
@@ -259,7 +228,7 @@ def _read_chunk(
                 stamp.path, "unreadable folder: its files are not indexed"
             )
         else:
-            outcome = read_document(root / stamp.path, stamp.path, options)
+            outcome = read_document(root, stamp.path, options)
         results.append((Stamp(stamp.path, stamp.size, stamp.mtime_ns, read_ns), outcome))
     return results
 

@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS names (
 
 # Source files whose changes change what a file becomes in the index.
 _CODE_PACKAGES = ("corpus", "index")
-_CODE_MODULES = ("corpus.py", "normalize.py", "model.py", "yamlload.py", "frontmatter_fast.py")
+_CODE_MODULES = ("corpus.py", "normalize.py", "model.py")
 
 
 class DamagedIndex(RuntimeError):
@@ -100,14 +100,6 @@ def code_hash() -> str:
             digest.update(path.relative_to(package).as_posix().encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def default_data_dir() -> Path:
-    """`$XDG_DATA_HOME/feeds`, else `~/.local/share/feeds`: data a restart must find again."""
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
-    return Path(base, "feeds")
 
 
 def index_path(data_dir: Path, corpus: Path, options_key: str) -> Path:

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import redis
 
-from feeds.snapshot import default_directory
+from feeds.settings import data_directory
 
 REDIS_PREFIX = "feeds:websub:"
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -103,12 +103,11 @@ def open_store(settings: dict[str, Any]) -> Store:
 
 
 def default_db_path(settings: dict[str, Any]) -> Path:
-    """One file per corpus directory beside the snapshots (else in a temp dir): servers
+    """One file per corpus directory in the data directory (else in a temp dir): servers
     of the same corpus on one host share subscriptions, others never do."""
     corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
     name = f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
-    configured = str(settings["SNAPSHOT_DIR"]).strip()
-    directory = Path(configured) if configured.lower() not in ("", "off") else default_directory()
+    directory = data_directory(settings)
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError:

@@ -1,0 +1,237 @@
+"""The SQLite corpus index: what it holds, incremental updates, and damaged or foreign files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from feeds.corpus import LoadOptions, load_corpus
+from feeds.index.indexer import Target, open_index, reconcile, update
+from feeds.index.reader import IndexReader, NotReady
+from feeds.settings import load_settings
+from tests.support import document, index_view
+
+# Every row of every table, in a stable order: two indexes are equal when these are.
+TABLE_QUERIES = {
+    "documents": "SELECT path, size, mtime_ns, digest, outcome, reason, repairs, article_id,"
+    " quality FROM documents ORDER BY path",
+    "articles": "SELECT * FROM articles ORDER BY id",
+    "article_topics": "SELECT * FROM article_topics ORDER BY topic, published, id",
+    "feeds": "SELECT * FROM feeds ORDER BY kind, slug",
+    "names": "SELECT * FROM names ORDER BY kind, slug, name",
+}
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("generated")
+    command = [sys.executable, "-m", "feeds.corpusgen", str(root), "--count", "600"]
+    subprocess.run(command, check=True, capture_output=True)
+    return root
+
+
+def target_for(root: Path, data_dir: Path, **overrides: object) -> Target:
+    settings = load_settings({"CORPUS_DIR": str(root), "DATA_DIR": str(data_dir), **overrides})
+    return Target.from_settings(settings)
+
+
+def rows(target: Target) -> dict[str, list[tuple]]:
+    db = sqlite3.connect(target.path)
+    try:
+        return {name: db.execute(query).fetchall() for name, query in TABLE_QUERIES.items()}
+    finally:
+        db.close()
+
+
+def test_the_index_holds_what_a_whole_load_gives(generated: Path, tmp_path: Path) -> None:
+    view = index_view(generated, tmp_path, MIN_QUALITY=20)
+    loaded = load_corpus(generated, LoadOptions(min_quality=20))
+    newest_first = sorted(loaded.articles, key=lambda a: (-a.published.timestamp(), a.id))
+    assert list(view.articles) == newest_first
+    for slug in view.topics:
+        expected = [a for a in newest_first if slug in {t.slug for t in a.topics}]
+        assert list(view.by_topic[slug]) == expected
+        names = [t.name for a in expected for t in a.topics if t.slug == slug]
+        assert view.topics[slug].name == min(set(names), key=lambda n: (-names.count(n), n))
+    for slug in view.providers:
+        expected = [a for a in newest_first if a.provider.slug == slug]
+        assert list(view.by_provider[slug]) == expected
+    report = view.report()
+    assert sorted(s.path for s in report.skipped) == sorted(s.path for s in loaded.report.skipped)
+    assert len(report.filtered) == len(loaded.report.filtered) > 0
+    assert view.counts()["loaded"] == len(loaded.articles)
+
+
+def test_feeds_read_newest_first_in_slices_and_are_read_only(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = {
+        "old": document(
+            publishedDateTime="2020-01-01T00:00:00Z",
+            webUrl='"https://a.com/old"',
+            topics="\n  - Robots\n  - AI",
+        ),
+        "new": document(
+            publishedDateTime="2023-01-01T00:00:00Z",
+            webUrl='"https://a.com/new"',
+            topics="\n  - ai",
+        ),
+        "other": document(
+            publishedDateTime="2021-01-01T00:00:00Z",
+            webUrl='"https://b.org/x"',
+            provider="\n  name: B\n  domain: www.B.org",
+        ),
+    }
+    for name, text in docs.items():
+        (corpus / f"{name}.txt").write_text(text)
+    view = index_view(corpus, tmp_path / "data")
+    links = ["https://a.com/new", "https://b.org/x", "https://a.com/old"]
+    assert [a.link for a in view.articles] == links
+    assert [a.link for a in view.by_topic["ai"]] == links
+    assert [a.link for a in view.by_topic["robots"]] == ["https://a.com/old"]
+    assert set(view.providers) == {"example.com", "b.org"}
+    assert view.providers["b.org"].name == "B"
+    assert [a.link for a in view.articles[1:3]] == links[1:3]
+    assert view.articles[-1].link == links[-1]
+    assert view.articles[5:9] == ()
+    with pytest.raises(IndexError):
+        view.articles[3]
+    with pytest.raises(TypeError):
+        view.topics["new"] = None  # read-only
+
+
+def change(root: Path, how: str) -> str:
+    """Change the corpus one way; returns the path the change is about."""
+    files = sorted(root.rglob("*.txt"))
+    path = files[len(files) // 2]
+    if how == "add":
+        text = document(webUrl='"https://example.com/added"', title='"Added"')
+        (root / "added.txt").write_text(text)
+        return "added.txt"
+    if how == "edit":
+        path.write_text(path.read_text().replace("title:", "title: Edited", 1))
+    elif how == "rename":
+        path.rename(path.with_name("renamed.txt"))
+    elif how == "remove":
+        path.unlink()
+    elif how == "duplicate":  # a better copy of an indexed article
+        text = path.read_text().replace("---\n", "---\nquality: 1000\n", 1)
+        (root / "better.txt").write_text(text)
+    return path.relative_to(root).as_posix()
+
+
+@pytest.mark.parametrize("how", ["add", "edit", "rename", "remove", "duplicate"])
+def test_a_change_parses_only_what_changed_and_equals_a_full_build(
+    generated: Path, tmp_path: Path, how: str
+) -> None:
+    root = tmp_path / "corpus"
+    shutil.copytree(generated, root)
+    incremental = target_for(root, tmp_path / "incremental")
+    update(incremental)
+    change(root, how)
+    changes = update(incremental)
+    assert changes is not None
+    assert changes.parsed == {"add": 1, "edit": 1, "rename": 1, "remove": 0, "duplicate": 1}[how]
+    assert changes.removed == {"rename": 1, "remove": 1}.get(how, 0)
+    full = target_for(root, tmp_path / "full")
+    update(full)
+    assert rows(incremental) == rows(full)
+
+
+def test_the_served_copy_of_a_duplicate_follows_its_files(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    text = document(title='"Plain"')
+    (corpus / "a.txt").write_text(text)
+    (corpus / "b.txt").write_text(
+        text.replace('"Plain"', '"Better"').replace("---\n", "---\nquality: 5\n", 1)
+    )
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    assert [a.title for a in IndexReader(target.path).view().articles] == ["Better"]
+    (corpus / "b.txt").unlink()
+    update(target)
+    assert [a.title for a in IndexReader(target.path).view().articles] == ["Plain"]
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(tmp_path: Path) -> None:
+    """A file rewritten within the clock tick it was read in keeps its stamp: hash it."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    path = corpus / "a.txt"
+    path.write_text(document(title='"Title one"'))
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    stamp = path.stat()
+    path.write_text(document(title='"Title two"'))
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert update(target).parsed == 1
+    assert IndexReader(target.path).view().articles[0].title == "Title two"
+
+
+def test_a_damaged_index_is_set_aside_and_rebuilt(generated: Path, tmp_path: Path) -> None:
+    target = target_for(generated, tmp_path)
+    update(target)
+    expected = rows(target)
+    with target.path.open("r+b") as handle:
+        handle.seek(0)
+        handle.write(b"not a database at all" * 10)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target.path}{suffix}").unlink(missing_ok=True)
+    update(target)
+    assert rows(target) == expected
+    assert list(tmp_path.glob("*.damaged-*")), "the damaged file is kept for inspection"
+
+
+def test_an_index_of_another_corpus_or_code_is_never_trusted(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(document())
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    db = sqlite3.connect(target.path)
+    db.execute("UPDATE meta SET value = 'other code' WHERE key = 'code'")
+    db.execute("DELETE FROM articles")
+    db.commit()
+    db.close()
+    update(target)
+    assert len(IndexReader(target.path).view().articles) == 1
+
+
+def test_readers_wait_for_the_first_complete_index(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(document())
+    target = target_for(corpus, tmp_path / "data")
+    reader = IndexReader(target.path)
+    with pytest.raises(NotReady):
+        reader.view()  # no file yet
+    db = open_index(target)
+    with pytest.raises(NotReady):
+        reader.view()  # a file, but no complete build in it
+    reconcile(db, target)
+    db.close()
+    assert len(reader.view().articles) == 1
+
+
+def test_a_new_view_follows_each_commit_and_old_views_stay_whole(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(document(webUrl='"https://example.com/a"'))
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    reader = IndexReader(target.path)
+    before = reader.view()
+    assert reader.view() is before  # nothing committed: the same view
+    (corpus / "b.txt").write_text(document(webUrl='"https://example.com/b"'))
+    update(target)
+    after = reader.view()
+    assert after is not before
+    assert len(after.articles) == 2
+    assert len(list(before.articles)) == len(before.articles) == 1
