@@ -123,13 +123,21 @@ def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
             stderr=subprocess.STDOUT,
         )
     server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    # Ready means every worker answers: a worker still booting loses a SIGTERM sent to it
+    # (a reload right after start), and would keep serving the old state.
+    workers = int(environ["WEB_CONCURRENCY"])
+    answered: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"server exited with {process.returncode}:\n{server.log()}")
         try:
-            if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
-                return server
+            response = requests.get(server.url + "/healthz", timeout=1)
+            if response.status_code == 200:
+                answered.add(response.json()["cache"]["worker_pid"])
+                if len(answered) >= workers:
+                    return server
+                continue
         except requests.RequestException:
             pass
         time.sleep(0.1)
