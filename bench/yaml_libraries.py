@@ -1,6 +1,6 @@
 """Which YAML library should read front matter: speed per document and the values it gives.
 
-Generates documents with `feeds.corpusgen` (plus the two seeds and a few hand-written
+Generates documents with `feeds.corpus.generate` (plus the two seeds and a few hand-written
 YAML 1.1/1.2 edge cases), takes each front matter as python-frontmatter splits it, and
 for every library times the parse of every document (the median of several rounds,
 libraries interleaved within each round), then compares each library's values and the
@@ -30,9 +30,10 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import corpusgen
-from feeds.corpus import YAML_OPTIONS, LoadOptions, to_parsed
-from feeds.normalize import Unusable
+from feeds.corpus import LoadOptions, to_parsed
+from feeds.corpus import generate as corpusgen
+from feeds.corpus.frontmatter import YAML_OPTIONS
+from feeds.corpus.normalize import Unusable
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 FIELDS = (

@@ -17,7 +17,7 @@
 - No request header changes links: gunicorn would take `SCRIPT_NAME` from any peer in
   forwarded_allow_ips (loopback by default) and answer 500 when the path lacks it, so
   forwarder_headers is empty; the app pins SCRIPT_NAME to FEEDS_BASE_URL's path anyway
-  (feeds.origin), whatever the server does.
+  (feeds.http.origin), whatever the server does.
 - gunicorn's control socket defaults to one path per user that every instance shares
   (the last one started takes it over); it is off unless FEEDS_CONTROL_SOCKET gives this
   instance its own.

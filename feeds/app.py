@@ -17,15 +17,15 @@ from typing import Any
 from flask import Flask
 
 from feeds.corpus import CorpusError
-from feeds.fastpath import fast_path_middleware
+from feeds.http.fastpath import FastPath, fast_path_middleware
+from feeds.http.hub import blueprint as websub_blueprint
+from feeds.http.origin import pinned_script_name
+from feeds.http.pages import blueprint as pages_blueprint
+from feeds.http.routes import blueprint
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
-from feeds.origin import pinned_script_name
-from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import load_site
-from feeds.web import blueprint
-from feeds.websub.hub import blueprint as websub_blueprint
 
 log = logging.getLogger("feeds.app")
 
@@ -44,11 +44,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         if settings["STRICT"] and (skipped := site.catalog.counts()["skipped"]):
             raise CorpusError(f"strict mode: {skipped} documents were skipped")
     app.extensions["feeds"] = site
+    local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
+    fast_path = app.extensions["feeds.fast_path"] = FastPath(
+        site.reader.view, settings["CACHE_THRESHOLD"], local_bytes
+    )
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
     app.wsgi_app = pinned_script_name(
-        fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path),
+        fast_path_middleware(app.wsgi_app, fast_path),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )
     return app

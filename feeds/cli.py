@@ -15,12 +15,12 @@ import click
 from feeds import indexing
 from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
-from feeds.export import export_site
+from feeds.http.export import export_site
 from feeds.index import indexer
 from feeds.index.indexer import Target, open_index
 from feeds.index.reader import index_report
+from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
-from feeds.selection import all_selections
 from feeds.settings import SettingsError, load_settings
 
 

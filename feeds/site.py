@@ -13,16 +13,22 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from feeds.archive import Archive
-from feeds.cache import FeedCache, Rendered, cache_key, make_shared_backend, prepare
-from feeds.fastpath import FastPath
+from feeds.cache import (
+    IMMUTABLE,
+    FeedCache,
+    Rendered,
+    cache_control_value,
+    cache_key,
+    make_shared_backend,
+    prepare,
+)
 from feeds.index.indexer import Target
 from feeds.index.reader import IndexReader, View
+from feeds.publish.archive import Archive
+from feeds.publish.document import link_header
+from feeds.publish.selection import Selection, UnknownFeed, select
+from feeds.publish.urls import HUB_PATH
 from feeds.render import FORMATS, FeedDocument
-from feeds.render.document import link_header
-from feeds.responses import IMMUTABLE, cache_control_value
-from feeds.selection import Selection, UnknownFeed, select
-from feeds.urls import HUB_PATH
 
 log = logging.getLogger("feeds.site")
 
@@ -37,27 +43,16 @@ OUTPUT_SETTINGS = (
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Site:
     settings: dict[str, Any]
     reader: IndexReader
     cache: FeedCache
-    _fast_path: FastPath
-    _fast_path_view: View | None = None
 
     @property
     def catalog(self) -> View:
         """The index as last committed; raises NotReady before the first complete index."""
         return self.reader.view()
-
-    @property
-    def fast_path(self) -> FastPath:
-        """Remembered answers of the current view; a committed change starts afresh."""
-        view = self.catalog
-        if view is not self._fast_path_view:
-            self._fast_path = FastPath(self._fast_path.capacity, self._fast_path.max_bytes)
-            self._fast_path_view = view
-        return self._fast_path
 
     @property
     def cache_control(self) -> str:
@@ -164,5 +159,4 @@ def load_site(settings: dict[str, Any]) -> Site:
     """A site reading the index of the configured corpus (built by `feeds.index.indexer`)."""
     local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
     cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes)
-    fast_path = FastPath(settings["CACHE_THRESHOLD"], local_bytes)
-    return Site(settings, IndexReader(Target.from_settings(settings).path), cache, fast_path)
+    return Site(settings, IndexReader(Target.from_settings(settings).path), cache)

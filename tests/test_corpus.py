@@ -15,8 +15,8 @@ import pytest
 import yaml
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds import corpusgen
 from feeds.corpus import LoadOptions, load_corpus, parse_front_matter, scan, to_parsed
+from feeds.corpus import generate as corpusgen
 from tests.support import SEEDS, document
 
 

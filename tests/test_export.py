@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from feeds.app import create_app
-from feeds.corpusgen import write_corpus
-from feeds.export import create_file, export_paths, export_site
+from feeds.corpus.generate import write_corpus
+from feeds.http.export import create_file, export_paths, export_site
 from tests.support import PROJECT_ROOT, document, free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -174,7 +174,7 @@ def test_a_failed_export_leaves_the_old_tree(
         yield from export_paths(site)
         yield "/feeds/topics/missing.rss", "/missing.rss"
 
-    monkeypatch.setattr("feeds.export.export_paths", one_more)
+    monkeypatch.setattr("feeds.http.export.export_paths", one_more)
     app = create_app({"CORPUS_DIR": str(corpus), "BASE_URL": "https://feeds.example.org"})
     with pytest.raises(RuntimeError, match=r"missing\.rss answered 404"):
         export_site(app, target)

@@ -16,7 +16,7 @@ from lxml import etree
 
 from feeds.app import create_app
 from feeds.corpus import LoadOptions, load_corpus
-from feeds.selection import all_selections
+from feeds.publish.selection import all_selections
 from tests.support import document
 
 SECRET = "SECRETTOKENxyz123+/=="

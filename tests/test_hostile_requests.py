@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from feeds.corpusgen import write_corpus
+from feeds.corpus.generate import write_corpus
 from tests.support import Server
 
 

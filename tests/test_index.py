@@ -31,7 +31,7 @@ TABLE_QUERIES = {
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("generated")
-    command = [sys.executable, "-m", "feeds.corpusgen", str(root), "--count", "600"]
+    command = [sys.executable, "-m", "feeds.corpus.generate", str(root), "--count", "600"]
     subprocess.run(command, check=True, capture_output=True)
     return root
 

@@ -11,7 +11,8 @@ from xml.etree import ElementTree
 import pytest
 import requests
 
-from feeds import opml
+from feeds.publish import listing
+from feeds.render import opml
 from tests.support import Server, document, index_view
 from tests.test_pages import HOSTILE_PROVIDER, HOSTILE_TITLE_TEXT, HOSTILE_TOPIC, listed_feeds
 
@@ -81,7 +82,7 @@ def test_opml_build_escapes_and_sorts(tmp_path: Path) -> None:
             )
         )
     catalog = index_view(corpus, tmp_path / "data")
-    feeds = opml.listings(catalog, "Site & <co>", "about")
+    feeds = listing.listings(catalog, "Site & <co>", "about")
     body = opml.build(
         feeds, "https://x.example", "rss", "T & <t>", datetime(2024, 1, 2, tzinfo=UTC)
     )

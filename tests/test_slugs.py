@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from feeds.normalize import FEED_EXTENSIONS, domain_name
+from feeds.corpus.normalize import FEED_EXTENSIONS, domain_name
 from feeds.render import FORMATS
 from tests.support import document
 

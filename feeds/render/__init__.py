@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from feeds.publish.document import FeedDocument
 from feeds.render import atom, jsonfeed, rss
-from feeds.render.document import FeedDocument
 
 
 @dataclass(frozen=True, slots=True)

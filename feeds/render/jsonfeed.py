@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 from feeds.model import Article
+from feeds.publish.document import FeedDocument
+from feeds.render.common import rfc3339
 from feeds.render.content import entry_html
-from feeds.render.document import FeedDocument, rfc3339
 
 VERSION = "https://jsonfeed.org/version/1.1"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from feeds.publish.document import FeedDocument
 from feeds.render import xmlfeed
-from feeds.render.document import FeedDocument
 
 MIME_TYPE = "application/rss+xml"
 

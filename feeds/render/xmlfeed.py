@@ -15,8 +15,9 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feeds.model import Article, Image
+from feeds.publish.document import FeedDocument
+from feeds.render.common import GENERATOR, GENERATOR_URI
 from feeds.render.content import entry_html
-from feeds.render.document import GENERATOR, GENERATOR_URI, FeedDocument
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"

@@ -19,8 +19,6 @@ from collections.abc import Collection
 from http.client import HTTPException
 from typing import Any
 
-from flask import Flask
-
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
@@ -81,7 +79,7 @@ def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
     return queued
 
 
-def start(app: Flask | Any) -> Loop | None:
+def start(app: Any) -> Loop | None:
     """Start this worker's delivery loop (a greenlet under gevent's patched threading)."""
     site = getattr(app, "extensions", {}).get("feeds")
     if site is None or site.settings["WEBSUB_HUB_URL"]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from feeds.cache import Rendered
+from feeds.publish.selection import UnknownFeed
+from feeds.publish.urls import parse_feed_path
 from feeds.render import FORMATS
-from feeds.selection import UnknownFeed
 from feeds.site import Site
-from feeds.urls import parse_feed_path
 
 
 class UnknownTopic(ValueError):

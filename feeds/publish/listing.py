@@ -1,23 +1,19 @@
-"""Every feed as a listing (name, size, freshness, URLs) and as an OPML 2.0 subscription list.
+"""Every feed as a listing: name, size, freshness and URLs.
 
 The directory page and the OPML export read the same `Listing`, so both always name,
-count and link the same feeds. Pure functions: no Flask, no request.
+count and link the same feeds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from lxml import etree
-from werkzeug.http import http_date
-
 from feeds.index.reader import View
-from feeds.selection import Selection, all_selections
+from feeds.publish.selection import Selection, all_selections
 
 GROUPS = {"all": "All", "topics": "Topics", "providers": "Providers"}
-OPML_DOCS = "http://opml.org/spec2.opml"
 ALL_NAME = "All articles"
 
 
@@ -56,37 +52,6 @@ def listing(catalog: View, selection: Selection) -> Listing:
         name = ALL_NAME
     newest = selection.articles[0].published if selection.articles else None
     return Listing(selection, name, len(selection.articles), newest)
-
-
-def build(
-    feeds: Iterable[Listing], base_url: str, extension: str, title: str, modified: datetime
-) -> bytes:
-    """OPML 2.0 with one outline per feed, grouped as All, Topics and Providers.
-
-    `type="rss"` is what OPML 2.0 asks of every subscription, whatever the feed's format.
-    Outlines inside a group are sorted by name, case-insensitively, as readers show them.
-    """
-    root = etree.Element("opml", version="2.0")
-    head = etree.SubElement(root, "head")
-    etree.SubElement(head, "title").text = title
-    etree.SubElement(head, "dateModified").text = http_date(modified)
-    etree.SubElement(head, "docs").text = OPML_DOCS
-    body = etree.SubElement(root, "body")
-    groups = {kind: etree.Element("outline", text=label) for kind, label in GROUPS.items()}
-    for feed in sorted(feeds, key=sort_key):
-        etree.SubElement(
-            groups[feed.kind],
-            "outline",
-            type="rss",
-            text=feed.name,
-            title=feed.selection.title,
-            xmlUrl=feed.feed_url(base_url, extension),
-            htmlUrl=feed.page_url(base_url),
-        )
-    for group in groups.values():
-        if len(group):
-            body.append(group)
-    return etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
 
 
 def sort_key(feed: Listing) -> tuple[str, str]:

@@ -27,8 +27,8 @@ from werkzeug.exceptions import (
     TooManyRequests,
 )
 
-from feeds.urls import HUB_PATH
-from feeds.web import base_url, current_site
+from feeds.http.routes import base_url, current_site
+from feeds.publish.urls import HUB_PATH
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Subscription, open_store
 from feeds.websub.topics import UnknownTopic, origin, topic_feed

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from feeds.index.reader import FeedArticles, View
-from feeds.urls import feed_path
+from feeds.publish.urls import feed_path
 
 
 class UnknownFeed(LookupError):

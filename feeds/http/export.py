@@ -22,9 +22,9 @@ from pathlib import Path
 
 from flask import Flask
 
-from feeds.pages import ASSETS
+from feeds.http.pages import ASSETS
+from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
-from feeds.selection import all_selections
 from feeds.site import Site
 
 # Query strings cannot be files: OPML variants go to their own paths, which the nginx

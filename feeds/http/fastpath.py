@@ -14,8 +14,8 @@ from http import HTTPStatus
 from typing import Any
 
 from feeds.cache import LocalLRU, Rendered
+from feeds.http.responses import feed_answer
 from feeds.index.reader import NotReady
-from feeds.responses import feed_answer
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
@@ -36,26 +36,41 @@ def request_key(environ: dict) -> str:
 
 
 class FastPath:
-    """Remembered feed requests of one view of the index; a committed change starts a new one."""
+    """Remembered feed requests of the current view of the index.
 
-    def __init__(self, capacity: int, max_bytes: int) -> None:
-        self.capacity = capacity
-        self.max_bytes = max_bytes
-        self.answers = LocalLRU(capacity, max_bytes)
+    A committed change gives a new view, and the remembered answers of the old one are
+    dropped; what the change did not touch is still in the render cache, so only the
+    feeds it touched are rendered again.
+    """
+
+    def __init__(self, current_view: Callable[[], object], capacity: int, max_bytes: int) -> None:
+        self._current_view = current_view
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._view: object = None
+        self._answers = LocalLRU(capacity, max_bytes)
+
+    def answers(self) -> LocalLRU:
+        """The answers of the current view (raises NotReady before the first index)."""
+        view = self._current_view()
+        if view is not self._view:
+            self._answers = LocalLRU(self._capacity, self._max_bytes)
+            self._view = view
+        return self._answers
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
-        self.answers.put(request_key(environ), rendered)
+        self.answers().put(request_key(environ), rendered)
 
 
-def fast_path_middleware(app: WSGIApp, current: Callable[[], FastPath]) -> WSGIApp:
+def fast_path_middleware(app: WSGIApp, fast_path: FastPath) -> WSGIApp:
     def serve(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
         if method in {"GET", "HEAD"}:
             try:
-                fast_path = current()
+                answers = fast_path.answers()
             except NotReady:  # no index yet: Flask answers 503
                 return app(environ, start_response)
-            rendered = fast_path.answers.get(request_key(environ))
+            rendered = answers.get(request_key(environ))
             if rendered is not None:
                 answer = feed_answer(rendered, environ)
                 start_response(STATUS_LINES[answer.status], answer.headers)

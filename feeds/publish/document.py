@@ -6,11 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from feeds.model import Article
-from feeds.selection import Selection
+from feeds.publish.selection import Selection
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-GENERATOR = "feeds"
-GENERATOR_URI = "https://github.com/feeds/feeds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +38,3 @@ def link_header(document: FeedDocument) -> str:
     """The HTTP `Link` header that WebSub and RFC 5005 clients read besides the body."""
     links = (("self", document.self_url), *document.links)
     return ", ".join(f'<{href}>; rel="{rel}"' for rel, href in links)
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

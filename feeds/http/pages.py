@@ -1,7 +1,7 @@
 """Pages for people: the feed directory, a page per topic and provider, OPML and assets.
 
 Every answer here is rendered once per corpus version and request shape, kept in the
-site's feed cache and sent by `feeds.web.send`, so pages get the feeds' ETags, 304s,
+site's feed cache and sent by `feeds.http.routes.send`, so pages get the feeds' ETags, 304s,
 compression and CORS headers without a second implementation.
 """
 
@@ -15,15 +15,15 @@ from pathlib import Path
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from feeds import opml
 from feeds.cache import Rendered, cache_key, prepare
-from feeds.opml import Listing
-from feeds.render import FORMATS
-from feeds.render.document import EPOCH
+from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.publish import listing
+from feeds.publish.document import EPOCH
+from feeds.publish.listing import Listing
+from feeds.publish.selection import UnknownFeed
+from feeds.render import FORMATS, opml
 from feeds.render.xmlfeed import STYLESHEET_PATH
-from feeds.selection import UnknownFeed
 from feeds.site import Site
-from feeds.web import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
 
@@ -46,7 +46,7 @@ def directory() -> Response:
     site = current_site()
     origin = base_url(site)
     query = _query()
-    feeds = list(opml.listings(site.catalog, *_titles(site)))
+    feeds = list(listing.listings(site.catalog, *_titles(site)))
     shown = [feed for feed in feeds[1:] if matches(feed, query)]
 
     def render() -> Rendered:
@@ -84,7 +84,7 @@ def feed_page(kind: str, slug: str) -> Response:
         selection = site.selection(kind, slug)
     except UnknownFeed:
         raise NotFound(f"no {kind[:-1]} '{slug}'; see / for every feed") from None
-    feed = opml.listing(site.catalog, selection)
+    feed = listing.listing(site.catalog, selection)
 
     def render() -> Rendered:
         html = render_template(
@@ -113,7 +113,7 @@ def opml_export() -> Response:
         raise BadRequest(f"format must be one of {', '.join(FORMATS)}")
 
     def render() -> Rendered:
-        feeds = opml.listings(site.catalog, *_titles(site))
+        feeds = listing.listings(site.catalog, *_titles(site))
         title = f"{site.settings['SITE_TITLE']}: every feed ({FORMAT_LABELS[extension]})"
         body = opml.build(feeds, origin, extension, title, _newest(site))
         return prepare(body, _newest(site), OPML_TYPE, site.cache_control)
@@ -145,7 +145,7 @@ def matches(feed: Listing, query: str) -> bool:
 def group_by_letter(feeds: Iterable[Listing]) -> list[Group]:
     """Feeds sorted by name, in groups by initial (A-Z, accents folded; anything else `#`)."""
     groups: dict[str, list[Listing]] = {}
-    for feed in sorted(feeds, key=opml.sort_key):
+    for feed in sorted(feeds, key=listing.sort_key):
         groups.setdefault(initial(feed.name), []).append(feed)
     return sorted(groups.items(), key=lambda group: (group[0] == OTHER, group[0]))
 

@@ -9,13 +9,13 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, MisdirectedRequest, NotFound
 
 from feeds.cache import Rendered
+from feeds.http.origin import Origins
+from feeds.http.responses import CORS_HEADERS, feed_answer
 from feeds.index.reader import NotReady
-from feeds.origin import Origins
+from feeds.publish.selection import UnknownFeed
+from feeds.publish.urls import parse_feed_path
 from feeds.render import FORMATS
-from feeds.responses import CORS_HEADERS, feed_answer
-from feeds.selection import UnknownFeed
 from feeds.site import Site
-from feeds.urls import parse_feed_path
 
 blueprint = Blueprint("feeds", __name__)
 FEED_METHODS = ["GET", "HEAD", "OPTIONS"]
@@ -54,7 +54,7 @@ def feed(rest: str) -> Response:
 def send(site: Site, rendered: Rendered, remember: bool = True) -> Response:
     """Answer with a rendered document, and let the fast path answer the same request next."""
     if remember:
-        site.fast_path.remember(request.environ, rendered)
+        current_app.extensions["feeds.fast_path"].remember(request.environ, rendered)
     answer = feed_answer(rendered, request.environ)
     return Response(answer.body, answer.status, answer.headers)
 

@@ -1,0 +1,116 @@
+"""Finding document files and reading them safely: only regular files, never blocking."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from feeds.corpus.normalize import Unusable
+from feeds.corpus.outcome import Skip
+
+SUFFIXES = (".txt", ".md")
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """A document file as its directory lists it: path below the root, size, mtime."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+def scan(root: Path) -> Iterator[Found | Skip]:
+    """Every `*.txt`/`*.md` below root (hidden files and folders excepted), in a stable order.
+
+    Nothing is opened: whatever a name is (a FIFO, a link, a device), reading it decides.
+    A folder that cannot be listed is a Skip, so none is left out without a word.
+    """
+    pending = [root]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as error:
+            where = directory.relative_to(root).as_posix()
+            reason = error.strerror or error.__class__.__name__
+            yield Skip(f"{where}/", f"unreadable directory: {reason}")
+            continue
+        folders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(Path(entry.path))
+                elif entry.name.lower().endswith(SUFFIXES):
+                    info = _stat(entry)
+                    label = Path(entry.path).relative_to(root).as_posix()
+                    yield Found(label, info.st_size, info.st_mtime_ns)
+            except OSError:
+                continue  # gone while we looked: the next scan sees what is there
+        pending.extend(reversed(folders))
+
+
+def _stat(entry: os.DirEntry[str]) -> os.stat_result:
+    """The stamp of what a name stands for; a dangling link's own stamp."""
+    try:
+        return entry.stat()
+    except FileNotFoundError:
+        return entry.stat(follow_symlinks=False)
+
+
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_regular_file(root: Path, label: str, limit: int) -> bytes:
+    """The bytes of a regular file of the corpus, up to `limit`; anything else is Unusable.
+
+    The file is opened without blocking and without following a final symbolic link, and
+    only then checked: opening a FIFO for reading would wait for a writer forever, and a
+    device may never end. A symbolic link is followed only to a file inside the corpus.
+    """
+    try:
+        descriptor = os.open(_target(root, root / label), _OPEN_FLAGS)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise Unusable("not a regular file: a FIFO, device, socket or directory")
+        if info.st_size > limit:
+            raise Unusable(f"too large: {info.st_size} bytes, limit {limit}")
+        raw = _read_up_to(descriptor, limit + 1)
+    except OSError as error:
+        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > limit:
+        raise Unusable(f"too large: more than {limit} bytes")
+    return raw
+
+
+def _target(root: Path, path: Path) -> str:
+    """The path to open: the file itself, or what its link points to inside the corpus."""
+    if not path.is_symlink():
+        return str(path)
+    target = os.path.realpath(path)
+    corpus = os.path.realpath(root)
+    if os.path.commonpath([target, corpus]) != corpus:
+        raise Unusable("a symbolic link to outside the corpus")
+    return target
+
+
+def _read_up_to(descriptor: int, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        chunk = os.read(descriptor, min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,198 @@
+"""Bytes to the front-matter mapping: decoded, split, bounded in depth, parsed by yaml-rs,
+with the secured token withheld; reasons never quote the document."""
+
+from __future__ import annotations
+
+import codecs
+import re
+from typing import Any
+
+import yaml
+import yaml_rs
+from frontmatter.default_handlers import YAMLHandler
+
+from feeds.corpus.normalize import Unusable
+
+MAX_YAML_NODES = 20_000
+
+MAX_DEPTH = 64  # nesting of mappings and sequences; real front matter needs about 6
+
+SECRET_FIELD = "secured"  # an opaque token that is never served, logged or quoted
+
+MIN_SECRET_MATCH = 8  # shorter secret strings are compared whole, not searched for
+
+
+def parse_front_matter(raw: bytes) -> dict[str, Any]:
+    """Bytes to the front matter mapping, with reasons that never quote the document."""
+    if not raw.strip():
+        raise Unusable("empty file")
+    if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise Unusable("binary file: contains NUL bytes")
+    text = _decode(raw).replace("\r\n", "\n").replace("\r", "\n")
+    handler = YAMLHandler()
+    if not handler.detect(text):
+        raise Unusable("no front matter: the file must start with a '---' line")
+    try:
+        front, _body = handler.split(text)
+    except ValueError:
+        raise Unusable("no front matter: the closing '---' line is missing") from None
+    metadata = _parse_yaml(front)
+    if not isinstance(metadata, dict):
+        raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
+    _withhold_secret(metadata)
+    return metadata
+
+
+# Reasons in our own words: a YAML library's messages quote the document (and so could
+# quote the secured token), so none of their text is ever passed on.
+
+_YAML_PROBLEMS = {
+    yaml.scanner.ScannerError: "a character, quote or indentation that cannot be read",
+    yaml.parser.ParserError: "a structure that is not valid YAML",
+    yaml.composer.ComposerError: "an undefined alias or more than one document",
+    yaml.constructor.ConstructorError: "an unsupported tag or key",
+}
+
+
+# yaml-rs reads YAML 1.2: `no` is text and `0777` decimal (see `to_parsed` for
+# `published`); dates stay text for `aware_datetime`, so a quoted "2021-12-15" title stays
+# a title; any alias is refused (real front matter has none, and billion-laughs or
+# `title: *secret` tricks need them); a repeated key keeps its last value, as libyaml did.
+YAML_OPTIONS: dict[str, Any] = {
+    "parse_datetime": False,
+    "alias_limits": yaml_rs.AliasLimits(max_total_replayed_events=0),
+    "duplicate_key_policy": yaml_rs.DuplicateKeyPolicy.LastWins,
+}
+
+_ERROR_LINE = re.compile(r"\bline ([0-9]+)")
+
+
+def _parse_yaml(front: str) -> Any:
+    """The YAML value of the front matter; any failure becomes Unusable in our words."""
+    try:
+        check_nesting(front)
+        return yaml_rs.loads(front, **YAML_OPTIONS)
+    except Unusable:
+        raise
+    except yaml.MarkedYAMLError as error:  # from libyaml's exact nesting measure
+        problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
+        where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
+        raise Unusable(f"malformed YAML: {problem}{where}") from None
+    except yaml_rs.YAMLDecodeError as error:
+        raise Unusable(_decode_error_reason(str(error))) from None
+    except Exception:  # a parser fed hostile text fails in many ways
+        raise Unusable("malformed YAML: a value its tag cannot hold") from None
+
+
+def _decode_error_reason(message: str) -> str:
+    """yaml-rs's message classified, never quoted: it shows the document's text.
+
+    The front matter starts on the opening `---` line, so its line numbers are the file's.
+    """
+    if "alias replay limit" in message:
+        return "YAML aliases are not allowed"
+    if message.startswith("Invalid value"):
+        return "malformed YAML: a value its tag cannot hold"
+    line = _ERROR_LINE.search(message)
+    return "malformed YAML: not valid YAML" + (f" at line {line[1]}" if line else "")
+
+
+# Ordinary text passes when it holds at most _FEW_BRACKETS brackets and no line starts with
+# _WIDE_PREFIX characters that could be indentation or `- `, `? `, `: ` indicators.
+
+_FEW_BRACKETS = 16
+
+_WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
+
+_WIDE_LINE = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
+
+
+def check_nesting(front: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before anything builds the tree.
+
+    Parsers build nested values recursively: 30,000 `[` in 60 KB overflow libyaml's
+    composer's C stack, and 30,000 `- ` on one line yaml-rs's, killing the process, so
+    this check comes before them. It is cheap and certain for ordinary text: block
+    collections nest only at strictly growing columns (two levels per column at most),
+    each line's structure starts within its leading indentation and `- `, `? `, `: `
+    indicators, and a flow collection needs a `[` or `{`. So with few brackets and no
+    wide line prefix the depth is within the limit; only other text is measured exactly,
+    from libyaml's event stream, which is flat and built without recursion.
+    """
+    brackets = front.count("[") + front.count("{")
+    if brackets <= _FEW_BRACKETS and not _WIDE_LINE.search(front):
+        return
+    depth = 0
+    for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise Unusable(f"nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        if events > 4 * MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+
+
+_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _withhold_secret(metadata: dict[str, Any]) -> None:
+    """Drop the secured token, and refuse a document whose other values hold it.
+
+    The token is only ever removed, never read into a reason. Aliases and merge keys are
+    refused already; this also catches a copy, in any field, or through any future parser.
+    """
+    secret = metadata.pop(SECRET_FIELD, None)
+    texts = _texts(metadata)
+    if secret is None:
+        return
+    whole, joined = set(texts), "\0".join(texts)  # one search per secret, not per value
+    for text in filter(None, _texts(secret)):
+        if text in whole or (len(text) >= MIN_SECRET_MATCH and text in joined):
+            raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
+
+
+def _texts(root: Any) -> list[str]:
+    """Every string in a YAML value, keys included; huge trees and merge keys are refused.
+
+    One pass over the tree before any code reads fields from it. YAML 1.2 has no merge
+    keys: yaml-rs keeps `<<` as a plain key, so a document relying on one would silently
+    mean something else than its author wrote.
+    """
+    texts: list[str] = []
+    stack = [root]
+    values = 0
+    while stack:
+        node = stack.pop()
+        kind = type(node)
+        if kind is str:
+            texts.append(node)
+        elif kind is dict:
+            if "<<" in node:
+                raise Unusable("YAML merge keys (<<) are not supported")
+            values += len(node)
+            stack.extend(node)
+            stack.extend(node.values())
+        elif kind is list or kind is tuple:  # tuples: complex keys
+            values += len(node)
+            stack.extend(node)
+        if values > MAX_YAML_NODES:
+            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
+    return texts
+
+
+def _decode(raw: bytes) -> str:
+    if raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            raise Unusable("not valid UTF-16 despite its byte-order mark") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Unusable(
+            f"not UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start}"
+        ) from None

@@ -1,0 +1,133 @@
+"""One file to an outcome, and a whole directory to articles and a report (`feeds check`)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from itertools import repeat
+from pathlib import Path
+
+from feeds.corpus.fields import Filtered, to_parsed
+from feeds.corpus.files import read_regular_file, scan
+from feeds.corpus.frontmatter import parse_front_matter
+from feeds.corpus.normalize import Unusable
+from feeds.corpus.outcome import CorpusError, LoadOptions, LoadReport, Parsed, Skip
+from feeds.model import Article
+
+log = logging.getLogger("feeds.corpus")
+
+PROGRESS_EVERY = 500
+PARALLEL_CHUNK = 250  # documents per task: large enough to amortise pickling, small to balance
+
+
+def read_document(root: Path, label: str, options: LoadOptions) -> Parsed | Skip:
+    """One file to an article or a reason; never raises or blocks for anything the file is."""
+    try:
+        raw = read_regular_file(root, label, options.max_file_bytes)
+        metadata = parse_front_matter(raw)
+        return to_parsed(label, metadata, raw, options)
+    except Filtered as excluded:
+        return Skip(label, str(excluded), "filtered")
+    except Unusable as error:
+        return Skip(label, str(error))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedCorpus:
+    articles: Sequence[Article]
+    report: LoadReport
+    digest: str  # hash of the served documents' bytes, independent of file names and order
+
+
+def load_corpus(
+    root: Path, options: LoadOptions, progress: Callable[[int], None] | None = None
+) -> LoadedCorpus:
+    """Every document below root, validated, deduplicated, with a report of what was left out.
+
+    This reads every file (`feeds check`); serving reads the index instead.
+    """
+    started = time.perf_counter()
+    if not root.is_dir():
+        raise CorpusError(f"corpus directory {root} does not exist or is not a directory")
+    corpus = _parse_corpus(root, options, progress)
+    report = corpus.report
+    report.seconds = time.perf_counter() - started
+    log.info(
+        "loaded %d of %d documents from %s in %.2fs (%d skipped, %d filtered)",
+        report.loaded,
+        report.files,
+        root,
+        report.seconds,
+        len(report.skipped),
+        len(report.filtered),
+    )
+    return corpus
+
+
+def _parse_corpus(
+    root: Path, options: LoadOptions, progress: Callable[[int], None] | None = None
+) -> LoadedCorpus:
+    """Parse every document; `progress` hears the count of documents read, now and then."""
+    report = LoadReport()
+    kept: dict[str, Parsed] = {}
+    for outcome in _outcomes(root, options):
+        report.files += 1
+        if progress is not None and report.files % PROGRESS_EVERY == 0:
+            progress(report.files)
+        if isinstance(outcome, Skip):
+            _record_skip(report, outcome)
+            continue
+        report.repairs.extend((outcome.path, note) for note in outcome.repairs)
+        for note in outcome.repairs:
+            log.info("repaired %s: %s", outcome.path, note)
+        rival = kept.get(outcome.article.id)
+        if rival is None:
+            kept[outcome.article.id] = outcome
+            continue
+        winner, loser = sorted((rival, outcome), key=_preference)
+        kept[outcome.article.id] = winner
+        _record_skip(report, Skip(loser.path, f"duplicate: same article as {winner.path}"))
+    report.loaded = len(kept)
+    digest = hashlib.sha256("".join(sorted(p.digest for p in kept.values())).encode()).hexdigest()
+    return LoadedCorpus(tuple(p.article for p in kept.values()), report, digest)
+
+
+def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
+    """Every document's outcome in file order, parsed by `options.workers` processes."""
+    labels = []
+    for found in scan(root):
+        if isinstance(found, Skip):
+            yield found
+        else:
+            labels.append(found.path)
+    if options.workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
+        yield from _read_chunk(root, labels, options)
+        return
+    chunks = [labels[i : i + PARALLEL_CHUNK] for i in range(0, len(labels), PARALLEL_CHUNK)]
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
+        for outcomes in pool.map(_read_chunk, repeat(root), chunks, repeat(options)):
+            yield from outcomes
+
+
+def _read_chunk(root: Path, labels: list[str], options: LoadOptions) -> list[Parsed | Skip]:
+    return [read_document(root, label, options) for label in labels]
+
+
+def _preference(parsed: Parsed) -> tuple[float, str]:
+    """Which copy of a duplicated article to serve: the higher quality, then by content."""
+    return (-parsed.quality, parsed.digest)
+
+
+def _record_skip(report: LoadReport, skip: Skip) -> None:
+    if skip.kind == "filtered":
+        report.filtered.append(skip)
+        log.info("filtered %s: %s", skip.path, skip.reason)
+    else:
+        report.skipped.append(skip)
+        log.warning("skipped %s: %s", skip.path, skip.reason)

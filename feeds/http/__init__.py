@@ -1,0 +1,6 @@
+"""The HTTP layer, thin: routes, pages, the WebSub hub's endpoint, answers and errors.
+
+`routes` serves feeds and health, `pages` the HTML pages and OPML, `hub` WebSub requests,
+`responses` decides validators, encodings and 304s for every answer, `fastpath` answers
+repeat requests before Flask, `origin` pins the links' origin, `export` writes the site.
+"""
