@@ -83,7 +83,7 @@ def read_regular_file(root: Path, label: str, limit: int) -> bytes:
             raise Unusable("not a regular file: a FIFO, device, socket or directory")
         if info.st_size > limit:
             raise Unusable(f"too large: {info.st_size} bytes, limit {limit}")
-        raw = _read_up_to(descriptor, limit + 1)
+        raw = _read_up_to(descriptor, limit + 1, info.st_size)
     except OSError as error:
         raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
     finally:
@@ -104,11 +104,13 @@ def _target(root: Path, path: Path) -> str:
     return target
 
 
-def _read_up_to(descriptor: int, limit: int) -> bytes:
+def _read_up_to(descriptor: int, limit: int, expected: int) -> bytes:
+    """At most `limit` bytes; reads sized to what the file said it holds, so a small file
+    costs small buffers (a file that grows while read still stops at `limit`)."""
     chunks: list[bytes] = []
     size = 0
     while size < limit:
-        chunk = os.read(descriptor, min(limit - size, 1 << 20))
+        chunk = os.read(descriptor, min(limit - size, max(expected - size, 0) + 4096))
         if not chunk:
             break
         chunks.append(chunk)
