@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -26,7 +25,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 import yaml
 
 from feeds.model import slugify  # the server's own slugs, so sampled feed URLs exist
+from tests.support import Server, launch, procfile_command
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
@@ -104,63 +103,9 @@ def run_wrk(url: str, headers: Sequence[str], duration: int) -> Json:
 # --- processes ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def procfile_command() -> list[str]:
-    """The Procfile's `web` command, so the benchmark starts the server as production does."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            return shlex.split(line.removeprefix("web:"))
-    raise SystemExit("Procfile has no web process")
-
-
-@dataclass
-class Server:
-    """A gunicorn master this run started; only it (and its workers) is ever signalled."""
-
-    name: str
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-    started_at: float
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def start_gunicorn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Server:
-    """Start gunicorn on a free loopback port with the environment the Procfile expects."""
-    port = free_port()
-    environ = {
-        **os.environ,
-        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WEB_CONCURRENCY": WORKERS,
-        **env,
-    }
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}-{port}.log"
-    with log_path.open("wb") as log_file:
-        started_at = time.perf_counter()
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=environ, stdout=log_file, stderr=subprocess.STDOUT
-        )
-    return Server(name, process, f"http://127.0.0.1:{port}", log_path, started_at)
+    """gunicorn on a free loopback port, started the one way tests start it too."""
+    return launch({"WEB_CONCURRENCY": WORKERS, **env}, command, log_dir, name)
 
 
 def start_ours(corpus: Path, args: argparse.Namespace) -> Server:
@@ -185,7 +130,7 @@ def wait_serving(server: Server, path: str, timeout: float) -> float:
     port = int(server.url.rsplit(":", 1)[1])
     while time.perf_counter() < deadline:
         if server.process.poll() is not None:
-            raise RuntimeError(f"{server.name} exited: see {server.log_path}")
+            raise RuntimeError(f"server exited: see {server.log_path}")
         try:
             status, _, _ = http_get(port, path, timeout=5)
             if status == 200:
@@ -193,7 +138,7 @@ def wait_serving(server: Server, path: str, timeout: float) -> float:
         except OSError:
             pass
         time.sleep(0.02)
-    raise RuntimeError(f"{server.name} not serving after {timeout:.0f}s: see {server.log_path}")
+    raise RuntimeError(f"server not serving after {timeout:.0f}s: see {server.log_path}")
 
 
 def http_get(
@@ -207,10 +152,6 @@ def http_get(
         return response.status, response.getheaders(), response.read()
     finally:
         connection.close()
-
-
-def port_of(server: Server) -> int:
-    return int(server.url.rsplit(":", 1)[1])
 
 
 # --- memory -------------------------------------------------------------------------------
@@ -323,12 +264,48 @@ def _first_documents(corpus: Path, limit: int) -> list[Path]:
 # --- measurements -------------------------------------------------------------------------
 
 
+def wait_bound(server: Server, timeout: float) -> float:
+    """Seconds from Popen until the port accepts connections (what a platform waits for)."""
+    deadline = server.started_at + timeout
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited: see {server.log_path}")
+        try:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=1):
+                return time.perf_counter() - server.started_at
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"port not bound after {timeout:.0f}s: see {server.log_path}")
+
+
+def measure_pickup(server: Server, corpus: Path, timeout: float) -> float:
+    """Seconds from SIGHUP, after one document changed, until the index serves the change."""
+    document = _first_documents(corpus, 1)[0]
+    text = document.read_text()
+    marker = f"Changed at {time.time_ns()}"
+    document.write_text(text.replace("title: ", f"title: {marker} ", 1), encoding="utf-8")
+    try:
+        before = json.loads(http_get(server.port, "/healthz")[2])["corpus_version"]
+        began = time.perf_counter()
+        server.process.send_signal(signal.SIGHUP)
+        while time.perf_counter() - began < timeout:
+            status, _, body = http_get(server.port, "/healthz")
+            if status == 200 and json.loads(body)["corpus_version"] != before:
+                return time.perf_counter() - began
+            time.sleep(0.02)
+        raise RuntimeError(f"change not picked up after {timeout:.0f}s: see {server.log_path}")
+    finally:
+        document.write_text(text, encoding="utf-8")
+
+
 def measure_start(corpus: Path, feeds: list[str], args: argparse.Namespace, label: str) -> Json:
-    """Popen to the first 200 from /healthz, cold first requests, then PSS after warm-up."""
+    """Popen to the port bound and to the first 200 from /healthz (feeds served), cold first
+    requests, PSS after warm-up, and after a restart, one changed file picked up."""
     server = start_ours(corpus, args)
     try:
+        bound = wait_bound(server, args.start_timeout)
         seconds = wait_serving(server, "/healthz", args.start_timeout)
-        port = port_of(server)
+        port = server.port
         _, _, health_body = http_get(port, "/healthz")
         health = json.loads(health_body)
         cold = {}
@@ -346,10 +323,13 @@ def measure_start(corpus: Path, feeds: list[str], args: argparse.Namespace, labe
                 for extension in (".rss", ".atom", ".json"):
                     http_get(port, path.removesuffix(".rss") + extension)
         memory = pss_of_tree(server.pid)
+        pickup = measure_pickup(server, corpus, args.start_timeout) if label == "restart" else None
     finally:
         server.stop()
     result = {
+        "seconds_to_bound": bound,
         "seconds_to_serving": seconds,
+        "seconds_to_pickup": pickup,
         "articles": health.get("articles"),
         "health": health,
         "cold_requests": cold,
@@ -358,16 +338,17 @@ def measure_start(corpus: Path, feeds: list[str], args: argparse.Namespace, labe
         "pss_per_process_kb": memory["per_process_kb"],
     }
     log(
-        f"  {label}: serving after {seconds:.2f}s, {health.get('articles')} articles, "
-        f"cold median {result['cold_median_ms'] or 0:.1f} ms, "
+        f"  {label}: bound after {bound:.2f}s, serving after {seconds:.2f}s, "
+        f"{health.get('articles')} articles, cold median {result['cold_median_ms'] or 0:.1f} ms, "
         f"PSS {memory['total_kb'] / 1024:.0f} MB"
+        + (f", one change picked up in {pickup:.2f}s" if pickup is not None else "")
     )
     return result
 
 
 def capture_spec(server: Server, workdir: Path) -> tuple[Path, dict[str, Json]]:
     """Fetch our cached feed (plain and gzip) and write the baseline's spec and bodies."""
-    port = port_of(server)
+    port = server.port
     variants = []
     facts: dict[str, Json] = {}
     for encoding, request_headers in (("", {}), ("gzip", {"Accept-Encoding": "gzip"})):
@@ -391,7 +372,7 @@ def check_same_answers(ours: Server, baseline: Server, cases: dict[str, list[str
         headers = dict(line.split(": ", 1) for line in header_lines)
         answers = []
         for server in (ours, baseline):
-            status, got_headers, body = http_get(port_of(server), FEED_PATH, headers)
+            status, got_headers, body = http_get(server.port, FEED_PATH, headers)
             etag = dict((k.lower(), v) for k, v in got_headers).get("etag")
             answers.append((status, etag, body))
         if answers[0] != answers[1]:
@@ -534,15 +515,16 @@ def render_table(results: Json) -> str:
             ]
         lines.append("")
     lines += [
-        "| documents | start → serving | restart → serving | PSS, master + workers "
-        "| PSS after restart | first request (cold), median |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "| documents | port bound | cold index → feeds served | restart → feeds served "
+        "| one changed file, SIGHUP → served | PSS, whole server | first request (cold), median |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, size in sizes.items():
         start, restart = size.get("start") or {}, size.get("restart") or {}
+        bound = max(start.get("seconds_to_bound") or 0, restart.get("seconds_to_bound") or 0)
         lines.append(
-            f"| {int(n):,} | {_s(start.get('seconds_to_serving'))} "
-            f"| {_s(restart.get('seconds_to_serving'))} | {_mb(start.get('pss_kb'))} "
+            f"| {int(n):,} | {_s(bound)} | {_s(start.get('seconds_to_serving'))} "
+            f"| {_s(restart.get('seconds_to_serving'))} | {_s(restart.get('seconds_to_pickup'))} "
             f"| {_mb(restart.get('pss_kb'))} | {_ms(start.get('cold_median_ms'))} |"
         )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
@@ -74,9 +74,20 @@ def free_port() -> int:
 
 @dataclass
 class Server:
+    """A gunicorn master started from the Procfile; only it and its children are signalled."""
+
     process: subprocess.Popen
     url: str
     log_path: Path
+    started_at: float = field(default_factory=time.perf_counter)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def get(self, path: str, **kwargs: object) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)
@@ -84,11 +95,11 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 40) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -101,8 +112,16 @@ def procfile_command() -> list[str]:
     raise AssertionError("Procfile has no web process")
 
 
-def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
-    """The Procfile's web command, on a free loopback port, with the test's settings."""
+def launch(
+    env: dict[str, str],
+    command: list[str] | None = None,
+    log_dir: Path | None = None,
+    name: str = "feeds",
+) -> Server:
+    """Start the Procfile's web command (or `command`) on a free loopback port; no waiting.
+
+    The one way tests and benchmarks start a server, as production does.
+    """
     port = free_port()
     bin_dir = str(Path(sys.executable).parent)
     environ = {
@@ -113,19 +132,28 @@ def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
         "WEB_CONCURRENCY": "2",
         **env,
     }
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"feeds-test-{port}.log"
+    directory = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+    directory.mkdir(parents=True, exist_ok=True)
+    log_path = directory / f"{name}-test-{port}.log"
     with log_path.open("wb") as log_file:
+        started_at = time.perf_counter()
         process = subprocess.Popen(
-            procfile_command(),
+            command or procfile_command(),
             cwd=PROJECT_ROOT,
             env=environ,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    return Server(process, f"http://127.0.0.1:{port}", log_path, started_at)
+
+
+def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
+    """The Procfile's web command with the test's settings, once every worker answers."""
+    server = launch(env)
+    process = server.process
     # Ready means every worker answers: a worker still booting loses a SIGTERM sent to it
     # (a reload right after start), and would keep serving the old state.
-    workers = int(environ["WEB_CONCURRENCY"])
+    workers = int(env.get("WEB_CONCURRENCY", "2"))
     answered: set[int] = set()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
