@@ -70,3 +70,20 @@ def test_check_shows_progress_plainly_when_piped_and_as_a_bar_on_a_terminal(
     os.close(leader)
     assert b"checking" in terminal and b"100%" in terminal
     assert b"checked 500 of" not in terminal
+
+
+def test_index_builds_then_updates_with_progress_and_the_report(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, 1200, seed=3)
+    (corpus / "bad.txt").write_text("no front matter here")
+    data = str(tmp_path / "data")
+    first = run("index", str(corpus), FEEDS_DATA_DIR=data)
+    assert first.returncode == 0, first.stderr
+    assert "indexing: 500 of 1201\nindexing: 1000 of 1201\n" in first.stderr
+    assert "skipped  bad.txt: no front matter" in first.stdout
+    assert "1201 files: 1200 loaded, 1 skipped" in first.stdout
+    assert "(1201 parsed, 0 removed)" in first.stdout
+    (corpus / "bad.txt").unlink()
+    again = run("index", str(corpus), FEEDS_DATA_DIR=data)
+    assert "1200 files: 1200 loaded, 0 skipped" in again.stdout
+    assert "(0 parsed, 1 removed)" in again.stdout
