@@ -54,7 +54,7 @@ class Rendered:
     content_type: str
     cache_control: str
     link_header: str = ""
-    # Response headers per (encoding, content type), filled by responses.feed_answer.
+    # Response headers per content coding, filled by responses.feed_answer.
     variants: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property

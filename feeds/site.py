@@ -141,7 +141,7 @@ class Site:
         def render() -> Rendered:
             body = fmt.render(document)
             return prepare(
-                body, document.updated, fmt.mime_type, cache_control, link_header(document)
+                body, document.updated, fmt.content_type, cache_control, link_header(document)
             )
 
         key = cache_key(self.output_version(document.selection.version), document.self_url)

@@ -28,11 +28,11 @@ FLAGS = [
 ]
 
 
-def rendered_dom(url: str) -> html.HtmlElement:
+def rendered_dom(url: str, *flags: str) -> html.HtmlElement:
     """The DOM Chromium built, after running the page's XSLT if it has one."""
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            [CHROMIUM, *FLAGS, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
             capture_output=True,
             timeout=90,
             check=True,
@@ -73,3 +73,13 @@ def test_feed_is_shown_through_the_stylesheet(seeds_server: Server, extension: s
     shown = dom.xpath("//li[@class='entry']//h2/a/text()")
     assert shown == entry_titles(seeds_server, f"/feeds/all.{extension}")
     assert dom.xpath("//head/link[@rel='stylesheet']/@href") == ["/feeds.css"]
+
+
+@pytest.mark.parametrize("path", ["/feeds/all.rss", "/feeds/topics/ai.atom"])
+def test_feed_is_readable_text_once_browsers_drop_xslt(seeds_server: Server, path: str) -> None:
+    """Without XSLT, Chromium shows application/xml as its XML tree: text, not a download."""
+    dom = rendered_dom(seeds_server.url + path, "--disable-features=XSLT")
+    assert dom.xpath("//style[@id='xml-viewer-style']")
+    text = dom.text_content()
+    for title in entry_titles(seeds_server, path):
+        assert title in text

@@ -13,6 +13,7 @@ from feeds.corpus.normalize import (
     clean_text,
     domain_name,
     http_url,
+    identity_url,
     image_mime_type,
     positive_int,
 )
@@ -75,8 +76,9 @@ def _unpublished(value: Any) -> bool:
 
 
 def _article_id(link: str | None, title: str, provider: Provider, published: str) -> str:
-    """A URN that depends only on what the article is, so renames and moves keep it."""
-    identity = link or f"{provider.slug}\n{published}\n{title}"
+    """A URN that depends only on what the article is, so renames and moves keep it, and
+    corrected spellings of its link (`identity_url`) too."""
+    identity = identity_url(link) if link else f"{provider.slug}\n{published}\n{title}"
     return uuid.uuid5(uuid.NAMESPACE_URL, identity).urn
 
 

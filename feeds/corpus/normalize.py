@@ -10,7 +10,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 # XML 1.0 forbids C0 controls other than tab/newline/return, surrogates and U+FFFE/U+FFFF;
 # C1 controls and noncharacters are legal but every validator warns about them.
@@ -25,6 +25,8 @@ _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 FEED_EXTENSIONS = frozenset({"rss", "atom", "json"})
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _MAX_URL = 2048
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TRACKING_PARAMS = frozenset({"fbclid", "gclid", "mc_cid", "mc_eid"})  # and every utm_*
 
 _IMAGE_TYPES = {
     "jpg": "image/jpeg",
@@ -79,6 +81,47 @@ def http_url(value: Any) -> str | None:
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname or not port_ok:
         return None
     return url
+
+
+def identity_url(url: str) -> str:
+    """The spelling of an http(s) link that an article's id is derived from.
+
+    Corrections that do not change which page a link names give one spelling: the scheme
+    becomes `https`, the host lower case without a default port, the fragment and
+    tracking parameters (`utm_*`, `fbclid`, `gclid`, `mc_cid`, `mc_eid`) go, and a path
+    whose last segment has no dot ends in `/` (`/story` and `/story/` are one page;
+    `/story.html` stays). A link already spelled this way is returned unchanged, so the
+    ids of such links are the ones they always had.
+    """
+    parts = urlsplit(url)
+    normal = SplitResult(
+        scheme="https",
+        netloc=_identity_netloc(parts),
+        path=_identity_path(parts.path),
+        query="&".join(pair for pair in parts.query.split("&") if not _tracking(pair)),
+        fragment="",
+    )
+    return urlunsplit(normal)
+
+
+def _identity_netloc(parts: SplitResult) -> str:
+    """userinfo@host:port with the host in lower case and a default port dropped."""
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    host = hostport.lower()
+    if parts.port is not None and parts.port == _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host = host.rsplit(":", 1)[0]
+    return f"{userinfo}{at}{host}"
+
+
+def _identity_path(path: str) -> str:
+    last = path.rsplit("/", 1)[-1]
+    return path if path.endswith("/") or "." in last else path + "/"
+
+
+def _tracking(pair: str) -> bool:
+    """An empty query part, or one whose name is a known tracking parameter."""
+    name = pair.split("=", 1)[0].lower()
+    return not pair or name.startswith("utm_") or name in _TRACKING_PARAMS
 
 
 def domain_name(value: Any) -> str | None:

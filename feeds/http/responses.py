@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import http_date, is_resource_modified, parse_accept_header
 
 from feeds.cache import Rendered
@@ -41,35 +40,19 @@ def choose_encoding(accept_encoding: str) -> str:
     return best
 
 
-@lru_cache(maxsize=512)
-def content_type_for(accept: str, feed_type: str) -> str:
-    """The feed's own type, or `application/xml` for a browser that asked for a page.
-
-    Browsers download `application/rss+xml` instead of showing it; as `application/xml`
-    they apply the feed's XSLT stylesheet and show a readable page. Feed readers ask for
-    feed types (or anything) and keep getting the registered type.
-    """
-    if not accept or not feed_type.startswith(("application/rss+xml", "application/atom+xml")):
-        return feed_type
-    media_type = feed_type.split(";", 1)[0]
-    best = parse_accept_header(accept, MIMEAccept).best_match([media_type, "text/html"])
-    return "application/xml; charset=utf-8" if best == "text/html" else feed_type
-
-
 def feed_answer(rendered: Rendered, environ: dict) -> Answer:
     """200 with the best encoding, or 304 when the client's validators still match.
 
-    This runs for every cached request, so the headers of each (encoding, type) variant
-    are built once per rendered document and reused, and the common revalidation (the
-    exact ETag we sent last time) is matched without parsing.
+    Every client gets the same representation whatever its `Accept`, so only the coding
+    varies and a cache keeps one copy per URL and coding. This runs for every cached
+    request, so the headers of each coding are built once per rendered document and
+    reused, and the common revalidation (the exact ETag we sent last time) is matched
+    without parsing.
     """
     encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    content_type = content_type_for(environ.get("HTTP_ACCEPT", ""), rendered.content_type)
-    variant = rendered.variants.get((encoding, content_type))
+    variant = rendered.variants.get(encoding)
     if variant is None:
-        variant = rendered.variants[encoding, content_type] = _variant(
-            rendered, encoding, content_type
-        )
+        variant = rendered.variants[encoding] = _variant(rendered, encoding)
     body, etag, headers = variant
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
     if if_none_match == headers[1][1] or not is_resource_modified(
@@ -79,22 +62,18 @@ def feed_answer(rendered: Rendered, environ: dict) -> Answer:
     return Answer(200, [*headers, ("Content-Length", str(len(body)))], body)
 
 
-def _variant(
-    rendered: Rendered, encoding: str, content_type: str
-) -> tuple[bytes, str, list[tuple[str, str]]]:
+def _variant(rendered: Rendered, encoding: str) -> tuple[bytes, str, list[tuple[str, str]]]:
     """Body, ETag and headers of one representation; each coding has its own strong ETag."""
     body, etag = {
         "br": (rendered.br_body, rendered.etag + "-br"),
         "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
     }.get(encoding, (rendered.body, rendered.etag))
-    if content_type != rendered.content_type:
-        etag += "-x"  # the same bytes as application/xml are another representation
     headers = [
-        ("Content-Type", content_type),
+        ("Content-Type", rendered.content_type),
         ("ETag", f'"{etag}"'),
         ("Last-Modified", http_date(rendered.last_modified)),
         ("Cache-Control", rendered.cache_control),
-        ("Vary", "Accept-Encoding, Accept"),
+        ("Vary", "Accept-Encoding"),
         *CORS_HEADERS,
     ]
     if rendered.link_header:
