@@ -16,14 +16,18 @@ from typing import Any
 
 from flask import Flask
 
+from feeds import metrics
 from feeds.corpus import CorpusError
 from feeds.fastpath import fast_path_middleware
+from feeds.http_stats import blueprint as stats_blueprint
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
+from feeds.observe import AccessLog, Observer, observe_middleware
 from feeds.origin import pinned_script_name
 from feeds.pages import blueprint as pages_blueprint
 from feeds.settings import load_settings
 from feeds.site import load_site
+from feeds.subscribers import Recorder
 from feeds.web import blueprint
 from feeds.websub.hub import blueprint as websub_blueprint
 
@@ -44,11 +48,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         if settings["STRICT"] and (skipped := site.catalog.counts()["skipped"]):
             raise CorpusError(f"strict mode: {skipped} documents were skipped")
     app.extensions["feeds"] = site
+    recorder = app.extensions["feeds.recorder"] = Recorder(settings)
+    site.cache.on_render = metrics.RENDER_SECONDS.observe
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
+    app.register_blueprint(stats_blueprint)
+    access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
     app.wsgi_app = pinned_script_name(
-        fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path),
+        observe_middleware(
+            fast_path_middleware(app.wsgi_app, lambda: app.extensions["feeds"].fast_path),
+            app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
+        ),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )
     return app

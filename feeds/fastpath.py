@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from feeds.cache import LocalLRU, Rendered
+from feeds.cache import TIER, LocalLRU, Rendered
 from feeds.index.reader import NotReady
 from feeds.responses import feed_answer
 
@@ -57,6 +57,7 @@ def fast_path_middleware(app: WSGIApp, current: Callable[[], FastPath]) -> WSGIA
                 return app(environ, start_response)
             rendered = fast_path.answers.get(request_key(environ))
             if rendered is not None:
+                TIER.set("fast")
                 answer = feed_answer(rendered, environ)
                 start_response(STATUS_LINES[answer.status], answer.headers)
                 return [b""] if method == "HEAD" else [answer.body]
