@@ -249,7 +249,8 @@ return 1
 class RedisStore:
     """The same counts in Redis, shared by every host: a HyperLogLog of poller hashes per
     feed, key day and hour (PFCOUNT of 24 of them is the union), reported counts in a hash
-    per feed, history in a hash per feed. Every key but the history expires on its own."""
+    per feed, history in a hash per feed. Every key expires once it is no longer
+    written to: a feed nobody polls leaves nothing behind."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(
@@ -268,17 +269,20 @@ class RedisStore:
     def write(self, reports: dict[Report, tuple[int, int]], pollers: set[Hashed]) -> None:
         pipe = self.client.pipeline(transaction=False)
         for (feed, service, feed_id), (count, seen_ns) in reports.items():
-            pipe.sadd(self.feeds, feed)
             self._set_report(
                 keys=[self._reports(feed)],
                 args=[f"{service}\t{feed_id}", seen_ns, count],
                 client=pipe,
             )
+            pipe.expire(self._reports(feed), REPORT_MAX_AGE_DAYS * DAY)
         for feed, key_day, hour, digest in pollers:
             name = self._pollers(feed, key_day, hour)
-            pipe.sadd(self.feeds, feed)
             pipe.pfadd(name, digest)
             pipe.expireat(name, (key_day + 1) * DAY + HOUR)
+        feeds = {feed for feed, *_ in reports} | {feed for feed, *_ in pollers}
+        if feeds:
+            pipe.sadd(self.feeds, *feeds)
+            pipe.expire(self.feeds, HISTORY_DAYS * DAY)
         pipe.execute()
 
     def snapshot(self, feeds: Iterable[str], now: float) -> None:
@@ -287,6 +291,7 @@ class RedisStore:
             count = sum(self._aggregators(feed, now).values()) + self._direct(feed, now)
             history = self._history(feed)
             self.client.hset(history, str(today), count)
+            self.client.expire(history, HISTORY_DAYS * DAY)
             old = [d for d in self.client.hkeys(history) if int(d) <= today - HISTORY_DAYS]
             if old:
                 self.client.hdel(history, *old)
