@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from feeds.agents import AGGREGATOR, BROWSER, CRAWLER, DIRECT, OWN, classify
 from feeds.app import create_app
 from feeds.http_stats import allowed
+from feeds.subscribers import RedisStore, SqliteStore
 from tests.support import Server, wait_for
 from tests.test_browser import CHROMIUM, rendered_dom
 from tests.test_shared_cache import RedisServer
@@ -282,3 +284,23 @@ def test_stats_page_draws_a_chart_in_chromium(server_factory, data_dir: str) -> 
     assert rows[0].xpath("string(td[1])").strip() == "60"
     lines = rows[0].xpath(".//*[local-name()='svg']/*[local-name()='polyline']/@points")
     assert len(lines) == 1 and len(lines[0].split()) == 90
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_a_late_flush_of_an_older_report_does_not_win(tmp_path: Path, backend: str) -> None:
+    """Workers flush in any order: the report made last wins, not the one written last."""
+    redis_server = RedisServer(tmp_path) if backend == "redis" else None
+    try:
+        store = (
+            RedisStore(redis_server.url)
+            if redis_server
+            else SqliteStore(tmp_path / "stats.sqlite3")
+        )
+        report = ("/feeds/topics/ai", "Feedly", "")
+        now = time.time()
+        store.write({report: (45, time.time_ns())}, set())
+        store.write({report: (40, time.time_ns() - 1_000_000_000)}, set())
+        assert store.report(now)[0].aggregators == {"Feedly": 45}
+    finally:
+        if redis_server:
+            redis_server.stop()
