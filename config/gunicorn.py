@@ -25,8 +25,16 @@
 
 import logging
 import os
+import tempfile
+
+# prometheus_client picks per-process files only when this is set before it is imported
+# (by feeds.app): every worker's counters then add up in one scrape. A fresh directory per
+# master, so no counts of an earlier run are summed in.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feeds-metrics-")
 
 from feeds.app import BACKGROUND_INDEX_ENV
+from feeds.http.observe import start_flusher, worker_gone
 from feeds.settings import load_settings
 from feeds.supervisor import Indexer
 from feeds.websub import delivery
@@ -50,6 +58,7 @@ loglevel = FEEDS["LOG_LEVEL"].lower()
 forwarder_headers = ""
 control_socket_disable = not FEEDS["CONTROL_SOCKET"]
 control_socket = FEEDS["CONTROL_SOCKET"] or None
+accesslog = "-" if FEEDS["ACCESS_LOG"] == "classic" else None  # json: feeds.http.observe writes it
 
 
 def when_ready(server):
@@ -80,16 +89,25 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Each worker takes part in delivering WebSub pushes."""
+    """Each worker takes part in delivering WebSub pushes, and writes its counts."""
     worker.websub_loop = delivery.start(worker.wsgi)
+    worker.stats_flusher = start_flusher(worker.wsgi)
 
 
 def worker_exit(server, worker):
-    """Stop the delivery loop, or the exiting worker waits on its greenlet."""
+    """Stop the delivery and flush loops, or the exiting worker waits on their greenlets."""
     loop = getattr(worker, "websub_loop", None)
     if loop is not None:
         loop.stop()
+    flusher = getattr(worker, "stats_flusher", None)
+    if flusher is not None:
+        flusher.stop()
     release_log_handlers()
+
+
+def child_exit(server, worker):
+    """A worker's counters stay in the sum; its live gauges go (prometheus_client)."""
+    worker_gone(worker.pid)
 
 
 def release_log_handlers() -> None:

@@ -16,16 +16,20 @@ from typing import Any
 
 from flask import Flask
 
+from feeds import metrics
 from feeds.corpus import CorpusError
 from feeds.http.fastpath import FastPath, fast_path_middleware
 from feeds.http.hub import blueprint as websub_blueprint
+from feeds.http.observe import AccessLog, Observer, observe_middleware
 from feeds.http.origin import pinned_script_name
 from feeds.http.pages import blueprint as pages_blueprint
 from feeds.http.routes import blueprint
+from feeds.http.stats import blueprint as stats_blueprint
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
 from feeds.settings import load_settings
 from feeds.site import load_site
+from feeds.stats.subscribers import Recorder
 
 log = logging.getLogger("feeds.app")
 
@@ -48,11 +52,18 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     fast_path = app.extensions["feeds.fast_path"] = FastPath(
         site.reader.view, settings["CACHE_THRESHOLD"], local_bytes
     )
+    recorder = app.extensions["feeds.recorder"] = Recorder(settings)
+    site.cache.on_render = metrics.RENDER_SECONDS.observe
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
+    app.register_blueprint(stats_blueprint)
+    access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
     app.wsgi_app = pinned_script_name(
-        fast_path_middleware(app.wsgi_app, fast_path),
+        observe_middleware(
+            fast_path_middleware(app.wsgi_app, fast_path),
+            app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
+        ),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )
     return app

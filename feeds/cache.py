@@ -26,6 +26,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -37,6 +38,10 @@ import redis
 from cachelib import BaseCache, FileSystemCache, RedisCache
 
 log = logging.getLogger("feeds.cache")
+
+# Which tier answered the current request's document ("fast", "local", "shared" or
+# "render"); each greenlet has its own, and the access log and metrics read it.
+TIER: ContextVar[str] = ContextVar("feeds_cache_tier", default="")
 
 RETRY_AFTER_FAILURE_SECONDS = 5.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 0.25
@@ -135,6 +140,7 @@ class FeedCache:
         self.local = LocalLRU(capacity, max_bytes)
         self._shared_down_until = 0.0
         self.stats = {"local_hits": 0, "shared_hits": 0, "renders": 0, "shared_errors": 0}
+        self.on_render: Callable[[float], object] = lambda seconds: None  # the metrics' hook
 
     def get_or_render(self, key: str, render: Callable[[], Rendered]) -> Rendered:
         """No lock is held across the shared cache's I/O: under gevent that would deadlock.
@@ -144,13 +150,18 @@ class FeedCache:
         found = self.local.get(key)
         if found is not None:
             self.stats["local_hits"] += 1
+            TIER.set("local")
             return found
         found = self._shared_get(key)
         if found is not None:
             self.stats["shared_hits"] += 1
+            TIER.set("shared")
         else:
+            started = time.perf_counter()
             found = render()
+            self.on_render(time.perf_counter() - started)
             self.stats["renders"] += 1
+            TIER.set("render")
             self._shared_set(key, found)
         self.local.put(key, found)
         return found

@@ -61,6 +61,13 @@ def _secret(value: Any) -> str:
     return text
 
 
+def _access_log(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in {"json", "classic", "off"}:
+        raise ValueError("must be one of json, classic, off")
+    return text
+
+
 def _base_url(value: Any) -> str:
     text = str(value).strip().rstrip("/")
     if text and not text.startswith(("http://", "https://")):
@@ -228,6 +235,20 @@ SETTINGS: tuple[Setting, ...] = (
         15,
         _positive_int,
         "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
+    ),
+    Setting(
+        "STATS_TOKEN",
+        "",
+        _secret,
+        "Bearer token (32+ characters) that opens `/metrics`, `/stats` and `/stats.json` to "
+        "clients other than loopback ones that came through no proxy; empty: loopback only.",
+    ),
+    Setting(
+        "ACCESS_LOG",
+        "json",
+        _access_log,
+        "Access log on standard output: `json` (one object per line), `classic` (gunicorn's "
+        "format) or `off`.",
     ),
     Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
     Setting(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from feeds.cache import LocalLRU, Rendered
+from feeds.cache import TIER, LocalLRU, Rendered
 from feeds.http.responses import feed_answer
 from feeds.index.reader import NotReady
 
@@ -72,6 +72,7 @@ def fast_path_middleware(app: WSGIApp, fast_path: FastPath) -> WSGIApp:
                 return app(environ, start_response)
             rendered = answers.get(request_key(environ))
             if rendered is not None:
+                TIER.set("fast")
                 answer = feed_answer(rendered, environ)
                 start_response(STATUS_LINES[answer.status], answer.headers)
                 return [b""] if method == "HEAD" else [answer.body]

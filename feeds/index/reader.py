@@ -189,16 +189,20 @@ class IndexReader:
         probe = self._probe_connection()
         version = probe.execute("PRAGMA data_version").fetchone()[0]
         if self._view is None or version != self._version:
-            state = dict(
-                probe.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')"
-                )
-            )
+            state = _state(probe)
             if state.get("state") != "ready":
                 raise NotReady(int(state.get("indexed", 0)), int(state.get("files", 0)))
             self._view = View(open_reader(self.path))
             self._version = version
         return self._view
+
+    def progress(self) -> tuple[int, int]:
+        """(indexed, files) of the indexer's current or last pass over the directory."""
+        try:
+            state = _state(self._probe_connection())
+        except NotReady:
+            return 0, 0
+        return int(state.get("indexed", 0)), int(state.get("files", 0))
 
     def _probe_connection(self) -> sqlite3.Connection:
         if self._probe is None or self._pid != os.getpid():
@@ -209,6 +213,12 @@ class IndexReader:
             self._pid = os.getpid()
             self._view = None
         return self._probe
+
+
+def _state(db: sqlite3.Connection) -> dict[str, str]:
+    return dict(
+        db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
+    )
 
 
 def index_report(db: sqlite3.Connection) -> LoadReport:

@@ -19,6 +19,7 @@ from collections.abc import Collection
 from http.client import HTTPException
 from typing import Any
 
+from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
@@ -154,6 +155,7 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     now = time.time()
     if subscription is None or not subscription.live(now) or claim.content is None:
         store.done(claim)  # expired or removed meanwhile: never call it
+        WEBSUB_DELIVERIES.labels("expired").inc()
         return False
     content = claim.content
     headers = {
@@ -170,6 +172,7 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     host = client.host_key(target)
     if not hosts.acquire(host):
         store.defer(claim, time.time() + DEFER_SECONDS)
+        WEBSUB_DELIVERIES.labels("deferred").inc()
         return False
     try:
         reply = client.call(
@@ -187,6 +190,7 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     if not 200 <= reply.status < 300:
         return failed(store, claim, settings, f"status {reply.status}")
     store.done(claim)
+    WEBSUB_DELIVERIES.labels("delivered").inc()
     log.info("delivered %s to %s", claim.topic, claim.callback)
     return True
 
@@ -194,7 +198,9 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
 def failed(store: Store, claim: Claim, settings: dict[str, Any], outcome: str) -> bool:
     """Retry a failed attempt after a backoff, or drop the subscription after too many."""
     failures = claim.attempts + 1
-    if failures >= settings["WEBSUB_MAX_ATTEMPTS"]:
+    dropped = failures >= settings["WEBSUB_MAX_ATTEMPTS"]
+    WEBSUB_DELIVERIES.labels("dropped" if dropped else "failed").inc()
+    if dropped:
         store.remove(claim.callback, claim.topic)
         log.warning(
             "dropped subscription of %s to %s after %d failed deliveries (last: %s)",

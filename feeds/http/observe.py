@@ -1,0 +1,206 @@
+"""A WSGI layer around everything (the fast path included) that counts each answer once:
+Prometheus counters, the subscriber notes and the JSON access log.
+
+It runs on the hot path, so it does only memory work: counters in mmapped files, a dict
+and a set for the subscribers, a line appended to a buffer. Writing to stores and to the
+log happens in batches (see `feeds.stats.subscribers.Recorder` and `AccessLog`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from prometheus_client import multiprocess
+
+from feeds.cache import TIER
+from feeds.http.fastpath import StartResponse, WSGIApp
+from feeds.metrics import MULTIPROC_ENV, Requests
+from feeds.publish.urls import HUB_PATH, parse_feed_path
+from feeds.render import FORMATS
+from feeds.stats.agents import classify
+from feeds.stats.subscribers import Recorder
+
+FLUSH_SECONDS = 1.0
+STOP_WAIT_SECONDS = 3.0
+LOG_BUFFER_BYTES = 3500  # under PIPE_BUF: each write stays whole beside other workers'
+POLL_METHODS = frozenset({"GET", "HEAD"})
+POLLED_STATUSES = frozenset({200, 304})
+PAGE_KINDS = {
+    "/": "page",
+    "/healthz": "health",
+    HUB_PATH: "websub",
+    "/metrics": "stats",
+    "/stats": "stats",
+    "/stats.json": "stats",
+    "/feeds.opml": "opml",
+    "/feeds.css": "asset",
+    "/feed.xsl": "asset",
+}
+
+
+@lru_cache(maxsize=2048)
+def route(path: str) -> tuple[str, str, str]:
+    """(kind, format, feed) of a path; `feed` ("/feeds/topics/ai") only for current feeds.
+
+    Labels stay few whatever clients send: unknown paths are all "other".
+    """
+    address = parse_feed_path(path)
+    if address is not None and address.extension in FORMATS:
+        if address.page is not None:
+            return "archive", address.extension, ""
+        base = "/feeds/all" if address.kind == "all" else f"/feeds/{address.kind}/{address.slug}"
+        return address.kind, address.extension, base
+    if path.startswith(("/topics/", "/providers/")):
+        return "page", "", ""
+    return PAGE_KINDS.get(path, "other"), "", ""
+
+
+class AccessLog:
+    """One JSON object per line on standard output, written a buffer at a time."""
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self._lines: list[bytes] = []
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, separators=(",", ":")).encode("utf-8") + b"\n"
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= LOG_BUFFER_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, self._lines, self._size = self._lines, [], 0
+        chunk: list[bytes] = []
+        for line in lines:
+            if chunk and sum(map(len, chunk)) + len(line) > LOG_BUFFER_BYTES:
+                os.write(self.fd, b"".join(chunk))
+                chunk = []
+            chunk.append(line)
+        if chunk:
+            os.write(self.fd, b"".join(chunk))
+
+
+class Observer:
+    """What the middleware does once a response is complete."""
+
+    def __init__(self, recorder: Recorder, access_log: AccessLog | None) -> None:
+        self.recorder = recorder
+        self.access_log = access_log
+        self.requests = Requests()
+
+    def done(self, environ: dict, status: int, size: int, started: float) -> None:
+        kind, fmt, feed = route(environ.get("PATH_INFO", ""))
+        tier = TIER.get()
+        self.requests.count(kind, fmt, str(status), size, tier)
+        user_agent = environ.get("HTTP_USER_AGENT", "")
+        method = environ.get("REQUEST_METHOD", "")
+        if feed and status in POLLED_STATUSES and method in POLL_METHODS:
+            client = self.recorder.observe(feed, environ.get("REMOTE_ADDR", ""), user_agent)
+        else:
+            client = classify(user_agent).kind
+        if self.access_log is not None:
+            query = environ.get("QUERY_STRING", "")
+            self.access_log.write(
+                {
+                    "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "method": method,
+                    "path": environ.get("PATH_INFO", "") + (f"?{query}" if query else ""),
+                    "status": status,
+                    "bytes": size,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "cache": tier or None,
+                    "agent": client,
+                }
+            )
+
+    def flush(self) -> None:
+        self.recorder.flush()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+
+class Flusher:
+    """Each worker's loop (a greenlet under gevent) that writes the batches once a second."""
+
+    def __init__(self, observer: Observer) -> None:
+        self.observer = observer
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="stats-flush", daemon=True)
+
+    def _run(self) -> None:
+        while not self.stopping.wait(FLUSH_SECONDS):
+            self.observer.flush()
+
+    def stop(self) -> None:
+        """Stop the loop and write what is left: a worker leaving loses nothing."""
+        self.stopping.set()
+        self.thread.join(STOP_WAIT_SECONDS)
+        self.observer.flush()
+
+
+class _Counted:
+    """A response body that counts its bytes as it is sent and reports when closed."""
+
+    def __init__(self, body: Iterable[bytes], finished: Callable[[int], None]) -> None:
+        self._body = body
+        self._finished = finished
+        self._size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._body:
+            self._size += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self._finished(self._size)
+
+
+def observe_middleware(app: WSGIApp, observer: Observer) -> WSGIApp:
+    def serve(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        TIER.set("")
+        status: list[int] = []
+
+        def capture(line: str, headers: list, exc_info: Any = None) -> Any:
+            status[:] = [int(line[:3])]
+            return start_response(line, headers, exc_info)
+
+        body = app(environ, capture)
+        if isinstance(body, list):  # the fast path: the whole body is here
+            observer.done(environ, status[0], sum(map(len, body)), started)
+            return body
+        return _Counted(body, lambda size: observer.done(environ, status[0], size, started))
+
+    return serve
+
+
+def start_flusher(app: Any) -> Flusher | None:
+    """This worker's flush loop (gunicorn's post_worker_init); None for another app."""
+    observer = getattr(app, "extensions", {}).get("feeds.observer")
+    if observer is None:
+        return None
+    flusher = Flusher(observer)
+    flusher.thread.start()
+    return flusher
+
+
+def worker_gone(pid: int) -> None:
+    """Let prometheus_client forget a dead worker's live gauges (gunicorn's child_exit)."""
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid)

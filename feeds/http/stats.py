@@ -1,0 +1,132 @@
+"""`/metrics`, `/stats` and `/stats.json`: for the operator and the publisher, not the world.
+
+They answer clients on loopback that came through no proxy, or requests that carry
+`Authorization: Bearer <FEEDS_STATS_TOKEN>`; anyone else gets the 404 of a page that does
+not exist. A request with `X-Forwarded-For` or `Forwarded` came through a proxy on this
+host, so its loopback socket address says nothing about who sent it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from werkzeug.exceptions import NotFound
+
+from feeds import metrics
+from feeds.http.routes import current_site
+from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, Recorder
+from feeds.websub.store import open_store as open_websub_store
+
+blueprint = Blueprint("stats", __name__, template_folder="templates")
+
+PROXY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")
+SORT_KEYS = {
+    "path": lambda s: s.path,
+    "subscribers": lambda s: s.subscribers,
+    "aggregators": lambda s: sum(s.aggregators.values()),
+    "direct": lambda s: s.direct,
+}
+CHART_WIDTH, CHART_HEIGHT = 270, 48
+
+
+def recorder() -> Recorder:
+    return current_app.extensions["feeds.recorder"]
+
+
+def allowed(environ: dict, token: str) -> bool:
+    """Loopback and no proxy header, or the right bearer token."""
+    given = environ.get("HTTP_AUTHORIZATION", "")
+    if token and given.startswith("Bearer "):
+        return hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())
+    if any(name in environ for name in PROXY_HEADERS):
+        return False
+    try:
+        return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
+    except ValueError:  # a Unix socket, or no address at all
+        return False
+
+
+@blueprint.before_request
+def only_for_the_operator() -> None:
+    if not allowed(request.environ, current_site().settings["STATS_TOKEN"]):
+        raise NotFound("the requested URL was not found on the server")
+
+
+@blueprint.after_request
+def private(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/metrics")
+def prometheus_metrics() -> Response:
+    body = metrics.exposition(scrape_values)
+    return Response(body, 200, content_type=metrics.CONTENT_TYPE)
+
+
+def scrape_values() -> dict:
+    site = current_site()
+    values: dict = metrics.index_values(site)
+    values["feeds_websub_subscriptions"] = open_websub_store(site.settings).count()
+    values["subscribers"] = {s.path: s.subscribers for s in recorder().report()}
+    return values
+
+
+@blueprint.route("/stats.json")
+def stats_json() -> Response:
+    return jsonify(feeds=[stats.as_json() for stats in recorder().report()])
+
+
+@blueprint.route("/stats")
+def stats_page() -> Response:
+    sort = request.args.get("sort", "subscribers")
+    if sort not in SORT_KEYS:
+        sort = "subscribers"
+    descending = request.args.get("order", "desc" if sort != "path" else "asc") == "desc"
+    rows = sorted(recorder().report(), key=SORT_KEYS[sort], reverse=descending)
+    today = datetime.now(UTC).date()
+    site = current_site()
+    html = render_template(
+        "stats.html",
+        site={"title": site.settings["SITE_TITLE"], "description": ""},
+        origin="",
+        alternates=[],
+        feeds=[(stats, chart(stats, today)) for stats in rows],
+        sort=sort,
+        descending=descending,
+        days=HISTORY_DAYS,
+        total=sum(stats.subscribers for stats in rows),
+    )
+    return Response(html, 200, content_type="text/html; charset=utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """A feed's last HISTORY_DAYS days as SVG coordinates, drawn by the template."""
+
+    line: str  # polyline points
+    area: str  # the polygon under the line
+    peak: int
+    width: int = CHART_WIDTH
+    height: int = CHART_HEIGHT
+
+
+def chart(stats: FeedStats, today: date) -> Chart:
+    """One point per day (days without a count are 0), scaled to the feed's own peak."""
+    counts = dict(stats.history)
+    first = today - timedelta(days=HISTORY_DAYS - 1)
+    values = [counts.get((first + timedelta(days=i)).isoformat(), 0) for i in range(HISTORY_DAYS)]
+    peak = max(values) or 1
+    step = CHART_WIDTH / (HISTORY_DAYS - 1)
+    top = 4  # room for the line's width at the peak
+    points = [
+        (round(i * step, 1), round(CHART_HEIGHT - (CHART_HEIGHT - top) * v / peak, 1))
+        for i, v in enumerate(values)
+    ]
+    line = " ".join(f"{x},{y}" for x, y in points)
+    area = f"0,{CHART_HEIGHT} {line} {CHART_WIDTH},{CHART_HEIGHT}"
+    return Chart(line, area, max(values))

@@ -1,0 +1,1 @@
+"""Publisher insight: subscribers per feed, counted from the requests the server answers."""
