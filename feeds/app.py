@@ -18,6 +18,7 @@ from flask import Flask
 
 from feeds.corpus import CorpusError
 from feeds.fastpath import fast_path_middleware
+from feeds.http_custom import blueprint as custom_blueprint
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
 from feeds.origin import pinned_script_name
@@ -44,6 +45,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         if settings["STRICT"] and (skipped := site.catalog.counts()["skipped"]):
             raise CorpusError(f"strict mode: {skipped} documents were skipped")
     app.extensions["feeds"] = site
+    app.register_blueprint(custom_blueprint)
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
