@@ -76,8 +76,11 @@ def _where(selected: Filter) -> tuple[str, list[object]]:
     if selected.exclude_providers:
         clauses.append(f"a.provider NOT IN ({marks(selected.exclude_providers)})")
     if selected.words:
+        expression = match_expression(selected.words)
+        if not expression:
+            return "0", []  # nothing to search for matches nothing (FTS5 refuses "")
         clauses.append("a.rowid IN (SELECT rowid FROM article_words WHERE article_words MATCH ?)")
-        parameters.append(match_expression(selected.words))
+        parameters.append(expression)
     if selected.min_quality is not None:
         clauses.append("a.quality >= ?")
         parameters.append(selected.min_quality)
