@@ -7,6 +7,7 @@ by change equals one built in one go. Each served article updates the feeds it b
 to: the all feed, its topics and its provider keep a count, their newest date, the most
 used spelling of their name, and a digest (XOR of their articles' content hashes) that
 changes whenever their articles do and is equal on every host with the same files.
+A served article's title and excerpt words are in the full-text table while it is served.
 """
 
 from __future__ import annotations
