@@ -101,9 +101,13 @@ class CustomArticles(tuple[Article, ...]):
 def matching(db: sqlite3.Connection, selected: Filter, limit: int) -> CustomArticles:
     """The first `limit` articles of the filter, newest first (ties by id, as every feed)."""
     where, parameters = _where(selected)
+    # The matches are ordered by rowid alone and only the shown rows' data is read:
+    # sorting thousands of matches with their JSON took twice as long.
     rows = db.execute(
-        f"SELECT a.id, a.digest, a.data FROM articles a WHERE {where}"
-        " ORDER BY a.published DESC, a.id ASC LIMIT ?",
+        "SELECT id, digest, data FROM articles WHERE rowid IN ("
+        f" SELECT a.rowid FROM articles a WHERE {where}"
+        " ORDER BY a.published DESC, a.id ASC LIMIT ?"
+        ") ORDER BY published DESC, id ASC",
         (*parameters, limit),
     ).fetchall()
     digest = hashlib.sha256()
