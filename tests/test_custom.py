@@ -15,6 +15,7 @@ import feedparser
 import pytest
 import requests
 
+from feeds.app import create_app
 from feeds.corpus import LoadOptions, load_corpus
 from feeds.custom import BadFilter, canonical_query, parse_filter
 from feeds.index.reader import View
@@ -305,3 +306,14 @@ def test_a_new_document_changes_the_custom_feed_that_selects_it(
     second = server.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert [e.title for e in feedparser.parse(second.content).entries] == ["A lighthouse keeper"]
+
+
+def test_custom_feeds_have_no_archive_links(generated: Path, tmp_path: Path) -> None:
+    """Archives exist only for fixed feeds: a custom feed must not lead to pages that 404."""
+    app = create_app({"CORPUS_DIR": str(generated), "DATA_DIR": str(tmp_path)})
+    client = app.test_client()
+    assert b'rel="prev-archive"' in client.get("/feeds/all.atom?limit=500").data
+    custom = client.get("/feeds/custom.atom?min_quality=0&limit=500")
+    assert custom.status_code == 200
+    assert len(feedparser.parse(custom.data).entries) == 500
+    assert b"archive" not in custom.data
