@@ -18,6 +18,7 @@ from flask import Flask
 
 from feeds import metrics
 from feeds.corpus import CorpusError
+from feeds.http.custom import blueprint as custom_blueprint
 from feeds.http.fastpath import FastPath, fast_path_middleware
 from feeds.http.hub import blueprint as websub_blueprint
 from feeds.http.observe import AccessLog, Observer, observe_middleware
@@ -54,6 +55,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     recorder = app.extensions["feeds.recorder"] = Recorder(settings)
     site.cache.on_render = metrics.RENDER_SECONDS.observe
+    app.register_blueprint(custom_blueprint)
     app.register_blueprint(blueprint)
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)

@@ -110,6 +110,9 @@ class LocalLRU:
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
+
     def get(self, key: str) -> Any:
         with self._lock:
             value = self._items.get(key)

@@ -14,11 +14,14 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from feeds.index import search
 from feeds.index.indexer import Busy, Changes, Progress, Target, open_index, reconcile, writer_lock
+from feeds.index.search import Filter
 from feeds.site import load_site
-from feeds.websub.delivery import notify
+from feeds.websub.delivery import custom_topics, notify
 
 log = logging.getLogger("feeds.index")
 
@@ -90,13 +93,15 @@ def update_and_push(
     db: sqlite3.Connection, target: Target, site: Any, progress: Progress | None
 ) -> Changes | None:
     """One reconciliation, then pushes for every feed whose digest it changed."""
-    before = feed_digests(db)
+    watched = _watched_custom(site)
+    limit = site.settings["DEFAULT_ITEMS"]
+    before = feed_digests(db, watched, limit)
     try:
         changes = reconcile(db, target, progress)
     except (OSError, sqlite3.Error) as error:
         log.error("indexing %s failed (%s); still serving the last index", target.root, error)
         return None
-    after = feed_digests(db)
+    after = feed_digests(db, watched, limit)
     changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
     try:
         notify(site, changed)
@@ -105,8 +110,22 @@ def update_and_push(
     return changes
 
 
-def feed_digests(db: sqlite3.Connection) -> dict[tuple[str, str], str]:
-    return {
+def _watched_custom(site: Any) -> dict[str, Filter]:
+    try:
+        return custom_topics(site)
+    except Exception:  # the hub's store is down: fixed feeds are still pushed
+        log.exception("websub: could not list custom topics")
+        return {}
+
+
+def feed_digests(
+    db: sqlite3.Connection, custom: Mapping[str, Filter], limit: int
+) -> dict[tuple[str, str], str]:
+    """The digest of every feed, and of each custom feed's document of `limit` articles."""
+    found = {
         (kind, slug): digest
         for kind, slug, digest in db.execute("SELECT kind, slug, digest FROM feeds")
     }
+    for query, digest in search.digests(db, custom, limit).items():
+        found["custom", query] = digest
+    return found

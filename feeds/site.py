@@ -24,7 +24,9 @@ from feeds.cache import (
 )
 from feeds.index.indexer import Target
 from feeds.index.reader import IndexReader, View
+from feeds.index.search import Filter
 from feeds.publish.archive import Archive
+from feeds.publish.custom import custom_selection
 from feeds.publish.document import link_header
 from feeds.publish.selection import Selection, UnknownFeed, select
 from feeds.publish.urls import HUB_PATH
@@ -63,6 +65,10 @@ class Site:
             self.catalog, kind, slug, self.settings["SITE_TITLE"], self.settings["SITE_DESCRIPTION"]
         )
 
+    def custom_selection(self, selected: Filter, limit: int) -> Selection:
+        """A custom feed's newest `limit` articles; UnknownFeed for a slug not indexed."""
+        return custom_selection(self.catalog, selected, limit, self.settings["SITE_TITLE"])
+
     def archive(self, selection: Selection) -> Archive:
         size = min(self.settings["ARCHIVE_PAGE_SIZE"], self.settings["DEFAULT_ITEMS"])
         return Archive(size, len(selection.articles))
@@ -73,11 +79,12 @@ class Site:
     def feed(self, selection: Selection, extension: str, limit: int, base_url: str) -> Rendered:
         """The current feed document, from the cache or rendered now."""
         url = f"{base_url}{selection.feed_path(extension)}"
-        self_url = url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}?limit={limit}"
+        joiner = "&" if "?" in url else "?"
+        self_url = url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}{joiner}limit={limit}"
         archive = self.archive(selection)
         links = [("hub", self.hub_url(base_url))]
         # Only a document holding every unarchived article may lead into the archives.
-        if archive.pages and limit >= archive.unarchived:
+        if selection.archived and archive.pages and limit >= archive.unarchived:
             links.append(
                 ("prev-archive", self._page_url(selection, extension, archive.pages, base_url))
             )

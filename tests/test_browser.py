@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from pathlib import Path
 
 import feedparser
 import pytest
@@ -83,3 +84,34 @@ def test_feed_is_readable_text_once_browsers_drop_xslt(seeds_server: Server, pat
     text = dom.text_content()
     for title in entry_titles(seeds_server, path):
         assert title in text
+
+
+def test_the_builder_form_lands_on_a_preview_of_the_custom_feed(
+    seeds_server: Server, tmp_path: Path
+) -> None:
+    """Chromium submits the directory's own form (as Chromium parsed it) with choices made."""
+    dom = rendered_dom(seeds_server.url + "/")
+    (form,) = dom.xpath("//form[@id='custom']")
+    assert form.get("method") == "get" and not dom.xpath("//script")
+    form.xpath(".//select[@name='topic']/option[@value='ai']")[0].set("selected", "selected")
+    form.xpath(".//select[@name='exclude_provider']/option[@value='nypost.com']")[0].set(
+        "selected", "selected"
+    )
+    form.xpath(".//input[@name='q']")[0].set("value", "Facial  Recognition")
+    # Only this test page has a script: it presses the form's submit button.
+    page = tmp_path / "submit.html"
+    page.write_text(
+        f'<!doctype html><base href="{seeds_server.url}/">{html.tostring(form).decode()}'
+        "<script>document.querySelector('#custom button').click()</script>"
+    )
+    preview = rendered_dom(page.as_uri(), "--virtual-time-budget=5000")
+    canonical = f"{seeds_server.url}/feeds/custom.rss?topic=ai&exclude_provider=nypost.com"
+    assert preview.xpath("//code[@class='copy']/text()") == [canonical + "&q=facial%20recognition"]
+    shown = preview.xpath("//li[@class='entry']//h2/a/text()")
+    assert shown == entry_titles(
+        seeds_server,
+        "/feeds/custom.rss?topic=ai&exclude_provider=nypost.com&q=facial%20recognition",
+    )
+    assert len(shown) == 1
+    discovered = preview.xpath("//head/link[@rel='alternate']/@href")
+    assert canonical + "&q=facial%20recognition" in discovered

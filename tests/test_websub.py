@@ -680,3 +680,37 @@ def test_hostile_rows_in_the_sqlite_store_are_skipped(
     reload_and_wait(server)
     wait_for("the good subscriber is pushed", subscriber.posts)
     assert "skipped a malformed subscription" in server.log()
+
+
+def test_a_custom_feed_is_a_topic_pushed_exactly_when_its_document_changes(
+    server_factory, subscribers, corpus: Path, tmp_path: Path
+) -> None:
+    server = server_factory(**hub_settings(tmp_path, corpus))
+    store = SqliteStore(tmp_path / "websub.sqlite3")
+    subscriber = subscribers()
+    topic = server.url + "/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22"
+    refused = hub_request(server, subscriber.url, server.url + "/feeds/custom.atom?q=Robot")
+    assert refused.status_code == 400 and "canonical" in refused.text
+    add_document(corpus, "seed-robotics", "Robotics")  # the topic must exist to subscribe
+    reload_and_wait(server)
+    subscribe(server, store, subscriber, topic)
+
+    add_document(corpus, "unrelated", "Robotics")  # in the topic, but not "robot arm"
+    reload_and_wait(server)
+    time.sleep(1)  # every chance to be (wrongly) pushed
+    assert subscriber.posts() == []
+
+    (corpus / "arm.md").write_text(
+        document(
+            title='"A robot arm learns to fold laundry"',
+            publishedDateTime="2024-06-01T00:00:00Z",
+            webUrl='"https://robots.example/arm"',
+            topics="\n  - Robotics",
+        )
+    )
+    reload_and_wait(server)
+    wait_for("the custom feed is pushed", subscriber.posts)
+    (push,) = subscriber.posts()
+    assert push.body == server.get("/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22").content
+    assert f'<{topic}>; rel="self"' in push.headers["Link"]
+    assert b"A robot arm learns to fold laundry" in push.body

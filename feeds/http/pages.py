@@ -66,6 +66,7 @@ def directory() -> Response:
             ],
             totals={"topics": len(site.catalog.topics), "providers": len(site.catalog.providers)},
             alternates=alternates(feeds[0], origin),
+            choices=_choices(feeds),
         )
         return prepare(html.encode("utf-8"), _newest(site), HTML, site.cache_control)
 
@@ -134,6 +135,15 @@ def asset(name: str) -> Response:
         return prepare(path.read_bytes(), modified, ASSETS[name], site.cache_control)
 
     return send(site, site.cache.get_or_render(_key(site, "asset", name), render))
+
+
+def _choices(feeds: list[Listing]) -> dict[str, list[tuple[str, str]]]:
+    """The (slug, name) options of the custom feed form's lists, sorted as listed."""
+    ordered = sorted(feeds[1:], key=listing.sort_key)
+    return {
+        kind: [(feed.selection.slug or "", feed.name) for feed in ordered if feed.kind == kind]
+        for kind in ("topics", "providers")
+    }
 
 
 def matches(feed: Listing, query: str) -> bool:

@@ -115,7 +115,12 @@ def healthz() -> Response:
             corpus_version=view.version,
             articles=len(view.articles),
             **view.counts(),
-            cache={"worker_pid": os.getpid(), **site.cache.stats},
+            cache={
+                "worker_pid": os.getpid(),
+                **site.cache.stats,
+                "entries": len(site.cache.local),
+                "fast_path_entries": len(current_app.extensions["feeds.fast_path"].answers()),
+            },
         )
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -21,6 +21,7 @@ from typing import overload
 from feeds.corpus import LoadReport, Skip
 from feeds.index.records import article_from_json, from_microseconds
 from feeds.index.schema import open_reader
+from feeds.index.search import CustomArticles, Filter, matching
 from feeds.model import Article, Provider, Topic
 
 
@@ -126,6 +127,10 @@ class View:
 
     def feed(self, kind: str, slug: str) -> FeedArticles:
         return FeedArticles(self._db, self._feeds[(kind, slug)])
+
+    def custom(self, selected: Filter, limit: int) -> CustomArticles:
+        """The newest `limit` articles a custom filter selects."""
+        return matching(self._db, selected, limit)
 
     def newest(self, kind: str, slug: str) -> object:
         row = self._feeds.get((kind, slug))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger("feeds.index")
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 BUSY_TIMEOUT_MS = 5000
 READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS article_topics (
     id TEXT NOT NULL,
     PRIMARY KEY (topic, published DESC, id)
 ) WITHOUT ROWID;
+-- Words of each served article's title and excerpt, by the article's rowid; contentless,
+-- so the text is stored once (in articles.data) and a withdrawal names the words it removes.
+CREATE VIRTUAL TABLE IF NOT EXISTS article_words USING fts5 (
+    title, excerpt, content = '', tokenize = 'unicode61 remove_diacritics 2'
+);
 CREATE TABLE IF NOT EXISTS feeds (
     kind TEXT NOT NULL,
     slug TEXT NOT NULL,

@@ -7,6 +7,7 @@ by change equals one built in one go. Each served article updates the feeds it b
 to: the all feed, its topics and its provider keep a count, their newest date, the most
 used spelling of their name, and a digest (XOR of their articles' content hashes) that
 changes whenever their articles do and is equal on every host with the same files.
+A served article's title and excerpt words are in the full-text table while it is served.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def _serve(db: sqlite3.Connection, parsed: Parsed) -> None:
     if current is not None:
         _withdraw(db, article.id)
     published = microseconds(article.published)
-    db.execute(
+    cursor = db.execute(
         "INSERT INTO articles (id, path, digest, quality, published, provider, data)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -135,6 +136,10 @@ def _serve(db: sqlite3.Connection, parsed: Parsed) -> None:
             article_json(article),
         ),
     )
+    db.execute(
+        "INSERT INTO article_words (rowid, title, excerpt) VALUES (?, ?, ?)",
+        (cursor.lastrowid, article.title, article.excerpt),
+    )
     db.executemany(
         "INSERT INTO article_topics (topic, published, id) VALUES (?, ?, ?)",
         [(topic.slug, published, article.id) for topic in article.topics],
@@ -145,12 +150,18 @@ def _serve(db: sqlite3.Connection, parsed: Parsed) -> None:
 
 def _withdraw(db: sqlite3.Connection, article_id: str) -> None:
     row = db.execute(
-        "SELECT path, digest, published, data FROM articles WHERE id = ?", (article_id,)
+        "SELECT rowid, path, digest, published, data FROM articles WHERE id = ?", (article_id,)
     ).fetchone()
     if row is None:
         return
-    path, digest, published, data = row
+    rowid, path, digest, published, data = row
     article = article_from_json(data)
+    # A contentless full-text table forgets a row only when told the words it indexed.
+    db.execute(
+        "INSERT INTO article_words (article_words, rowid, title, excerpt)"
+        " VALUES ('delete', ?, ?, ?)",
+        (rowid, article.title, article.excerpt),
+    )
     db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
     db.execute("DELETE FROM article_topics WHERE id = ? AND published = ?", (article_id, published))
     parsed = Parsed(path, article, digest, 0.0)

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from feeds.index.reader import FeedArticles, View
+from feeds.index.search import CustomArticles
 from feeds.publish.urls import feed_path
 
 
@@ -18,11 +19,11 @@ class UnknownFeed(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    kind: str  # "all", "topics" or "providers"
-    slug: str | None
+    kind: str  # "all", "topics", "providers" or "custom"
+    slug: str | None  # a custom feed's slug is its canonical query
     title: str
     description: str
-    articles: FeedArticles
+    articles: FeedArticles | CustomArticles
 
     @property
     def version(self) -> str:
@@ -36,7 +37,14 @@ class Selection:
     @property
     def page_path(self) -> str:
         """The HTML page that shows the same entries, the feeds' `alternate` link."""
+        if self.kind == "custom":
+            return f"/custom?{self.slug}"
         return "/" if self.kind == "all" else f"/{self.kind}/{self.slug}"
+
+    @property
+    def archived(self) -> bool:
+        """Whether older articles are kept in RFC 5005 archive pages (custom feeds: no)."""
+        return self.kind != "custom"
 
 
 DESCRIPTIONS = {

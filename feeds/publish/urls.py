@@ -20,7 +20,13 @@ class FeedAddress:
     page: int | None = None  # an archive page, or None for the current document
 
 
+CUSTOM_PATH = "/feeds/custom"
+
+
 def feed_path(kind: str, slug: str | None, extension: str, page: int | None = None) -> str:
+    """The path (with a custom feed's query) of a feed, or of one of its archive pages."""
+    if kind == "custom":
+        return f"{CUSTOM_PATH}.{extension}?{slug}"
     base = "/feeds/all" if kind == "all" else f"/feeds/{kind}/{slug}"
     archive = f"/archive/{page}" if page is not None else ""
     return f"{base}{archive}.{extension}"

@@ -19,11 +19,12 @@ from collections.abc import Collection
 from http.client import HTTPException
 from typing import Any
 
+from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
-from feeds.websub.topics import UnknownTopic, topic_address, topic_feed
+from feeds.websub.topics import UnknownTopic, custom_filter, topic_address, topic_feed
 
 log = logging.getLogger("feeds.websub")
 
@@ -78,6 +79,25 @@ def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
         queued += store.enqueue(topic, content, now)
     log.info("websub: %d deliveries queued for %d changed feeds", queued, len(changed))
     return queued
+
+
+def custom_topics(site: Site) -> dict[str, Filter]:
+    """The custom filters that live subscriptions follow, by canonical query.
+
+    The indexer takes their digests before and after each change, as it does for the
+    fixed feeds, so a custom feed is pushed exactly when its document changes.
+    """
+    if site.settings["WEBSUB_HUB_URL"]:
+        return {}
+    watched: dict[str, Filter] = {}
+    for topic in open_store(site.settings).topics(time.time()):
+        address = topic_address(topic)
+        if address is not None and address[0] == "custom":
+            try:
+                watched[address[1]] = custom_filter(address[1])
+            except UnknownTopic:
+                continue  # stored before the rules changed; it is never pushed
+    return watched
 
 
 def start(app: Any) -> Loop | None:
