@@ -1,10 +1,13 @@
 """`feeds index --follow`: the one process that writes a corpus's index while a server runs.
 
 It takes the index's writer lock (waiting while another process holds it), reconciles
-the directory with the index, pushes the feeds that changed to WebSub subscribers, and
-reconciles again on SIGHUP, until SIGTERM or its parent, the gunicorn master, is gone.
-Feeds that changed while nobody was indexing (the server was stopped) are found by the
-first reconciliation, so their subscribers hear of them too.
+the directory with the index, then follows it: each settled change event is applied at
+once, scheduled articles are applied when their time comes, the whole directory is
+reconciled again every `FEEDS_RESCAN_SECONDS` and on SIGHUP, until SIGTERM or its parent,
+the gunicorn master, is gone. Every committed change names the feeds it changed, and
+those are pushed to WebSub subscribers. Feeds that changed while nobody was indexing
+(the server was stopped) are found by the first reconciliation, so their subscribers
+hear of them too.
 """
 
 from __future__ import annotations
@@ -14,9 +17,23 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from feeds.index.indexer import Busy, Changes, Progress, Target, open_index, reconcile, writer_lock
+from feeds.index.indexer import (
+    Busy,
+    Changes,
+    Progress,
+    Target,
+    apply,
+    due_paths,
+    open_index,
+    reconcile,
+    writer_lock,
+)
+from feeds.index.watch import Watcher
+from feeds.index.watch import start as start_watching
 from feeds.site import load_site
 from feeds.websub.delivery import notify
 
@@ -76,37 +93,77 @@ def _write(
 ) -> None:
     db = open_index(target)
     site = load_site(settings)
+    follower = _Follower(target, settings)
     try:
         while not signals.stop and os.getppid() == parent:
-            if signals.reconcile:
+            if signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
-                update_and_push(db, target, site, progress)
-            time.sleep(POLL_SECONDS)
+                if update_and_push(db, site, partial(reconcile, db, target, progress)):
+                    follower.reconciled()
+            paths = follower.wait()
+            due = due_paths(db, time.time_ns() // 1000)
+            if paths or due:
+                update_and_push(db, site, partial(apply, db, target, paths, due))
     finally:
+        follower.close()
         db.close()
 
 
+class _Follower:
+    """Change events when the file system gives them, rescans on a timer in any case."""
+
+    def __init__(self, target: Target, settings: dict[str, Any]) -> None:
+        self.root = target.root
+        self.enabled = settings["WATCH"]
+        self.rescan_seconds = settings["RESCAN_SECONDS"]
+        self.watcher: Watcher | None = None
+        self.next_rescan = float("inf")
+        self._watch()
+
+    def _watch(self) -> None:
+        if self.enabled and self.root.is_dir():
+            self.watcher = start_watching(self.root)
+
+    def rescan_due(self) -> bool:
+        return time.monotonic() >= self.next_rescan
+
+    def reconciled(self) -> None:
+        if self.rescan_seconds:
+            self.next_rescan = time.monotonic() + self.rescan_seconds
+
+    def wait(self) -> set[str]:
+        """Settled changed paths (waits up to a tick); a replaced root asks for a rescan."""
+        if self.watcher is None:
+            time.sleep(POLL_SECONDS)
+            if self.enabled and self.root.is_dir() and self.next_rescan == float("inf"):
+                self._watch()  # the root came back: watch it and reconcile at once
+                self.next_rescan = 0.0
+            return set()
+        paths = self.watcher.settled()
+        if not self.watcher.intact():
+            log.warning("%s was moved, replaced or removed; rescanning when it is back", self.root)
+            self.watcher.close()
+            self.watcher = None
+            self.next_rescan = float("inf")
+            return set()
+        return paths
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
 def update_and_push(
-    db: sqlite3.Connection, target: Target, site: Any, progress: Progress | None
+    db: sqlite3.Connection, site: Any, change: Callable[[], Changes]
 ) -> Changes | None:
-    """One reconciliation, then pushes for every feed whose digest it changed."""
-    before = feed_digests(db)
+    """Apply one change to the index, then push every feed whose digest it changed."""
     try:
-        changes = reconcile(db, target, progress)
+        changes = change()
     except (OSError, sqlite3.Error) as error:
-        log.error("indexing %s failed (%s); still serving the last index", target.root, error)
+        log.error("indexing failed (%s); still serving the last index", error)
         return None
-    after = feed_digests(db)
-    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
     try:
-        notify(site, changed)
+        notify(site, changes.feeds)
     except Exception:  # pushes must never stop indexing
         log.exception("websub: could not queue deliveries")
     return changes
-
-
-def feed_digests(db: sqlite3.Connection) -> dict[tuple[str, str], str]:
-    return {
-        (kind, slug): digest
-        for kind, slug, digest in db.execute("SELECT kind, slug, digest FROM feeds")
-    }

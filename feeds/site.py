@@ -145,9 +145,8 @@ class Site:
 
         def render() -> Rendered:
             body = fmt.render(document)
-            return prepare(
-                body, document.updated, fmt.mime_type, cache_control, link_header(document)
-            )
+            changed = document.selection.articles.changed
+            return prepare(body, changed, fmt.mime_type, cache_control, link_header(document))
 
         key = cache_key(self.output_version(document.selection.version), document.self_url)
         return self.cache.get_or_render(key, render)
