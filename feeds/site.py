@@ -20,7 +20,7 @@ from feeds.index.indexer import Target
 from feeds.index.reader import IndexReader, View
 from feeds.render import FORMATS, FeedDocument
 from feeds.render.document import link_header
-from feeds.responses import IMMUTABLE, cache_control_value
+from feeds.responses import cache_control_value
 from feeds.selection import Selection, UnknownFeed, select
 from feeds.urls import HUB_PATH
 
@@ -126,10 +126,9 @@ class Site:
             tuple(links),
             archive=True,
         )
-        # The newest page changes once more, when the next page appears and it gains
-        # a next-archive link; every older page is final.
-        cache_control = IMMUTABLE if newer else self.cache_control
-        return self._rendered(extension, document, cache_control)
+        # Not `immutable`: pages count from the oldest article, so a backdated article,
+        # an edit or a removal changes pages; caches revalidate them like current feeds.
+        return self._rendered(extension, document, self.cache_control)
 
     @property
     def _ttl_minutes(self) -> int:
