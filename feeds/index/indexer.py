@@ -11,10 +11,10 @@ One process per index writes: an exclusive lock on a file beside the database is
 for as long as a writer works. The first build is marked `building` until it is whole,
 so readers never serve half an index.
 
-Commits are paced: a transaction commits once the wall clock has reached the newest feed
-clock (`writer.seal`), about one a second under a steady stream of changes, so each
-feed's `Last-Modified` moves a whole second per change yet never runs more than a
-second ahead of the clock.
+Commits are paced: a transaction commits only in a later second than the newest feed
+clock (`writer.seal`), at most one a second under a steady stream of changes, so each
+feed's `Last-Modified` moves a whole second per change and is never later than the
+response's `Date` (RFC 9110 forbids that).
 """
 
 from __future__ import annotations
@@ -252,15 +252,15 @@ def _live(db: sqlite3.Connection) -> bool:
 
 
 def _clock_ready(db: sqlite3.Connection) -> Callable[[], bool]:
-    """Whether a commit now keeps the feed clocks within a second of the wall clock."""
+    """Whether a commit now moves the feed clocks without running them ahead of the wall clock."""
     if not _live(db):
         return lambda: True
-    return lambda: writer.latest_change(db) <= time.time()
+    return lambda: writer.latest_change(db) + 1 <= time.time()
 
 
 def _wait_for_clock(db: sqlite3.Connection) -> None:
-    """Commit no sooner than the newest feed clock: Last-Modified never runs ahead far."""
-    wait = writer.latest_change(db) - time.time()
+    """Commit in a later second than the newest feed clock: Last-Modified is never ahead."""
+    wait = writer.latest_change(db) + 1 - time.time()
     if wait > 0:
         time.sleep(min(wait, 1.0))  # bounded: a clock set back must not stop indexing
 
