@@ -437,6 +437,3 @@ def _backend(settings: dict[str, Any]) -> BaseCache | None:
 def cache_control_value(max_age: int) -> str:
     """Fresh for max_age; a CDN may serve stale briefly while refetching, and long on errors."""
     return f"public, max-age={max_age}, stale-while-revalidate={max_age}, stale-if-error=86400"
-
-
-IMMUTABLE = "public, max-age=31536000, immutable"  # archive pages never change

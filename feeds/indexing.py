@@ -1,10 +1,13 @@
 """`feeds index --follow`: the one process that writes a corpus's index while a server runs.
 
 It takes the index's writer lock (waiting while another process holds it), reconciles
-the directory with the index, pushes the feeds that changed to WebSub subscribers, and
-reconciles again on SIGHUP, until SIGTERM or its parent, the gunicorn master, is gone.
-Feeds that changed while nobody was indexing (the server was stopped) are found by the
-first reconciliation, so their subscribers hear of them too.
+the directory with the index, then follows it: each settled change event is applied at
+once, scheduled articles are applied when their time comes, the whole directory is
+reconciled again every `FEEDS_RESCAN_SECONDS` and on SIGHUP, until SIGTERM or its parent,
+the gunicorn master, is gone. Every committed change names the feeds it changed, and
+those are pushed to WebSub subscribers. Feeds that changed while nobody was indexing
+(the server was stopped) are found by the first reconciliation, so their subscribers
+hear of them too.
 """
 
 from __future__ import annotations
@@ -14,12 +17,25 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from feeds.index import search
-from feeds.index.indexer import Busy, Changes, Progress, Target, open_index, reconcile, writer_lock
+from feeds.index.indexer import (
+    Busy,
+    Changes,
+    Progress,
+    Target,
+    apply,
+    due_paths,
+    open_index,
+    reconcile,
+    writer_lock,
+)
 from feeds.index.search import Filter
+from feeds.index.watch import Watcher
+from feeds.index.watch import start as start_watching
 from feeds.site import load_site
 from feeds.websub.delivery import custom_topics, notify
 
@@ -79,30 +95,81 @@ def _write(
 ) -> None:
     db = open_index(target)
     site = load_site(settings)
+    follower = _Follower(target, settings)
     try:
         while not signals.stop and os.getppid() == parent:
-            if signals.reconcile:
+            if signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
-                update_and_push(db, target, site, progress)
-            time.sleep(POLL_SECONDS)
+                if update_and_push(db, site, partial(reconcile, db, target, progress)):
+                    follower.reconciled()
+            paths = follower.wait()
+            due = due_paths(db, time.time_ns() // 1000)
+            if paths or due:
+                update_and_push(db, site, partial(apply, db, target, paths, due))
     finally:
+        follower.close()
         db.close()
 
 
+class _Follower:
+    """Change events when the file system gives them, rescans on a timer in any case."""
+
+    def __init__(self, target: Target, settings: dict[str, Any]) -> None:
+        self.root = target.root
+        self.enabled = settings["WATCH"]
+        self.rescan_seconds = settings["RESCAN_SECONDS"]
+        self.watcher: Watcher | None = None
+        self.next_rescan = float("inf")
+        self._watch()
+
+    def _watch(self) -> None:
+        if self.enabled and self.root.is_dir():
+            self.watcher = start_watching(self.root)
+
+    def rescan_due(self) -> bool:
+        return time.monotonic() >= self.next_rescan
+
+    def reconciled(self) -> None:
+        if self.rescan_seconds:
+            self.next_rescan = time.monotonic() + self.rescan_seconds
+
+    def wait(self) -> set[str]:
+        """Settled changed paths (waits up to a tick); a replaced root asks for a rescan."""
+        if self.watcher is None:
+            time.sleep(POLL_SECONDS)
+            if self.enabled and self.root.is_dir() and self.next_rescan == float("inf"):
+                self._watch()  # the root came back: watch it and reconcile at once
+                self.next_rescan = 0.0
+            return set()
+        paths = self.watcher.settled()
+        if not self.watcher.intact():
+            log.warning("%s was moved, replaced or removed; rescanning when it is back", self.root)
+            self.watcher.close()
+            self.watcher = None
+            self.next_rescan = float("inf")
+            return set()
+        return paths
+
+    def close(self) -> None:
+        if self.watcher is not None:
+            self.watcher.close()
+
+
 def update_and_push(
-    db: sqlite3.Connection, target: Target, site: Any, progress: Progress | None
+    db: sqlite3.Connection, site: Any, change: Callable[[], Changes]
 ) -> Changes | None:
-    """One reconciliation, then pushes for every feed whose digest it changed."""
+    """Apply one change to the index, then push every feed it changed: the fixed feeds its
+    commits sealed, and each subscribed custom feed whose document's digest moved."""
     watched = _watched_custom(site)
     limit = site.settings["DEFAULT_ITEMS"]
-    before = feed_digests(db, watched, limit)
+    before = search.digests(db, watched, limit)
     try:
-        changes = reconcile(db, target, progress)
+        changes = change()
     except (OSError, sqlite3.Error) as error:
-        log.error("indexing %s failed (%s); still serving the last index", target.root, error)
+        log.error("indexing failed (%s); still serving the last index", error)
         return None
-    after = feed_digests(db, watched, limit)
-    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    after = search.digests(db, watched, limit)
+    changed = {*changes.feeds, *(("custom", q) for q in watched if before.get(q) != after.get(q))}
     try:
         notify(site, changed)
     except Exception:  # pushes must never stop indexing
@@ -116,16 +183,3 @@ def _watched_custom(site: Any) -> dict[str, Filter]:
     except Exception:  # the hub's store is down: fixed feeds are still pushed
         log.exception("websub: could not list custom topics")
         return {}
-
-
-def feed_digests(
-    db: sqlite3.Connection, custom: Mapping[str, Filter], limit: int
-) -> dict[tuple[str, str], str]:
-    """The digest of every feed, and of each custom feed's document of `limit` articles."""
-    found = {
-        (kind, slug): digest
-        for kind, slug, digest in db.execute("SELECT kind, slug, digest FROM feeds")
-    }
-    for query, digest in search.digests(db, custom, limit).items():
-        found["custom", query] = digest
-    return found

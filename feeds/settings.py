@@ -41,6 +41,13 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be 0 or more, got {number}")
+    return number
+
+
 def _optional_float(value: Any) -> float | None:
     if value is None or str(value).strip() == "":
         return None
@@ -139,6 +146,28 @@ SETTINGS: tuple[Setting, ...] = (
         str,
         "Directory of the corpus index (one SQLite file per corpus directory and load options); "
         "empty: `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`).",
+    ),
+    Setting(
+        "WATCH",
+        True,
+        _bool,
+        "Follow the corpus directory's change events (inotify): a new, changed or removed file "
+        "reaches the feeds within a second. Off on file systems without events (NFS, SMB, "
+        "some container mounts); then `FEEDS_RESCAN_SECONDS` finds changes.",
+    ),
+    Setting(
+        "RESCAN_SECONDS",
+        3600,
+        _non_negative_int,
+        "Seconds between full rescans of the corpus directory (a safety net for missed events; "
+        "the way to follow a file system without events, e.g. 5); 0: only at start and SIGHUP.",
+    ),
+    Setting(
+        "SCHEDULE",
+        True,
+        _bool,
+        "Hold back documents dated in the future until their time, then publish and push them; "
+        "off: serve them at once.",
     ),
     Setting(
         "CACHE_TYPE",

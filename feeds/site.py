@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from feeds.cache import (
-    IMMUTABLE,
     FeedCache,
     Rendered,
     cache_control_value,
@@ -128,10 +127,9 @@ class Site:
             tuple(links),
             archive=True,
         )
-        # The newest page changes once more, when the next page appears and it gains
-        # a next-archive link; every older page is final.
-        cache_control = IMMUTABLE if newer else self.cache_control
-        return self._rendered(extension, document, cache_control)
+        # Not `immutable`: pages count from the oldest article, so a backdated article,
+        # an edit or a removal changes pages; caches revalidate them like current feeds.
+        return self._rendered(extension, document, self.cache_control)
 
     @property
     def _ttl_minutes(self) -> int:
@@ -147,9 +145,8 @@ class Site:
 
         def render() -> Rendered:
             body = fmt.render(document)
-            return prepare(
-                body, document.updated, fmt.content_type, cache_control, link_header(document)
-            )
+            changed = document.selection.articles.changed
+            return prepare(body, changed, fmt.content_type, cache_control, link_header(document))
 
         key = cache_key(self.output_version(document.selection.version), document.self_url)
         return self.cache.get_or_render(key, render)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.http import parse_date
 
 from tests.support import Server, document, wait_for
 
@@ -117,7 +118,7 @@ def test_sighup_reload_changes_only_changed_feeds_and_drops_nothing(
     after = validators(server)
     for path in ("/feeds/all.rss", "/feeds/topics/ai.atom"):
         assert after[path][1] != before[path][1]
-        assert after[path][2] == "Wed, 01 May 2024 00:00:00 GMT"
+        assert parse_date(after[path][2]) > parse_date(before[path][2])
     assert after["/feeds/topics/robotics.json"][0] == 200
     for path in ("/feeds/providers/wbur.org.rss", "/feeds/providers/nypost.com.atom"):
         assert after[path] == before[path], path

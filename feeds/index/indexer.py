@@ -1,14 +1,20 @@
-"""The only writer: reconcile the corpus directory with its index, now or as a process.
+"""The only writer: reconcile the corpus directory with its index, or apply what changed.
 
 Reconciling walks the directory, compares each file's size and modification time with
 its row, and parses only new and changed files (in parallel processes), writing their
-outcomes in batches; files no longer there leave the index. A stamp taken within
+outcomes in batches; files no longer there leave the index. `apply` does the same for
+a few named files and folders (what a watcher saw change). A stamp taken within
 `DOUBT_NS` of the moment the file was read may hide a later write in the same clock
 tick, so such a file is hashed again and re-parsed if its bytes changed.
 
 One process per index writes: an exclusive lock on a file beside the database is held
 for as long as a writer works. The first build is marked `building` until it is whole,
 so readers never serve half an index.
+
+Commits are paced: a transaction commits only in a later second than the newest feed
+clock (`writer.seal`), at most one a second under a steady stream of changes, so each
+feed's `Last-Modified` moves a whole second per change and is never later than the
+response's `Date` (RFC 9110 forbids that).
 """
 
 from __future__ import annotations
@@ -20,23 +26,23 @@ import multiprocessing
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from itertools import islice
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feeds.corpus import Found, LoadOptions, Parsed, Skip, read_document, scan
+from feeds.corpus import SUFFIXES, Found, LoadOptions, Parsed, Skip, read_document, scan
 from feeds.index import writer
+from feeds.index.records import microseconds
 from feeds.index.schema import (
     identity,
     index_path,
     open_writer,
     transaction,
 )
-from feeds.index.writer import Stamp
+from feeds.index.writer import Scheduled, Stamp
 from feeds.settings import data_directory
 
 log = logging.getLogger("feeds.index")
@@ -55,12 +61,20 @@ class Target:
     root: Path
     options: LoadOptions
     path: Path
+    schedule: bool = True  # hold documents dated in the future until their time
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], root: Path | None = None) -> Target:
         options = LoadOptions.from_settings(settings)
         corpus = Path(root or settings["CORPUS_DIR"])
-        return cls(corpus, options, index_path(data_directory(settings), corpus, options.key()))
+        schedule = settings["SCHEDULE"]
+        path = index_path(data_directory(settings), corpus, _key(options, schedule))
+        return cls(corpus, options, path, schedule)
+
+    @property
+    def key(self) -> str:
+        """What changes the rows, beside the corpus and the code: names the index."""
+        return _key(self.options, self.schedule)
 
     @property
     def lock_path(self) -> Path:
@@ -75,6 +89,7 @@ class Changes:
     parsed: int = 0
     removed: int = 0
     seconds: float = 0.0
+    feeds: set[tuple[str, str]] = field(default_factory=set)  # (kind, slug) changed
 
 
 class EmptyCorpus(OSError):
@@ -101,7 +116,7 @@ def writer_lock(target: Target, wait: bool) -> Iterator[None]:
 
 
 def open_index(target: Target) -> sqlite3.Connection:
-    return open_writer(target.path, identity(target.root, target.options.key()))
+    return open_writer(target.path, identity(target.root, target.key))
 
 
 def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None = None) -> Changes:
@@ -130,26 +145,15 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
             f" keeping the {len(indexed)} indexed"
         )
     _set_meta(db, files=str(changes.files))
-
-    def reparse(path: str) -> Parsed | Skip:
-        return read_document(root, path, target.options)
-
     done = changes.files - len(to_parse)
-    for batch in _batches(_parse(root, to_parse, target.options), BATCH):
-        with transaction(db):
-            for stamp, outcome in batch:
-                writer.put(db, stamp, outcome, reparse)
-                _log_outcome(outcome)
-            done += len(batch)
-            changes.parsed += len(batch)
-            _set_meta(db, indexed=str(done))
+    ready = _clock_ready(db)
+    for batch in _batches(_parse(target, to_parse), BATCH, ready):
+        done += len(batch)
+        _write(db, target, batch, (), changes, indexed=done)
         if progress is not None:
             progress(done, changes.files)
-    for batch in _batches(iter(indexed), BATCH):
-        with transaction(db):
-            for path in batch:
-                writer.remove(db, path, reparse)
-        changes.removed += len(batch)
+    for batch in _batches(iter(indexed), BATCH, ready):
+        _write(db, target, [], batch, changes)
     with transaction(db):
         _set_meta(db, state="ready", indexed=str(changes.files), files=str(changes.files))
     changes.seconds = time.perf_counter() - started
@@ -162,6 +166,158 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
         changes.seconds,
     )
     return changes
+
+
+def apply(
+    db: sqlite3.Connection, target: Target, paths: Collection[str], due: Collection[str] = ()
+) -> Changes:
+    """Bring the named files and folders (relative paths) in line with the directory.
+
+    A folder stands for everything below it, so a folder moved away or back is one path.
+    Files in `due` are read again even if unchanged: scheduled articles whose time came.
+    """
+    started = time.perf_counter()
+    root = target.root
+    if not root.is_dir():
+        raise NotADirectoryError(f"corpus directory {root} does not exist or is not a directory")
+    due_set = set(due)
+    stamps, gone = _expand(db, root, {*paths, *due_set})
+    if gone and not stamps and _count(db) <= len(gone):
+        raise EmptyCorpus(f"corpus directory {root} lost its last documents; keeping them")
+    changes = Changes(files=len(stamps))
+    known = _known(db, [stamp.path for stamp in stamps])
+    to_parse = [
+        stamp
+        for stamp in stamps
+        if stamp.path in due_set
+        or stamp.path not in known
+        or _changed(root, stamp, known[stamp.path])
+    ]
+    _write(db, target, list(_parse(target, to_parse)), sorted(gone), changes)
+    changes.seconds = time.perf_counter() - started
+    if changes.parsed or changes.removed:
+        log.info(
+            "applied %d changed and %d removed files in %.3fs; %d feeds changed",
+            changes.parsed,
+            changes.removed,
+            changes.seconds,
+            len(changes.feeds),
+        )
+    return changes
+
+
+def due_paths(db: sqlite3.Connection, now_us: int) -> set[str]:
+    """Scheduled documents whose time has come."""
+    rows = db.execute("SELECT path FROM documents WHERE due <= ?", (now_us,))
+    return {path for (path,) in rows}
+
+
+def _write(
+    db: sqlite3.Connection,
+    target: Target,
+    outcomes: list[tuple[Stamp, Parsed | Skip]],
+    gone: list[str] | tuple[str, ...],
+    changes: Changes,
+    *,
+    indexed: int | None = None,
+) -> None:
+    """One paced transaction: outcomes recorded, vanished files removed, feed clocks moved.
+
+    While the first build runs nobody reads the feeds, so nothing is paced and the clocks
+    just take the time; afterwards every change moves a feed's clock by a second at least.
+    """
+    live = _live(db)
+    if live:
+        _wait_for_clock(db)
+
+    def reparse(path: str) -> Parsed | Skip:
+        return _read(target, path)
+
+    with transaction(db):
+        for stamp, outcome in outcomes:
+            writer.put(db, stamp, outcome, reparse)
+            _log_outcome(outcome)
+        for path in gone:
+            writer.remove(db, path, reparse)
+        if indexed is not None:
+            _set_meta(db, indexed=str(indexed))
+        changes.feeds.update(writer.seal(db, int(time.time()), step=1 if live else 0))
+    changes.parsed += len(outcomes)
+    changes.removed += len(gone)
+
+
+def _live(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
+    return row is not None and row[0] == "ready"
+
+
+def _clock_ready(db: sqlite3.Connection) -> Callable[[], bool]:
+    """Whether a commit now moves the feed clocks without running them ahead of the wall clock."""
+    if not _live(db):
+        return lambda: True
+    return lambda: writer.latest_change(db) + 1 <= time.time()
+
+
+def _wait_for_clock(db: sqlite3.Connection) -> None:
+    """Commit in a later second than the newest feed clock: Last-Modified is never ahead."""
+    wait = writer.latest_change(db) + 1 - time.time()
+    if wait > 0:
+        time.sleep(min(wait, 1.0))  # bounded: a clock set back must not stop indexing
+
+
+def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[Stamp], set[str]]:
+    """The stamps of the documents at or below `paths`, and the indexed ones gone from there."""
+    stamps: dict[str, Stamp] = {}
+    gone: set[str] = set()
+    for relative in sorted(paths):
+        if not relative or any(part.startswith(".") for part in relative.split("/")):
+            continue
+        full = root / relative
+        below = _indexed_below(db, relative)
+        if full.is_dir() and not full.is_symlink():
+            for found in scan(full):
+                stamp = _stamp(found)
+                label = f"{relative}/{stamp.path}"
+                stamps[label] = Stamp(label, stamp.size, stamp.mtime_ns)
+            gone.update(below - stamps.keys())
+        elif relative.lower().endswith(SUFFIXES):
+            try:
+                info = full.stat()
+            except FileNotFoundError:
+                try:
+                    info = full.lstat()  # a dangling link is a document that says why
+                except FileNotFoundError:
+                    gone.add(relative)
+                    continue
+            except OSError:
+                continue  # unreadable now: the next change or rescan decides
+            stamps[relative] = Stamp(relative, info.st_size, info.st_mtime_ns)
+        else:
+            gone.update(below)
+    indexed = _known(db, list(gone))
+    return list(stamps.values()), {path for path in gone if path in indexed}
+
+
+def _count(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT count(*) FROM documents").fetchone()[0]
+
+
+def _indexed_below(db: sqlite3.Connection, folder: str) -> set[str]:
+    rows = db.execute(
+        "SELECT path FROM documents WHERE path >= ? AND path < ?", (f"{folder}/", f"{folder}0")
+    )
+    return {path for (path,) in rows}
+
+
+def _known(db: sqlite3.Connection, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
+    found = {}
+    for path in paths:
+        row = db.execute(
+            "SELECT size, mtime_ns, read_ns, digest FROM documents WHERE path = ?", (path,)
+        ).fetchone()
+        if row is not None:
+            found[path] = row
+    return found
 
 
 def update(target: Target, progress: Progress | None = None) -> Changes | None:
@@ -201,25 +357,20 @@ def _hash(path: Path) -> str:
         return ""
 
 
-def _parse(
-    root: Path, stamps: list[Stamp], options: LoadOptions
-) -> Iterator[tuple[Stamp, Parsed | Skip]]:
+def _parse(target: Target, stamps: list[Stamp]) -> Iterator[tuple[Stamp, Parsed | Skip]]:
     """Each stamp with its file's outcome, parsed by `options.workers` processes."""
-    if options.workers < 2 or len(stamps) < 2 * PARALLEL_CHUNK:
-        yield from _read_chunk(root, stamps, options)
+    workers = target.options.workers
+    if workers < 2 or len(stamps) < 2 * PARALLEL_CHUNK:
+        yield from _read_chunk(target, stamps)
         return
     chunks = [stamps[i : i + PARALLEL_CHUNK] for i in range(0, len(stamps), PARALLEL_CHUNK)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
-        for outcomes in pool.map(
-            _read_chunk, *zip(*((root, chunk, options) for chunk in chunks), strict=True)
-        ):
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for outcomes in pool.map(_read_chunk, [target] * len(chunks), chunks):
             yield from outcomes
 
 
-def _read_chunk(
-    root: Path, stamps: list[Stamp], options: LoadOptions
-) -> list[tuple[Stamp, Parsed | Skip]]:
+def _read_chunk(target: Target, stamps: list[Stamp]) -> list[tuple[Stamp, Parsed | Skip]]:
     results = []
     for stamp in stamps:
         read_ns = time.time_ns()
@@ -228,13 +379,36 @@ def _read_chunk(
                 stamp.path, "unreadable folder: its files are not indexed"
             )
         else:
-            outcome = read_document(root, stamp.path, options)
+            outcome = _read(target, stamp.path)
         results.append((Stamp(stamp.path, stamp.size, stamp.mtime_ns, read_ns), outcome))
     return results
 
 
-def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
-    while batch := list(islice(items, size)):
+def _read(target: Target, path: str) -> Parsed | Skip:
+    """The file's outcome; an article dated in the future waits for its time when scheduling."""
+    outcome = read_document(target.root, path, target.options)
+    if not target.schedule or not isinstance(outcome, Parsed):
+        return outcome
+    due = microseconds(outcome.article.published)
+    if due <= time.time_ns() // 1000:
+        return outcome
+    when = outcome.article.published.isoformat()
+    return Scheduled(path, f"scheduled: appears at {when}", "scheduled", due)
+
+
+def _key(options: LoadOptions, schedule: bool) -> str:
+    return f"{options.key()}|schedule={schedule}"
+
+
+def _batches(items: Iterator[Any], size: int, ready: Callable[[], bool]) -> Iterator[list[Any]]:
+    """Lists of at least `size` items, each handed on only when `ready` (the rest at the end)."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size and ready():
+            yield batch
+            batch = []
+    if batch:
         yield batch
 
 
@@ -244,7 +418,7 @@ def _set_meta(db: sqlite3.Connection, **values: str) -> None:
 
 def _log_outcome(outcome: Parsed | Skip) -> None:
     if isinstance(outcome, Skip):
-        level = logging.INFO if outcome.kind == "filtered" else logging.WARNING
+        level = logging.INFO if outcome.kind in {"filtered", "scheduled"} else logging.WARNING
         log.log(level, "%s %s: %s", outcome.kind, outcome.path, outcome.reason)
     else:
         for note in outcome.repairs:

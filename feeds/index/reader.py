@@ -14,13 +14,14 @@ import os
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import overload
 
 from feeds.corpus import LoadReport, Skip
-from feeds.index.records import article_from_json, from_microseconds
-from feeds.index.schema import open_reader
+from feeds.index.records import EPOCH, article_from_json, from_microseconds
+from feeds.index.schema import ALL, open_reader
 from feeds.index.search import CustomArticles, Filter, matching
 from feeds.model import Article, Provider, Topic
 
@@ -43,6 +44,7 @@ class FeedRow:
     count: int
     newest: int | None
     digest: str
+    changed: int  # when the feed last changed, epoch seconds (its Last-Modified)
 
 
 _QUERIES = {
@@ -56,6 +58,20 @@ _QUERIES = {
         " ORDER BY published DESC, id ASC LIMIT ? OFFSET ?"
     ),
 }
+
+
+_FEEDS = (
+    "SELECT f.kind, f.slug, f.name, f.domain, f.count, f.newest, f.digest,"
+    " coalesce(c.changed, 0) FROM feeds f LEFT JOIN feed_clock c USING (kind, slug)"
+    " ORDER BY f.kind, f.slug"
+)
+
+
+def _changed(db: sqlite3.Connection, kind: str, slug: str) -> int:
+    row = db.execute(
+        "SELECT changed FROM feed_clock WHERE kind = ? AND slug = ?", (kind, slug)
+    ).fetchone()
+    return row[0] if row else 0
 
 
 class FeedArticles(Sequence[Article]):
@@ -73,6 +89,11 @@ class FeedArticles(Sequence[Article]):
     @property
     def digest(self) -> str:
         return self._feed.digest
+
+    @property
+    def changed(self) -> datetime:
+        """When this feed's articles last changed: moves forward with every change."""
+        return EPOCH + timedelta(seconds=self._feed.changed)
 
     def _fetch(self, start: int, stop: int) -> tuple[Article, ...]:
         if stop <= start:
@@ -111,9 +132,9 @@ class View:
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
         db.execute("BEGIN")  # a read transaction: the view does not move under a request
-        rows = [FeedRow(*row) for row in db.execute("SELECT * FROM feeds ORDER BY kind, slug")]
+        rows = [FeedRow(*row) for row in db.execute(_FEEDS)]
         self._feeds = {(row.kind, row.slug): row for row in rows}
-        empty = FeedRow("all", "", "", None, 0, None, "0" * 64)
+        empty = FeedRow("all", "", "", None, 0, None, "0" * 64, _changed(db, *ALL))
         self.articles = FeedArticles(db, self._feeds.get(("all", ""), empty))
         self.version = self.articles.digest
         self.topics: Mapping[str, Topic] = MappingProxyType(
@@ -130,7 +151,8 @@ class View:
 
     def custom(self, selected: Filter, limit: int) -> CustomArticles:
         """The newest `limit` articles a custom filter selects."""
-        return matching(self._db, selected, limit)
+        found = matching(self._db, selected, limit)
+        return CustomArticles(found, found.digest, self.articles.changed)
 
     def newest(self, kind: str, slug: str) -> object:
         row = self._feeds.get((kind, slug))
@@ -155,6 +177,7 @@ class View:
             "loaded": loaded,
             "skipped": outcomes.get("skipped", 0) + outcomes.get("article", 0) - loaded,
             "filtered": outcomes.get("filtered", 0),
+            "scheduled": outcomes.get("scheduled", 0),
             "repaired": int(repaired),
         }
 
@@ -235,7 +258,7 @@ def index_report(db: sqlite3.Connection) -> LoadReport:
         "SELECT path, outcome, reason FROM documents WHERE outcome != 'article' ORDER BY path"
     ):
         skip = Skip(path, reason, outcome)
-        (report.filtered if outcome == "filtered" else report.skipped).append(skip)
+        (report.skipped if outcome == "skipped" else report.filtered).append(skip)
     duplicates = db.execute(
         "SELECT d.path, a.path FROM documents d JOIN articles a ON a.id = d.article_id"
         " WHERE d.path != a.path ORDER BY d.path"

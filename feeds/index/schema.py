@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger("feeds.index")
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 BUSY_TIMEOUT_MS = 5000
 READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
@@ -33,12 +33,14 @@ CREATE TABLE IF NOT EXISTS documents (
     mtime_ns INTEGER NOT NULL,
     read_ns INTEGER NOT NULL,
     digest TEXT NOT NULL,
-    outcome TEXT NOT NULL CHECK (outcome IN ('article', 'skipped', 'filtered')),
+    outcome TEXT NOT NULL CHECK (outcome IN ('article', 'skipped', 'filtered', 'scheduled')),
     reason TEXT,
     repairs TEXT NOT NULL DEFAULT '[]',
     article_id TEXT,
-    quality REAL
+    quality REAL,
+    due INTEGER  -- a scheduled document's publication time (epoch microseconds)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_due ON documents (due) WHERE due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_by_article ON documents (article_id)
     WHERE article_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_by_outcome ON documents (outcome);
@@ -74,12 +76,30 @@ CREATE TABLE IF NOT EXISTS feeds (
     digest TEXT NOT NULL,
     PRIMARY KEY (kind, slug)
 ) WITHOUT ROWID;
+-- When each feed last changed (epoch seconds): never moves back, never deleted, so a
+-- feed that empties and fills again keeps moving its Last-Modified forward.
+CREATE TABLE IF NOT EXISTS feed_clock (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    changed INTEGER NOT NULL,
+    PRIMARY KEY (kind, slug)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS names (
     kind TEXT NOT NULL,
     slug TEXT NOT NULL,
     name TEXT NOT NULL,
     uses INTEGER NOT NULL,
     PRIMARY KEY (kind, slug, name)
+) WITHOUT ROWID;
+"""
+
+# The writer's scratch: each feed a transaction touched, with its digest before it.
+WRITER_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS touched (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    before TEXT NOT NULL,
+    PRIMARY KEY (kind, slug)
 ) WITHOUT ROWID;
 """
 
@@ -142,6 +162,7 @@ def _writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.executescript(TABLES)
+        connection.executescript(WRITER_TABLES)
         found = dict(connection.execute("SELECT key, value FROM meta"))
         if not found:
             with transaction(connection):

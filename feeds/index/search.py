@@ -14,8 +14,9 @@ import re
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from feeds.index.records import article_from_json
+from feeds.index.records import EPOCH, article_from_json
 from feeds.model import Article
 
 # A quoted phrase, or a run of anything but spaces and quotes; an unclosed quote is dropped.
@@ -88,13 +89,21 @@ def _where(selected: Filter) -> tuple[str, list[object]]:
 
 
 class CustomArticles(tuple[Article, ...]):
-    """The newest articles of a filter, as many as one document shows, with their digest."""
+    """The newest articles of a filter, as many as one document shows, with their digest.
+
+    `changed` (its Last-Modified) is when any article last changed: a custom document can
+    only change then, and that time only moves forward.
+    """
 
     digest: str
+    changed: datetime
 
-    def __new__(cls, articles: tuple[Article, ...], digest: str) -> CustomArticles:
+    def __new__(
+        cls, articles: tuple[Article, ...], digest: str, changed: datetime = EPOCH
+    ) -> CustomArticles:
         made = super().__new__(cls, articles)
         made.digest = digest
+        made.changed = changed
         return made
 
 

@@ -8,6 +8,12 @@ to: the all feed, its topics and its provider keep a count, their newest date, t
 used spelling of their name, and a digest (XOR of their articles' content hashes) that
 changes whenever their articles do and is equal on every host with the same files.
 A served article's title and excerpt words are in the full-text table while it is served.
+
+Each transaction ends with `seal`: every feed whose digest it changed gets a new
+`changed` second, one past its last and never behind the clock, so `Last-Modified`
+moves forward whenever a feed's bytes do (also for a removal, an edit or a backdated
+article), and the changed feeds are what WebSub pushes. A document dated in the future
+is `Scheduled`: recorded with its due time, served once that time has come.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ class Stamp:
 
 
 @dataclass(frozen=True, slots=True)
+class Scheduled(Skip):
+    """An article held back until `due` (epoch microseconds), its publication time."""
+
+    due: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     path: str
     quality: float
@@ -52,11 +65,11 @@ def put(db: sqlite3.Connection, stamp: Stamp, outcome: Parsed | Skip, reparse: R
     else:
         row = ("", outcome.kind, outcome.reason, "[]", None)
         quality = None
+    due = outcome.due if isinstance(outcome, Scheduled) else None
     db.execute(
-        "INSERT OR REPLACE INTO documents"
-        " (path, size, mtime_ns, read_ns, digest, outcome, reason, repairs, article_id, quality)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (stamp.path, stamp.size, stamp.mtime_ns, stamp.read_ns, *row, quality),
+        "INSERT OR REPLACE INTO documents (path, size, mtime_ns, read_ns, digest, outcome,"
+        " reason, repairs, article_id, quality, due) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (stamp.path, stamp.size, stamp.mtime_ns, stamp.read_ns, *row, quality, due),
     )
     in_hand = {stamp.path: outcome} if isinstance(outcome, Parsed) else {}
     for article_id in {old[0] if old else None, row[4]} - {None}:
@@ -189,6 +202,38 @@ def _memberships(parsed: Parsed) -> list[Membership]:
     ]
 
 
+def seal(db: sqlite3.Connection, now: int, step: int = 1) -> list[tuple[str, str]]:
+    """Move the clock of every feed this transaction changed; those feeds, to push.
+
+    Call it last in each transaction. `now` is the wall clock in whole seconds; each
+    changed feed's clock becomes at least its last plus `step`.
+    """
+    changed = db.execute(
+        "SELECT t.kind, t.slug FROM touched t LEFT JOIN feeds f USING (kind, slug)"
+        " WHERE coalesce(f.digest, ?) != t.before ORDER BY t.kind, t.slug",
+        (ZERO_DIGEST,),
+    ).fetchall()
+    db.executemany(
+        "INSERT INTO feed_clock (kind, slug, changed) VALUES (?, ?, ?)"
+        " ON CONFLICT (kind, slug) DO UPDATE SET changed = max(changed + ?, excluded.changed)",
+        [(kind, slug, now, step) for kind, slug in changed],
+    )
+    db.execute("DELETE FROM touched")
+    return [(kind, slug) for kind, slug in changed]
+
+
+def latest_change(db: sqlite3.Connection) -> int:
+    """The newest feed clock: a commit before the wall clock reaches it would run it ahead."""
+    return db.execute("SELECT coalesce(max(changed), 0) FROM feed_clock").fetchone()[0]
+
+
+def _touch(db: sqlite3.Connection, feed: Membership, digest: str) -> None:
+    db.execute(
+        "INSERT OR IGNORE INTO touched (kind, slug, before) VALUES (?, ?, ?)",
+        (feed.kind, feed.slug, digest),
+    )
+
+
 def _xor(left: str, right: str) -> str:
     return format(int(left, 16) ^ int(right, 16), "064x")
 
@@ -199,6 +244,7 @@ def _join(db: sqlite3.Connection, feed: Membership, published: int, digest: str)
         "SELECT count, newest, digest FROM feeds WHERE kind = ? AND slug = ?", (kind, slug)
     ).fetchone()
     count, newest, feed_digest = row or (0, None, ZERO_DIGEST)
+    _touch(db, feed, feed_digest)
     newest = published if newest is None else max(newest, published)
     if feed.name is not None:
         db.execute(
@@ -226,6 +272,7 @@ def _leave(db: sqlite3.Connection, feed: Membership, published: int, digest: str
     count, newest, feed_digest = db.execute(
         "SELECT count, newest, digest FROM feeds WHERE kind = ? AND slug = ?", (kind, slug)
     ).fetchone()
+    _touch(db, feed, feed_digest)
     if feed.name is not None:
         db.execute(
             "UPDATE names SET uses = uses - 1 WHERE kind = ? AND slug = ? AND name = ?",

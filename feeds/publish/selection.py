@@ -27,8 +27,9 @@ class Selection:
 
     @property
     def version(self) -> str:
-        """Changes exactly when this feed's articles do (equal on every host)."""
-        return f"{self.kind}/{self.slug or ''}/{self.articles.digest}"
+        """Changes exactly when this feed's articles or their Last-Modified do."""
+        changed = int(self.articles.changed.timestamp())
+        return f"{self.kind}/{self.slug or ''}/{self.articles.digest}/{changed}"
 
     def feed_path(self, extension: str, page: int | None = None) -> str:
         """The URL path of this feed (or of one of its archive pages) in a format."""
