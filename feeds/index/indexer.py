@@ -36,14 +36,10 @@ from typing import Any
 from feeds.corpus import SUFFIXES, Found, LoadOptions, Parsed, Skip, read_document, scan
 from feeds.index import writer
 from feeds.index.records import microseconds
-from feeds.index.schema import (
-    identity,
-    index_path,
-    open_writer,
-    transaction,
-)
+from feeds.index.schema import identity, index_path, open_writer
 from feeds.index.writer import Scheduled, Stamp
 from feeds.settings import data_directory
+from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
 

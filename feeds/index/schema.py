@@ -13,10 +13,10 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+
+from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
 
@@ -198,15 +198,3 @@ def set_aside(path: Path, reason: str) -> Path:
         if source.exists():
             os.replace(source, f"{aside}{suffix}")
     return aside
-
-
-@contextmanager
-def transaction(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: readers never see half a change."""
-    connection.execute("BEGIN IMMEDIATE")
-    try:
-        yield connection
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    connection.execute("COMMIT")

@@ -22,7 +22,7 @@ import secrets
 import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import redis
 
 from feeds.settings import data_directory
+from feeds.sqlite import connection, transaction
 
 REDIS_PREFIX = "feeds:websub:"
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -200,27 +201,13 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=SQLITE_BUSY_SECONDS, isolation_level=None)
-        # With WAL, NORMAL syncs at checkpoints, not at every commit: these calls block a
-        # gevent worker's every connection, so they must not wait for the disk each time.
-        db.execute("PRAGMA synchronous=NORMAL")
-        try:
-            yield db
-        finally:
-            db.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connection(self.path, SQLITE_BUSY_SECONDS)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+        with self._connect() as db, transaction(db):
+            yield db
 
     def check_writable(self) -> None:
         """Raise unless a write could start now (read-only file or directory, lock held)."""

@@ -1,0 +1,33 @@
+"""SQLite the way every store here uses it: a connection per operation, one transaction shape."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+@contextmanager
+def connection(path: Path, busy_seconds: float) -> Iterator[sqlite3.Connection]:
+    """A short-lived connection in autocommit mode: nothing is shared across forks, threads
+    or greenlets. With WAL, NORMAL syncs at checkpoints, not at every commit: these calls
+    block a gevent worker's every connection, so they must not wait for the disk each time."""
+    db = sqlite3.connect(path, timeout=busy_seconds, isolation_level=None)
+    db.execute("PRAGMA synchronous=NORMAL")
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error: readers never see half a change."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
