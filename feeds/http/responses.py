@@ -55,8 +55,10 @@ def feed_answer(rendered: Rendered, environ: dict) -> Answer:
         variant = rendered.variants[encoding] = _variant(rendered, encoding)
     body, etag, headers = variant
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if if_none_match == headers[1][1] or not is_resource_modified(
-        environ, etag=etag, last_modified=rendered.last_modified
+    conditional = if_none_match is not None or "HTTP_IF_MODIFIED_SINCE" in environ
+    if conditional and (
+        if_none_match == headers[1][1]
+        or not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified)
     ):
         return Answer(304, headers, b"")
     return Answer(200, [*headers, ("Content-Length", str(len(body)))], body)

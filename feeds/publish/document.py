@@ -9,6 +9,9 @@ from feeds.model import Article
 from feeds.publish.selection import Selection
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An empty document (a custom filter that matches nothing) has no date of its own; a fixed
+# one keeps its bytes equal on every host, and validators call dates before 1990 implausible.
+EMPTY_DOCUMENT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +34,7 @@ class FeedDocument:
     @property
     def updated(self) -> datetime:
         """The newest entry's date: never the clock, so every render gives the same bytes."""
-        return self.articles[0].published if self.articles else EPOCH
+        return self.articles[0].published if self.articles else EMPTY_DOCUMENT_DATE
 
 
 def link_header(document: FeedDocument) -> str:
