@@ -171,16 +171,28 @@ def test_metrics_count_every_request_across_workers(server_factory, data_dir: st
             requests.get(server.url + path, timeout=10)
     etag = server.get("/feeds/all.rss").headers["ETag"]
     assert server.get("/feeds/all.rss", headers={"If-None-Match": etag}).status_code == 304
-    samples = metric_samples(server)
 
-    def requests_total(kind: str, fmt: str, status: str) -> float:
+    def requests_total(samples: dict, kind: str, fmt: str, status: str) -> float:
         labels = (("format", fmt), ("kind", kind), ("status", status))
         return samples.get(("feeds_requests_total", labels), 0)
 
-    assert requests_total("all", "rss", "200") == 8
-    assert requests_total("all", "rss", "304") == 1
-    assert requests_total("topics", "json", "200") == 3
-    assert requests_total("topics", "atom", "404") == 2
+    # Each worker hands its counts to Prometheus once a second (and before a scrape it
+    # answers): exact within a second, whichever worker answered.
+    samples = wait_for(
+        lambda: metric_samples(server),
+        lambda found: (
+            requests_total(found, "topics", "atom", "404") == 2
+            and requests_total(found, "all", "rss", "200") == 8
+            and requests_total(found, "all", "rss", "304") == 1
+            and requests_total(found, "topics", "json", "200") == 3
+        ),
+        timeout=5,
+    )
+
+    assert requests_total(samples, "all", "rss", "200") == 8
+    assert requests_total(samples, "all", "rss", "304") == 1
+    assert requests_total(samples, "topics", "json", "200") == 3
+    assert requests_total(samples, "topics", "atom", "404") == 2
     tiers = {
         labels[0][1]: value
         for (name, labels), value in samples.items()

@@ -136,6 +136,7 @@ class Observer:
             )
 
     def flush(self) -> None:
+        self.requests.flush()
         self.recorder.flush()
         if self.access_log is not None:
             self.access_log.flush()

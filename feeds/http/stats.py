@@ -64,6 +64,9 @@ def private(response: Response) -> Response:
 
 @blueprint.route("/metrics")
 def prometheus_metrics() -> Response:
+    observer = current_app.extensions.get("feeds.observer")
+    if observer is not None:  # this worker's last counts; the others' are at most 1 s old
+        observer.requests.flush()
     body = metrics.exposition(scrape_values)
     return Response(body, 200, content_type=metrics.CONTENT_TYPE)
 
