@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 
@@ -31,3 +31,26 @@ def transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+class SqliteFile:
+    """A database file with its schema: created on first use, WAL, a connection per operation
+    (nothing shared across forks, threads or greenlets)."""
+
+    schema = ""
+    busy_seconds = 1.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(self.schema)
+
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return connection(self.path, self.busy_seconds)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db, transaction(db):
+            yield db

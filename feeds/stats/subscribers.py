@@ -24,8 +24,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, Protocol
 import redis
 
 from feeds.settings import data_directory
-from feeds.sqlite import connection, transaction
+from feeds.sqlite import SqliteFile
 from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 
 log = logging.getLogger("feeds.stats.subscribers")
@@ -138,23 +137,11 @@ _UPSERT_REPORT = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqliteFile):
     """One file per corpus beside the index; a connection per operation (forks, greenlets)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connection(self.path, SQLITE_BUSY_SECONDS)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db, transaction(db):
-            yield db
+    schema = _SCHEMA
+    busy_seconds = SQLITE_BUSY_SECONDS
 
     def day_key(self, day: int) -> bytes:
         """The day's key, made by whichever worker asks first; keys of past days are gone."""

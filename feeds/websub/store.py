@@ -21,8 +21,6 @@ import os
 import secrets
 import sqlite3
 import tempfile
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,7 +28,7 @@ from typing import Any, Protocol
 import redis
 
 from feeds.settings import data_directory
-from feeds.sqlite import connection, transaction
+from feeds.sqlite import SqliteFile
 
 REDIS_PREFIX = "feeds:websub:"
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -191,23 +189,11 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_at);
 """
 
 
-class SqliteStore:
+class SqliteStore(SqliteFile):
     """A connection per operation: nothing is shared across forks, threads or greenlets."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-
-    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connection(self.path, SQLITE_BUSY_SECONDS)
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as db, transaction(db):
-            yield db
+    schema = _SCHEMA
+    busy_seconds = SQLITE_BUSY_SECONDS
 
     def check_writable(self) -> None:
         """Raise unless a write could start now (read-only file or directory, lock held)."""
