@@ -82,6 +82,12 @@ class Article:
     topics: tuple[Topic, ...] = ()
     image: Image | None = None
     related: tuple[Related, ...] = ()
+    updated: datetime | None = None  # when an edit of the served article was seen, if one was
+
+    @property
+    def modified(self) -> datetime:
+        """When the entry last changed: its edit, or else its publication."""
+        return self.updated or self.published
 
     @property
     def tags(self) -> tuple[str, ...]:

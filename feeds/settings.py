@@ -214,7 +214,8 @@ SETTINGS: tuple[Setting, ...] = (
         "ARCHIVE_PAGE_SIZE",
         50,
         _positive_int,
-        "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`).",
+        "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`); a change builds a "
+        "new index, whose pages are cut afresh.",
     ),
     Setting(
         "WEBSUB_HUB_URL",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from feeds.cache import (
@@ -22,9 +23,9 @@ from feeds.cache import (
     prepare,
 )
 from feeds.index.indexer import Target
-from feeds.index.reader import IndexReader, View
+from feeds.index.reader import FeedArticles, IndexReader, View
 from feeds.index.search import Filter
-from feeds.publish.archive import Archive
+from feeds.publish.archive import IMMUTABLE_CACHE_CONTROL, Archive
 from feeds.publish.custom import custom_selection
 from feeds.publish.document import link_header
 from feeds.publish.selection import Selection, UnknownFeed, select
@@ -68,9 +69,13 @@ class Site:
         """A custom feed's newest `limit` articles; UnknownFeed for a slug not indexed."""
         return custom_selection(self.catalog, selected, limit, self.settings["SITE_TITLE"])
 
-    def archive(self, selection: Selection) -> Archive:
-        size = min(self.settings["ARCHIVE_PAGE_SIZE"], self.settings["DEFAULT_ITEMS"])
-        return Archive(size, len(selection.articles))
+    @staticmethod
+    def archive(selection: Selection) -> Archive:
+        """The feed's sealed pages; custom feeds have none."""
+        articles = selection.articles
+        if not isinstance(articles, FeedArticles):
+            return Archive(0, len(articles))
+        return Archive(articles.pages, articles.open)
 
     def hub_url(self, base_url: str) -> str:
         return self.settings["WEBSUB_HUB_URL"] or f"{base_url}{HUB_PATH}"
@@ -102,7 +107,8 @@ class Site:
     ) -> Rendered:
         """Archive page `page` (1 is the oldest); a page that does not exist is UnknownFeed."""
         archive = self.archive(selection)
-        if not archive.has(page):
+        articles = selection.articles
+        if not archive.has(page) or not isinstance(articles, FeedArticles):
             raise UnknownFeed(f"{selection.page_path} has {archive.pages} archive pages")
         current = f"{base_url}{selection.feed_path(extension)}"
         links = [("current", current)]
@@ -118,18 +124,21 @@ class Site:
                 self._page_url(selection, extension, page + 1, base_url) if newer else current,
             )
         )
+        sealed = articles.page(page)
         document = FeedDocument(
             selection,
-            archive.articles(selection.articles, page),
+            sealed.articles,
             base_url,
             self._page_url(selection, extension, page, base_url),
             self._ttl_minutes,
             tuple(links),
             archive=True,
         )
-        # Not `immutable`: pages count from the oldest article, so a backdated article,
-        # an edit or a removal changes pages; caches revalidate them like current feeds.
-        return self._rendered(extension, document, self.cache_control)
+        immutable = archive.immutable(page)
+        cache_control = IMMUTABLE_CACHE_CONTROL if immutable else self.cache_control
+        # A page's bytes depend only on what it sealed and whether a newer page follows.
+        version = f"{selection.kind}/{selection.slug or ''}/page/{page}/{sealed.sealed}/{newer}"
+        return self._rendered(extension, document, cache_control, version, sealed.sealed)
 
     @property
     def _ttl_minutes(self) -> int:
@@ -139,16 +148,28 @@ class Site:
     def _page_url(selection: Selection, extension: str, page: int, base_url: str) -> str:
         return f"{base_url}{selection.feed_path(extension, page)}"
 
-    def _rendered(self, extension: str, document: FeedDocument, cache_control: str) -> Rendered:
-        """Render at most once per process and corpus version; the key is the document's URL."""
+    def _rendered(
+        self,
+        extension: str,
+        document: FeedDocument,
+        cache_control: str,
+        version: str | None = None,
+        modified: datetime | None = None,
+    ) -> Rendered:
+        """Render at most once per process and content version; the key is the document's URL.
+
+        A current document's version and Last-Modified are its feed's; an archive page
+        passes its own, which never move once it is sealed.
+        """
         fmt = FORMATS[extension]
+        changed = modified or document.selection.articles.changed
 
         def render() -> Rendered:
             body = fmt.render(document)
-            changed = document.selection.articles.changed
             return prepare(body, changed, fmt.content_type, cache_control, link_header(document))
 
-        key = cache_key(self.output_version(document.selection.version), document.self_url)
+        content_version = version or document.selection.version
+        key = cache_key(self.output_version(content_version), document.self_url)
         return self.cache.get_or_render(key, render)
 
     def output_version(self, content_version: str) -> str:

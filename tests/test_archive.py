@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import feedparser
@@ -101,16 +103,17 @@ def test_json_feed_pages_with_next_url(corpus: Path) -> None:
     assert len(ids) - len(set(ids)) <= 30  # only the current document overlaps
 
 
-def test_pages_are_fixed_size_oldest_first_and_revalidated(corpus: Path) -> None:
+def test_pages_are_fixed_size_oldest_first_and_sealed(corpus: Path) -> None:
     c = client(corpus)
     first = c.get("/feeds/all/archive/1.atom")
     oldest = feedparser.parse(first.data).entries
     assert len(oldest) == 20
-    newest_page = c.get("/feeds/all/archive/6.atom")  # 135 // 20 == 6 complete pages
+    newest_page = c.get("/feeds/all/archive/6.atom")  # (135 - 1) // 20 == 6 sealed pages
     assert newest_page.status_code == 200
-    for page in (first, newest_page):  # a backdated article or an edit changes pages
-        assert "immutable" not in page.headers["Cache-Control"]
-        assert page.headers["Last-Modified"]
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # The newest page links forward to the current document until a newer page exists.
+    assert "immutable" not in newest_page.headers["Cache-Control"]
+    assert first.headers["Last-Modified"] == newest_page.headers["Last-Modified"]
     assert c.get("/feeds/all/archive/7.atom").status_code == 404
     assert c.get("/feeds/all/archive/0.atom").status_code == 404
     assert c.get("/feeds/all/archive/1.atom?limit=5").status_code == 400
@@ -118,14 +121,30 @@ def test_pages_are_fixed_size_oldest_first_and_revalidated(corpus: Path) -> None
     assert {"self", "current", "next-archive"} <= links and "prev-archive" not in links
 
 
+def write_article(root: Path, name: str, title: str, published: str) -> None:
+    (root / f"{name}.txt").write_text(
+        document(
+            title=f'"{title}"', publishedDateTime=published, webUrl=f'"https://x.example/{name}"'
+        )
+    )
+
+
+def page_bytes(c, pages: range) -> dict[int, bytes]:
+    return {n: c.get(f"/feeds/all/archive/{n}.rss").data for n in pages}
+
+
+def entry_ids(data: bytes) -> list[str]:
+    return [entry.id for entry in feedparser.parse(data).entries]
+
+
 def test_a_new_article_changes_no_archive_page_but_the_newest(tmp_path: Path) -> None:
-    write_articles(tmp_path, 0, 58)  # two complete pages and 18 more
-    pages = {n: client(tmp_path).get(f"/feeds/all/archive/{n}.rss").data for n in (1, 2)}
-    write_articles(tmp_path, 200, 1)  # a newest article: no page changes
+    write_articles(tmp_path, 0, 58)  # two sealed pages and 18 open entries
+    pages = page_bytes(client(tmp_path), range(1, 3))
+    write_articles(tmp_path, 200, 2)  # 20 open entries: still one page's worth
     after = client(tmp_path)
-    assert {n: after.get(f"/feeds/all/archive/{n}.rss").data for n in (1, 2)} == pages
+    assert page_bytes(after, range(1, 3)) == pages
     assert after.get("/feeds/all/archive/3.rss").status_code == 404
-    write_articles(tmp_path, 201, 1)  # the 60th completes page 3
+    write_articles(tmp_path, 202, 1)  # the 21st open entry seals page 3
     later = client(tmp_path)
     assert later.get("/feeds/all/archive/1.rss").data == pages[1]
     newest_before = feedparser.parse(pages[2])
@@ -136,6 +155,57 @@ def test_a_new_article_changes_no_archive_page_but_the_newest(tmp_path: Path) ->
     assert before_links["next-archive"] == f"{ORIGIN}/feeds/all.rss"
     assert now_links == {**before_links, "next-archive": f"{ORIGIN}/feeds/all/archive/3.rss"}
     assert later.get("/feeds/all/archive/3.rss").status_code == 200
+    assert "immutable" in later.get("/feeds/all/archive/2.rss").headers["Cache-Control"]
+
+
+def test_a_backdated_article_surfaces_in_the_current_document_then_seals_in_turn(
+    tmp_path: Path,
+) -> None:
+    write_articles(tmp_path, 0, 58)
+    pages = page_bytes(client(tmp_path), range(1, 3))
+    write_article(tmp_path, "late", "Late article", "1999-01-01T00:00:00Z")
+    c = client(tmp_path)
+    assert page_bytes(c, range(1, 3)) == pages  # sealed pages never take a late article
+    late = next(
+        e.id
+        for e in feedparser.parse(c.get("/feeds/all.rss").data).entries
+        if e.title == "Late article"
+    )
+    current, archived = walk_xml(c, "/feeds/all.rss")
+    assert late in current and late not in archived
+    assert set(current) | set(archived) == expected_ids(c, "/feeds/all")
+    write_articles(tmp_path, 300, 2)  # 21 open entries: the oldest 20 are sealed
+    later = client(tmp_path)
+    assert page_bytes(later, range(1, 2)) == {1: pages[1]}
+    assert late in entry_ids(later.get("/feeds/all/archive/3.rss").data)
+    current, archived = walk_xml(later, "/feeds/all.rss")
+    assert len(archived) == len(set(archived))
+    assert set(current) | set(archived) == expected_ids(later, "/feeds/all")
+
+
+def test_an_edit_or_removal_leaves_sealed_pages_as_they_were(tmp_path: Path) -> None:
+    write_articles(tmp_path, 0, 58)
+    first = client(tmp_path).get("/feeds/all/archive/1.atom")
+    sealed = feedparser.parse(first.data).entries
+    edited, removed = sealed[0], sealed[1]
+    path = tmp_path / "0000.txt"
+    assert sealed[-1].title == "Article 0"  # the oldest article is on page 1
+    path.write_text(path.read_text().replace('"Article 0"', '"Article 0, corrected"'))
+    os.utime(path, (time.time(), time.time()))
+    (tmp_path / f"{int(removed.title.split()[-1]):04d}.txt").unlink()
+    c = client(tmp_path)
+    again = c.get("/feeds/all/archive/1.atom")
+    assert again.data == first.data
+    assert again.headers["Last-Modified"] == first.headers["Last-Modified"]
+    current = feedparser.parse(c.get("/feeds/all.atom").data).entries
+    corrected = next(e for e in current if e.id == sealed[-1].id)
+    assert corrected.title == "Article 0, corrected"
+    assert corrected.updated_parsed > corrected.published_parsed  # the edit's time
+    feed = json.loads(c.get("/feeds/all.json?limit=500").data)
+    item = next(i for i in feed["items"] if i["id"] == sealed[-1].id)
+    assert item["date_modified"] > item["date_published"]
+    assert removed.id not in {i["id"] for i in feed["items"]}
+    assert edited.id in {i["id"] for i in feed["items"]}
 
 
 def test_short_limits_do_not_lead_into_the_archives(corpus: Path) -> None:

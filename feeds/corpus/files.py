@@ -29,27 +29,28 @@ def scan(root: Path) -> Iterator[Found | Skip]:
     Nothing is opened: whatever a name is (a FIFO, a link, a device), reading it decides.
     A folder that cannot be listed is a Skip, so none is left out without a word.
     """
-    pending = [root]
+    # Folders as (path below root with a trailing slash, full path): plain strings, since
+    # path objects cost more than the listing itself at a million files.
+    pending = [("", os.fspath(root))]
     while pending:
-        directory = pending.pop()
+        prefix, directory = pending.pop()
         try:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as error:
-            where = directory.relative_to(root).as_posix()
             reason = error.strerror or error.__class__.__name__
-            yield Skip(f"{where}/", f"unreadable directory: {reason}")
+            yield Skip(prefix or "./", f"unreadable directory: {reason}")
             continue
         folders = []
         for entry in entries:
-            if entry.name.startswith("."):
+            name = entry.name
+            if name.startswith("."):
                 continue
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    folders.append(Path(entry.path))
-                elif entry.name.lower().endswith(SUFFIXES):
+                    folders.append((f"{prefix}{name}/", entry.path))
+                elif name.lower().endswith(SUFFIXES):
                     info = _stat(entry)
-                    label = Path(entry.path).relative_to(root).as_posix()
-                    yield Found(label, info.st_size, info.st_mtime_ns)
+                    yield Found(prefix + name, info.st_size, info.st_mtime_ns)
             except OSError:
                 continue  # gone while we looked: the next scan sees what is there
         pending.extend(reversed(folders))
@@ -110,9 +111,10 @@ def _read_up_to(descriptor: int, limit: int, expected: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while size < limit:
-        chunk = os.read(descriptor, min(limit - size, max(expected - size, 0) + 4096))
-        if not chunk:
-            break
+        wanted = min(limit - size, max(expected - size, 0) + 4096)
+        chunk = os.read(descriptor, wanted)
         chunks.append(chunk)
         size += len(chunk)
+        if len(chunk) < wanted:
+            break  # a regular file reads short only at its end
     return b"".join(chunks)

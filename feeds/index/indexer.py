@@ -58,19 +58,21 @@ class Target:
     options: LoadOptions
     path: Path
     schedule: bool = True  # hold documents dated in the future until their time
+    page_size: int = 50  # entries per RFC 5005 archive page
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], root: Path | None = None) -> Target:
         options = LoadOptions.from_settings(settings)
         corpus = Path(root or settings["CORPUS_DIR"])
         schedule = settings["SCHEDULE"]
-        path = index_path(data_directory(settings), corpus, _key(options, schedule))
-        return cls(corpus, options, path, schedule)
+        page_size = min(settings["ARCHIVE_PAGE_SIZE"], settings["DEFAULT_ITEMS"])
+        path = index_path(data_directory(settings), corpus, _key(options, schedule, page_size))
+        return cls(corpus, options, path, schedule, page_size)
 
     @property
     def key(self) -> str:
         """What changes the rows, beside the corpus and the code: names the index."""
-        return _key(self.options, self.schedule)
+        return _key(self.options, self.schedule, self.page_size)
 
     @property
     def lock_path(self) -> Path:
@@ -150,7 +152,10 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
             progress(done, changes.files)
     for batch in _batches(iter(indexed), BATCH, ready):
         _write(db, target, [], batch, changes)
+    first_build = not _live(db)
     with transaction(db):
+        if first_build:
+            writer.open_archives(db, target.page_size, int(time.time()))
         _set_meta(db, state="ready", indexed=str(changes.files), files=str(changes.files))
     changes.seconds = time.perf_counter() - started
     log.info(
@@ -231,13 +236,17 @@ def _write(
 
     with transaction(db):
         for stamp, outcome in outcomes:
-            writer.put(db, stamp, outcome, reparse)
+            writer.put(db, stamp, outcome, reparse, live)
             _log_outcome(outcome)
         for path in gone:
-            writer.remove(db, path, reparse)
+            writer.remove(db, path, reparse, live)
         if indexed is not None:
             _set_meta(db, indexed=str(indexed))
-        changes.feeds.update(writer.seal(db, int(time.time()), step=1 if live else 0))
+        now = int(time.time())
+        if live:
+            changes.feeds.update(writer.seal(db, now, page_size=target.page_size))
+        else:
+            changes.feeds.update(writer.seal(db, now, step=0))
     changes.parsed += len(outcomes)
     changes.removed += len(gone)
 
@@ -392,8 +401,8 @@ def _read(target: Target, path: str) -> Parsed | Skip:
     return Scheduled(path, f"scheduled: appears at {when}", "scheduled", due)
 
 
-def _key(options: LoadOptions, schedule: bool) -> str:
-    return f"{options.key()}|schedule={schedule}"
+def _key(options: LoadOptions, schedule: bool, page_size: int) -> str:
+    return f"{options.key()}|schedule={schedule}|page={page_size}"
 
 
 def _batches(items: Iterator[Any], size: int, ready: Callable[[], bool]) -> Iterator[list[Any]]:

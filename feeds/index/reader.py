@@ -45,40 +45,56 @@ class FeedRow:
     name: str
     domain: str | None
     count: int
+    open: int  # entries not sealed into an archive page yet
     newest: int | None
     digest: str
     changed: int  # when the feed last changed, epoch seconds (its Last-Modified)
+    pages: int  # archive pages sealed
 
 
-_QUERIES = {
-    "all": "SELECT data FROM articles ORDER BY published DESC, id ASC LIMIT ? OFFSET ?",
-    "topics": (
-        "SELECT a.data FROM article_topics t JOIN articles a ON a.id = t.id"
-        " WHERE t.topic = ? ORDER BY t.published DESC, t.id ASC LIMIT ? OFFSET ?"
-    ),
-    "providers": (
-        "SELECT data FROM articles WHERE provider = ?"
-        " ORDER BY published DESC, id ASC LIMIT ? OFFSET ?"
-    ),
-}
-
+# A feed's served articles in its documents' order: open entries, newest first, then
+# those of each sealed page from the newest page down.
+_CURRENT = (
+    "SELECT a.data FROM entries e JOIN articles a ON a.version = e.version"
+    " WHERE e.kind = ? AND e.slug = ? AND e.retired = 0"
+    " ORDER BY e.page DESC, e.published DESC, e.id ASC LIMIT ? OFFSET ?"
+)
+# An archive page as sealed: withdrawn and replaced copies read from `retired`.
+_PAGE = (
+    "SELECT coalesce(a.data, r.data) FROM entries e"
+    " LEFT JOIN articles a ON a.version = e.version"
+    " LEFT JOIN retired r ON r.version = e.version"
+    " WHERE e.kind = ? AND e.slug = ? AND e.page = ? ORDER BY e.published DESC, e.id ASC"
+)
 
 _FEEDS = (
-    "SELECT f.kind, f.slug, f.name, f.domain, f.count, f.newest, f.digest,"
-    " coalesce(c.changed, 0) FROM feeds f LEFT JOIN feed_clock c USING (kind, slug)"
-    " ORDER BY f.kind, f.slug"
+    "SELECT f.kind, f.slug, f.name, f.domain, f.count, f.open, f.newest, f.digest,"
+    " coalesce(c.changed, 0), coalesce(c.pages, 0)"
+    " FROM feeds f LEFT JOIN feed_clock c USING (kind, slug) ORDER BY f.kind, f.slug"
 )
 
 
-def _changed(db: sqlite3.Connection, kind: str, slug: str) -> int:
+@dataclass(frozen=True, slots=True)
+class ArchivePage:
+    """One sealed RFC 5005 page: its articles, newest first, and when it was sealed."""
+
+    articles: tuple[Article, ...]
+    sealed: datetime
+
+
+def _clock(db: sqlite3.Connection, kind: str, slug: str) -> tuple[int, int]:
     row = db.execute(
-        "SELECT changed FROM feed_clock WHERE kind = ? AND slug = ?", (kind, slug)
+        "SELECT changed, pages FROM feed_clock WHERE kind = ? AND slug = ?", (kind, slug)
     ).fetchone()
-    return row[0] if row else 0
+    return row or (0, 0)
 
 
 class FeedArticles(Sequence[Article]):
-    """One feed's articles, newest first, fetched from the view only as far as asked."""
+    """One feed's articles in its documents' order, fetched only as far as asked.
+
+    Open entries (newest first) come before sealed ones, so the first `open` articles
+    are the ones no archive page holds yet.
+    """
 
     __slots__ = ("_db", "_feed")
 
@@ -98,11 +114,36 @@ class FeedArticles(Sequence[Article]):
         """When this feed's articles last changed: moves forward with every change."""
         return EPOCH + timedelta(seconds=self._feed.changed)
 
+    @property
+    def pages(self) -> int:
+        """How many archive pages this feed has sealed (1 is the oldest)."""
+        return self._feed.pages
+
+    @property
+    def open(self) -> int:
+        """Articles in no archive page yet: a document leading into the archives shows them."""
+        return self._feed.open
+
+    def page(self, number: int) -> ArchivePage:
+        """Archive page `number` exactly as it was sealed; KeyError if there is none."""
+        feed = (self._feed.kind, self._feed.slug)
+        if not 1 <= number <= self._feed.pages:
+            raise KeyError(number)
+        sealed = self._db.execute(
+            "SELECT sealed FROM archive_pages WHERE kind = ? AND slug = ? AND page = ?",
+            (*feed, number),
+        ).fetchone()
+        rows = self._db.execute(_PAGE, (*feed, number)).fetchall()
+        if sealed is None:
+            raise KeyError(number)
+        articles = tuple(article_from_json(data) for (data,) in rows)
+        return ArchivePage(articles, EPOCH + timedelta(seconds=sealed[0]))
+
     def _fetch(self, start: int, stop: int) -> tuple[Article, ...]:
         if stop <= start:
             return ()
-        key = () if self._feed.kind == "all" else (self._feed.slug,)
-        rows = self._db.execute(_QUERIES[self._feed.kind], (*key, stop - start, start))
+        feed = (self._feed.kind, self._feed.slug)
+        rows = self._db.execute(_CURRENT, (*feed, stop - start, start))
         return tuple(article_from_json(data) for (data,) in rows.fetchall())
 
     @overload
@@ -137,7 +178,7 @@ class View:
         db.execute("BEGIN")  # a read transaction: the view does not move under a request
         rows = [FeedRow(*row) for row in db.execute(_FEEDS)]
         self._feeds = {(row.kind, row.slug): row for row in rows}
-        empty = FeedRow("all", "", "", None, 0, None, "0" * 64, _changed(db, *ALL))
+        empty = FeedRow("all", "", "", None, 0, 0, None, "0" * 64, *_clock(db, *ALL))
         self.articles = FeedArticles(db, self._feeds.get(("all", ""), empty))
         self.version = self.articles.digest
         self.topics: Mapping[str, Topic] = MappingProxyType(

@@ -38,6 +38,7 @@ def article_json(article: Article) -> str:
             if image is None
             else [image.url, image.mime_type, image.width, image.height, image.title],
             [[r.title, r.url, r.provider_name] for r in article.related],
+            None if article.updated is None else microseconds(article.updated),
         ],
         ensure_ascii=False,
         separators=(",", ":"),
@@ -48,7 +49,19 @@ def article_from_json(text: str) -> Article:
     """The `Article` that `article_json` wrote; a malformed row raises ValueError."""
     try:
         fields: list[Any] = json.loads(text)
-        (id_, title, published, provider, link, excerpt, category, topics, image, related) = fields
+        (
+            id_,
+            title,
+            published,
+            provider,
+            link,
+            excerpt,
+            category,
+            topics,
+            image,
+            related,
+            updated,
+        ) = fields
         return Article(
             id=id_,
             title=title,
@@ -60,6 +73,7 @@ def article_from_json(text: str) -> Article:
             topics=tuple(Topic(*topic) for topic in topics),
             image=None if image is None else Image(*image),
             related=tuple(Related(*item) for item in related),
+            updated=None if updated is None else from_microseconds(updated),
         )
-    except (TypeError, ValueError, OverflowError) as error:
+    except (LookupError, TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"malformed article row: {error.__class__.__name__}") from None

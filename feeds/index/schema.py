@@ -20,10 +20,11 @@ from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 BUSY_TIMEOUT_MS = 5000
 READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
+OPEN = 2**31 - 1  # the `page` of a feed entry not yet sealed into an archive page
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -44,8 +45,11 @@ CREATE INDEX IF NOT EXISTS documents_due ON documents (due) WHERE due IS NOT NUL
 CREATE INDEX IF NOT EXISTS documents_by_article ON documents (article_id)
     WHERE article_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS documents_by_outcome ON documents (outcome);
+-- `version` numbers each served copy of an article and is never reused, so an archive
+-- entry names the exact copy it was sealed with.
 CREATE TABLE IF NOT EXISTS articles (
-    id TEXT PRIMARY KEY,
+    version INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
     path TEXT NOT NULL,
     digest TEXT NOT NULL,
     quality REAL NOT NULL,
@@ -66,22 +70,56 @@ CREATE TABLE IF NOT EXISTS article_topics (
 CREATE VIRTUAL TABLE IF NOT EXISTS article_words USING fts5 (
     title, excerpt, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
+-- Each feed's entries in the order its documents show them (RFC 5005): the current
+-- document holds the OPEN entries, archive page n those sealed into it (1 is the oldest).
+-- Sealed entries never change: an article withdrawn later keeps its sealed entries, which
+-- then read its copy in `retired`, and leaves the current document (`retired` = 1).
+CREATE TABLE IF NOT EXISTS entries (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    published INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    retired INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, slug, page DESC, published DESC, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entries_by_version ON entries (version);
+CREATE TABLE IF NOT EXISTS retired (version INTEGER PRIMARY KEY, data TEXT NOT NULL);
+-- The last copy served of each withdrawn article: served again, it is an edit if its
+-- content differs, and keeps its edit time if not (a rename, a file moved away and back).
+CREATE TABLE IF NOT EXISTS withdrawn (
+    id TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    updated INTEGER
+) WITHOUT ROWID;
+-- When each archive page was sealed (epoch seconds): its Last-Modified, forever.
+CREATE TABLE IF NOT EXISTS archive_pages (
+    kind TEXT NOT NULL,
+    slug TEXT NOT NULL,
+    page INTEGER NOT NULL,
+    sealed INTEGER NOT NULL,
+    PRIMARY KEY (kind, slug, page)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS feeds (
     kind TEXT NOT NULL,
     slug TEXT NOT NULL,
     name TEXT NOT NULL,
     domain TEXT,
     count INTEGER NOT NULL,
+    open INTEGER NOT NULL DEFAULT 0,  -- entries in the current document only (not sealed)
     newest INTEGER,
     digest TEXT NOT NULL,
     PRIMARY KEY (kind, slug)
 ) WITHOUT ROWID;
--- When each feed last changed (epoch seconds): never moves back, never deleted, so a
--- feed that empties and fills again keeps moving its Last-Modified forward.
+-- When each feed last changed (epoch seconds) and how many archive pages it has sealed:
+-- never move back, never deleted, so a feed that empties and fills again keeps moving its
+-- Last-Modified forward and numbering its pages on.
 CREATE TABLE IF NOT EXISTS feed_clock (
     kind TEXT NOT NULL,
     slug TEXT NOT NULL,
     changed INTEGER NOT NULL,
+    pages INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, slug)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS names (

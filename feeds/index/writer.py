@@ -14,18 +14,29 @@ Each transaction ends with `seal`: every feed whose digest it changed gets a new
 moves forward whenever a feed's bytes do (also for a removal, an edit or a backdated
 article), and the changed feeds are what WebSub pushes. A document dated in the future
 is `Scheduled`: recorded with its due time, served once that time has come.
+
+Archive pages (RFC 5005) are sealed in arrival order, so a page once complete never
+changes. Each served copy of an article is an OPEN entry of its feeds; whenever a feed
+holds more than a page of open entries, its oldest open entries are sealed into its next
+page. A late (backdated) or edited article is a new open entry, seen in the current
+document until its turn to be sealed; a withdrawn or replaced copy leaves the current
+document, and its sealed entries keep reading it from `retired`. The first build has no
+arrival order: `open_archives` pages it by date once it is whole, oldest first. While it
+runs (`live` is false) no entries are written.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from feeds.corpus import Parsed, Skip
-from feeds.index.records import article_from_json, article_json, microseconds
-from feeds.index.schema import ALL
+from feeds.index.records import article_from_json, article_json, from_microseconds, microseconds
+from feeds.index.schema import ALL, OPEN
 
 ZERO_DIGEST = "0" * 64
 
@@ -56,7 +67,13 @@ class Candidate:
     digest: str
 
 
-def put(db: sqlite3.Connection, stamp: Stamp, outcome: Parsed | Skip, reparse: Reparse) -> None:
+def put(
+    db: sqlite3.Connection,
+    stamp: Stamp,
+    outcome: Parsed | Skip,
+    reparse: Reparse,
+    live: bool = True,
+) -> None:
     """Record what the file at `stamp.path` is now, and settle the articles it touches."""
     old = db.execute("SELECT article_id FROM documents WHERE path = ?", (stamp.path,)).fetchone()
     if isinstance(outcome, Parsed):
@@ -73,19 +90,23 @@ def put(db: sqlite3.Connection, stamp: Stamp, outcome: Parsed | Skip, reparse: R
     )
     in_hand = {stamp.path: outcome} if isinstance(outcome, Parsed) else {}
     for article_id in {old[0] if old else None, row[4]} - {None}:
-        settle(db, article_id, in_hand, reparse)
+        settle(db, article_id, in_hand, reparse, live)
 
 
-def remove(db: sqlite3.Connection, path: str, reparse: Reparse) -> None:
+def remove(db: sqlite3.Connection, path: str, reparse: Reparse, live: bool = True) -> None:
     """The file is gone: forget it, and serve another copy of its article if one exists."""
     old = db.execute("SELECT article_id FROM documents WHERE path = ?", (path,)).fetchone()
     db.execute("DELETE FROM documents WHERE path = ?", (path,))
     if old and old[0]:
-        settle(db, old[0], {}, reparse)
+        settle(db, old[0], {}, reparse, live)
 
 
 def settle(
-    db: sqlite3.Connection, article_id: str, in_hand: dict[str, Parsed], reparse: Reparse
+    db: sqlite3.Connection,
+    article_id: str,
+    in_hand: dict[str, Parsed],
+    reparse: Reparse,
+    live: bool = True,
 ) -> None:
     """Serve the preferred copy of an article, or none when no file holds it any more."""
     for candidate in _candidates(db, article_id):
@@ -104,12 +125,12 @@ def settle(
                 # The file changed since it was indexed: record what it is now, which
                 # settles this article again with up-to-date candidates.
                 stamp = _stamp_of(db, candidate.path)
-                put(db, stamp, outcome, reparse)
+                put(db, stamp, outcome, reparse, live)
                 return
             parsed = outcome
-        _serve(db, parsed)
+        _serve(db, parsed, live)
         return
-    _withdraw(db, article_id)
+    _withdraw(db, article_id, live)
 
 
 def _candidates(db: sqlite3.Connection, article_id: str) -> Iterator[Candidate]:
@@ -128,13 +149,15 @@ def _stamp_of(db: sqlite3.Connection, path: str) -> Stamp:
     return Stamp(path, size, mtime_ns, read_ns)
 
 
-def _serve(db: sqlite3.Connection, parsed: Parsed) -> None:
+def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
     article = parsed.article
     current = db.execute("SELECT path, digest FROM articles WHERE id = ?", (article.id,)).fetchone()
     if current == (parsed.path, parsed.digest):
         return
     if current is not None:
-        _withdraw(db, article.id)
+        _withdraw(db, article.id, live)
+    if live:
+        article = replace(article, updated=_updated(db, parsed))
     published = microseconds(article.published)
     cursor = db.execute(
         "INSERT INTO articles (id, path, digest, quality, published, provider, data)"
@@ -149,37 +172,81 @@ def _serve(db: sqlite3.Connection, parsed: Parsed) -> None:
             article_json(article),
         ),
     )
+    version = cursor.lastrowid
     db.execute(
         "INSERT INTO article_words (rowid, title, excerpt) VALUES (?, ?, ?)",
-        (cursor.lastrowid, article.title, article.excerpt),
+        (version, article.title, article.excerpt),
     )
     db.executemany(
         "INSERT INTO article_topics (topic, published, id) VALUES (?, ?, ?)",
         [(topic.slug, published, article.id) for topic in article.topics],
     )
-    for feed in _memberships(parsed):
+    feeds = _memberships(parsed)
+    for feed in feeds:
         _join(db, feed, published, parsed.digest)
+    if live:
+        db.executemany(
+            "INSERT INTO entries (kind, slug, page, published, id, version)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(feed.kind, feed.slug, OPEN, published, article.id, version) for feed in feeds],
+        )
 
 
-def _withdraw(db: sqlite3.Connection, article_id: str) -> None:
+def _updated(db: sqlite3.Connection, parsed: Parsed) -> datetime | None:
+    """The copy's edit time: kept from the last copy served, new if the content changed.
+
+    An edit's time is its file's mtime, kept between the last edit and now (no future).
+    """
+    last = db.execute(
+        "DELETE FROM withdrawn WHERE id = ? RETURNING digest, updated", (parsed.article.id,)
+    ).fetchone()
+    if last is None:
+        return None
+    digest, updated = last
+    if digest == parsed.digest:
+        return None if updated is None else from_microseconds(updated)
+    (mtime_ns,) = db.execute(
+        "SELECT mtime_ns FROM documents WHERE path = ?", (parsed.path,)
+    ).fetchone()
+    written = min(mtime_ns, time.time_ns()) // 1_000_000_000 * 1_000_000  # whole seconds
+    return from_microseconds(max(written, updated or 0, microseconds(parsed.article.published)))
+
+
+def _withdraw(db: sqlite3.Connection, article_id: str, live: bool) -> None:
+    """Stop serving an article."""
     row = db.execute(
-        "SELECT rowid, path, digest, published, data FROM articles WHERE id = ?", (article_id,)
+        "SELECT version, path, digest, published, data FROM articles WHERE id = ?", (article_id,)
     ).fetchone()
     if row is None:
         return
-    rowid, path, digest, published, data = row
+    version, path, digest, published, data = row
     article = article_from_json(data)
     # A contentless full-text table forgets a row only when told the words it indexed.
     db.execute(
         "INSERT INTO article_words (article_words, rowid, title, excerpt)"
         " VALUES ('delete', ?, ?, ?)",
-        (rowid, article.title, article.excerpt),
+        (version, article.title, article.excerpt),
     )
-    db.execute("DELETE FROM articles WHERE id = ?", (article_id,))
+    db.execute("DELETE FROM articles WHERE version = ?", (version,))
     db.execute("DELETE FROM article_topics WHERE id = ? AND published = ?", (article_id, published))
+    if live:
+        _retire(db, version, data)
+        updated = None if article.updated is None else microseconds(article.updated)
+        db.execute(
+            "INSERT OR REPLACE INTO withdrawn (id, digest, updated) VALUES (?, ?, ?)",
+            (article_id, digest, updated),
+        )
     parsed = Parsed(path, article, digest, 0.0)
     for feed in _memberships(parsed):
         _leave(db, feed, published, digest)
+
+
+def _retire(db: sqlite3.Connection, version: int, data: str) -> None:
+    """A copy leaves the current documents; archive pages that sealed it keep showing it."""
+    db.execute("DELETE FROM entries WHERE version = ? AND page = ?", (version, OPEN))
+    sealed = db.execute("UPDATE entries SET retired = 1 WHERE version = ?", (version,)).rowcount
+    if sealed:
+        db.execute("INSERT INTO retired (version, data) VALUES (?, ?)", (version, data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +269,16 @@ def _memberships(parsed: Parsed) -> list[Membership]:
     ]
 
 
-def seal(db: sqlite3.Connection, now: int, step: int = 1) -> list[tuple[str, str]]:
+def seal(
+    db: sqlite3.Connection, now: int, step: int = 1, page_size: int | None = None
+) -> list[tuple[str, str]]:
     """Move the clock of every feed this transaction changed; those feeds, to push.
 
     Call it last in each transaction. `now` is the wall clock in whole seconds; each
-    changed feed's clock becomes at least its last plus `step`.
+    changed feed's clock becomes at least its last plus `step`. With a `page_size` (a
+    live index), each touched feed also seals its oldest open entries into pages.
     """
+    touched = db.execute("SELECT kind, slug FROM touched ORDER BY kind, slug").fetchall()
     changed = db.execute(
         "SELECT t.kind, t.slug FROM touched t LEFT JOIN feeds f USING (kind, slug)"
         " WHERE coalesce(f.digest, ?) != t.before ORDER BY t.kind, t.slug",
@@ -218,8 +289,87 @@ def seal(db: sqlite3.Connection, now: int, step: int = 1) -> list[tuple[str, str
         " ON CONFLICT (kind, slug) DO UPDATE SET changed = max(changed + ?, excluded.changed)",
         [(kind, slug, now, step) for kind, slug in changed],
     )
+    if page_size is not None:
+        for kind, slug in touched:
+            _seal_pages(db, kind, slug, page_size, now)
     db.execute("DELETE FROM touched")
     return [(kind, slug) for kind, slug in changed]
+
+
+def _seal_pages(db: sqlite3.Connection, kind: str, slug: str, size: int, now: int) -> None:
+    """While a feed has more than a page of open entries, seal the oldest into a new page."""
+    feed = (kind, slug)
+    (open_count,) = db.execute(
+        "SELECT count(*) FROM entries WHERE kind = ? AND slug = ? AND page = ?", (*feed, OPEN)
+    ).fetchone()
+    row = db.execute("SELECT pages FROM feed_clock WHERE kind = ? AND slug = ?", feed).fetchone()
+    pages = row[0] if row else 0
+    while open_count > size:
+        pages += 1
+        db.execute(
+            "UPDATE entries SET page = ? WHERE kind = ? AND slug = ? AND page = ?"
+            " AND (published, id) IN (SELECT published, id FROM entries"
+            "  WHERE kind = ? AND slug = ? AND page = ? ORDER BY published ASC, id DESC LIMIT ?)",
+            (pages, *feed, OPEN, *feed, OPEN, size),
+        )
+        db.execute(
+            "INSERT INTO archive_pages (kind, slug, page, sealed) VALUES (?, ?, ?, ?)",
+            (*feed, pages, now),
+        )
+        open_count -= size
+    db.execute(
+        "INSERT INTO feed_clock (kind, slug, changed, pages) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (kind, slug) DO UPDATE SET pages = excluded.pages",
+        (*feed, now, pages),
+    )
+    db.execute("UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?", (open_count, *feed))
+
+
+# Every served article's entries in each of its feeds, numbered oldest first.
+_RANKED_ENTRIES = """
+SELECT kind, slug, published, id, version,
+       row_number() OVER (PARTITION BY kind, slug ORDER BY published ASC, id DESC) AS rank,
+       count(*) OVER (PARTITION BY kind, slug) AS total
+FROM (
+    SELECT 'all' AS kind, '' AS slug, published, id, version FROM articles
+    UNION ALL
+    SELECT 'topics', t.topic, t.published, t.id, a.version
+    FROM article_topics t JOIN articles a ON a.id = t.id
+    UNION ALL
+    SELECT 'providers', provider, published, id, version FROM articles
+)
+"""
+
+
+def open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
+    """Page a finished first build by date: what sealing would give had files come in order.
+
+    A feed of n articles gets (n - 1) // size full pages, oldest first, and keeps the rest
+    (1 to `size` entries) open, as `_seal_pages` leaves a live feed.
+    """
+    db.execute(
+        "INSERT INTO entries (kind, slug, page, published, id, version)"
+        " SELECT kind, slug,"
+        "  CASE WHEN rank <= (total - 1) / ?1 * ?1 THEN (rank - 1) / ?1 + 1 ELSE ?2 END,"
+        f"  published, id, version FROM ({_RANKED_ENTRIES})",
+        (size, OPEN),
+    )
+    feeds = db.execute("SELECT kind, slug, count FROM feeds").fetchall()
+    for kind, slug, count in feeds:
+        pages = (count - 1) // size
+        db.executemany(
+            "INSERT INTO archive_pages (kind, slug, page, sealed) VALUES (?, ?, ?, ?)",
+            [(kind, slug, page, now) for page in range(1, pages + 1)],
+        )
+        db.execute(
+            "INSERT INTO feed_clock (kind, slug, changed, pages) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (kind, slug) DO UPDATE SET pages = excluded.pages",
+            (kind, slug, now, pages),
+        )
+        db.execute(
+            "UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?",
+            (count - pages * size, kind, slug),
+        )
 
 
 def latest_change(db: sqlite3.Connection) -> int:

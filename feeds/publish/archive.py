@@ -1,41 +1,32 @@
-"""RFC 5005 archive pages: fixed-size pages counted from each feed's oldest article.
+"""RFC 5005 archive pages: sealed in arrival order, so a complete page never changes.
 
-Page 1 holds a feed's oldest `size` articles, page 2 the next `size`, and so on; only
-complete pages exist. Adding a newer article therefore never changes an existing page:
-it joins the current feed, and once `size` such articles have gathered they form the
-next page (the page before it then links to it instead of to the current document).
-The current feed document holds at least every article newer than the newest page, so
-walking `prev-archive` from it reaches every article exactly once in the archives, with
-the current document's entries on top.
+The index seals each feed's oldest open entries into its next page whenever more than a
+page of them has gathered (`feeds.index.writer`). Page 1 is the oldest; the current
+document starts with every open entry, so walking `prev-archive` from it reaches every
+article the feed holds. A late or edited article is a new open entry: it surfaces in the
+current document, as RFC 5005 section 4.2 expects consumers to reconcile, and an older
+copy stays in the page that sealed it.
+
+Every page but the newest is immutable. The newest one's `next-archive` is the current
+document until a newer page exists, so it is revalidated like a feed until then.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from feeds.model import Article
+# A year: RFC 9111 caches keep an immutable response without revalidating it.
+IMMUTABLE_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 @dataclass(frozen=True, slots=True)
 class Archive:
-    size: int
-    total: int
-
-    @property
-    def pages(self) -> int:
-        """How many complete pages exist; 0 while a feed has fewer than `size` articles."""
-        return self.total // self.size
-
-    @property
-    def unarchived(self) -> int:
-        """Articles newer than the newest page: the current document must hold them all."""
-        return self.total - self.pages * self.size
+    pages: int  # sealed pages, 1 being the oldest
+    unarchived: int  # open entries: a document leading into the archives holds them all
 
     def has(self, page: int) -> bool:
         return 1 <= page <= self.pages
 
-    def articles(self, newest_first: Sequence[Article], page: int) -> tuple[Article, ...]:
-        """Page `page`'s articles, newest first, from the feed's newest-first sequence."""
-        end = self.total - (page - 1) * self.size
-        return tuple(newest_first[end - self.size : end])
+    def immutable(self, page: int) -> bool:
+        """Whether page `page` can never change again: a newer page follows it."""
+        return 1 <= page < self.pages

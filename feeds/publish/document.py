@@ -34,7 +34,7 @@ class FeedDocument:
     @property
     def updated(self) -> datetime:
         """The newest entry's date: never the clock, so every render gives the same bytes."""
-        return self.articles[0].published if self.articles else EMPTY_DOCUMENT_DATE
+        return max((a.modified for a in self.articles), default=EMPTY_DOCUMENT_DATE)
 
 
 def link_header(document: FeedDocument) -> str:

@@ -42,6 +42,8 @@ def _item(article: Article) -> dict[str, Any]:
     if article.image is not None:
         item["image"] = article.image.url
     item["date_published"] = rfc3339(article.published)
+    if article.updated is not None:
+        item["date_modified"] = rfc3339(article.updated)
     author: dict[str, str] = {"name": article.provider.name}
     if article.provider.url:
         author["url"] = article.provider.url

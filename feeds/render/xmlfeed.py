@@ -141,7 +141,7 @@ def _add_entry(entry: FeedEntry, article: Article) -> None:
     if article.link:
         entry.link(href=article.link, rel="alternate", type="text/html")
     entry.published(article.published)
-    entry.updated(article.published)
+    entry.updated(article.modified)
     entry.author(
         name=article.provider.name, uri=article.provider.url
     ) if article.provider.url else entry.author(name=article.provider.name)
