@@ -182,10 +182,9 @@ def open_reader(path: Path) -> sqlite3.Connection:
     """A worker's read-only connection (raises sqlite3.Error while no index exists yet)."""
     if not path.is_file():
         raise sqlite3.OperationalError("no index yet")
-    uri = f"file:{path}?mode=ro"
-    if not os.access(path.parent, os.W_OK) and not Path(f"{path}-wal").exists():
-        uri += "&immutable=1"  # no writer (no WAL), and WAL mode could not make its -shm here
-    connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+    )
     connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     connection.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
     return connection
