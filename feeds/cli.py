@@ -5,6 +5,7 @@ Built on click, which Flask already brings, so `--help` works the Flask way.
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,8 +67,11 @@ def index(directory: Path | None, follow: bool) -> None:
     target = Target.from_settings(settings)
     if not target.root.is_dir():
         raise click.ClickException(f"{target.root} is not a directory")
-    with _progress("indexing") as advance:
-        changes = indexer.update(target, advance)
+    try:
+        with _progress("indexing") as advance:
+            changes = indexer.update(target, advance)
+    except (OSError, sqlite3.Error) as error:  # a read-only or full data directory
+        raise click.ClickException(indexer.write_failure(target.path, error)) from None
     if changes is None:
         raise click.ClickException(f"{target.path} is being written by another process")
     db = open_index(target)

@@ -28,9 +28,12 @@ from feeds.index.indexer import (
     Progress,
     Target,
     apply,
+    check_writable,
     due_paths,
+    is_live,
     open_index,
     reconcile,
+    write_failure,
     writer_lock,
 )
 from feeds.index.search import Filter
@@ -43,6 +46,8 @@ log = logging.getLogger("feeds.index")
 
 POLL_SECONDS = 0.2
 LOCK_RETRY_SECONDS = 1.0
+FIRST_RETRY_SECONDS = 1.0  # after a failed write (disk full, read-only); doubles up to
+MAX_RETRY_SECONDS = 30.0
 
 
 class _Signals:
@@ -69,12 +74,14 @@ def follow(settings: dict[str, Any], progress: Progress | None = None) -> None:
     signals = _Signals()
     parent = os.getppid()
     waiting = False
+    failures = _Failures()
     while not signals.stop and os.getppid() == parent:
         try:
+            check_writable(target)
             with writer_lock(target, wait=False):
                 if waiting:
                     log.info("took over writing %s", target.path)
-                _write(settings, target, signals, parent, progress)
+                _write(settings, target, signals, parent, progress, failures=failures)
                 return
         except Busy:
             if not waiting:
@@ -84,6 +91,48 @@ def follow(settings: dict[str, Any], progress: Progress | None = None) -> None:
                 )
                 waiting = True
             time.sleep(LOCK_RETRY_SECONDS)
+        except (OSError, sqlite3.Error) as error:  # the data directory, not the code
+            problem = write_failure(target.path, error)
+            _sleep(signals, parent, failures.failed(f"{problem}; {_serving(target)}"))
+
+
+def _serving(target: Target) -> str:
+    """What readers get while the index cannot be written."""
+    if target.path.is_file():
+        return "serving the index as it is, without updates"
+    return "no index to serve: feeds answer 503"
+
+
+def _sleep(signals: _Signals, parent: int, seconds: float) -> None:
+    """Sleep, but wake for SIGTERM or a gone parent within a tick."""
+    deadline = time.monotonic() + seconds
+    while not signals.stop and os.getppid() == parent and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+
+
+class _Failures:
+    """A write that keeps failing (disk full, read-only data directory): logged once per
+    reason, not at every attempt, and tried again after a pause that doubles, bounded."""
+
+    def __init__(self) -> None:
+        self.reason = ""
+        self.pause = FIRST_RETRY_SECONDS
+
+    def failed(self, reason: str) -> float:
+        """Log a new reason; the pause before the next attempt (longer if the reason stays)."""
+        if reason != self.reason:
+            log.error("%s; retrying", reason)
+            self.reason = reason
+            self.pause = FIRST_RETRY_SECONDS
+        else:
+            self.pause = min(self.pause * 2, MAX_RETRY_SECONDS)
+        return self.pause
+
+    def succeeded(self) -> None:
+        if self.reason:
+            log.info("indexing works again")
+        self.reason = ""
+        self.pause = FIRST_RETRY_SECONDS
 
 
 def _write(
@@ -92,6 +141,8 @@ def _write(
     signals: _Signals,
     parent: int,
     progress: Progress | None,
+    *,
+    failures: _Failures,
 ) -> None:
     db = open_index(target)
     site = load_site(settings)
@@ -100,12 +151,16 @@ def _write(
         while not signals.stop and os.getppid() == parent:
             if signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
-                if update_and_push(db, site, partial(reconcile, db, target, progress)):
+                if update_and_push(db, site, partial(reconcile, db, target, progress), failures):
                     follower.reconciled()
+                else:
+                    follower.rescan_in(failures.pause)
             paths = follower.wait()
             due = due_paths(db, time.time_ns() // 1000)
-            if paths or due:
-                update_and_push(db, site, partial(apply, db, target, paths, due))
+            if (paths or due) and not update_and_push(
+                db, site, partial(apply, db, target, paths, due), failures
+            ):
+                follower.rescan_in(failures.pause)  # the paths are spent: a rescan finds them
     finally:
         follower.close()
         db.close()
@@ -130,8 +185,13 @@ class _Follower:
         return time.monotonic() >= self.next_rescan
 
     def reconciled(self) -> None:
-        if self.rescan_seconds:
-            self.next_rescan = time.monotonic() + self.rescan_seconds
+        self.next_rescan = (
+            time.monotonic() + self.rescan_seconds if self.rescan_seconds else float("inf")
+        )
+
+    def rescan_in(self, seconds: float) -> None:
+        """A write failed: reconcile again after a pause, not at every tick."""
+        self.next_rescan = time.monotonic() + seconds
 
     def wait(self) -> set[str]:
         """Settled changed paths (waits up to a tick); a replaced root asks for a rescan."""
@@ -156,18 +216,20 @@ class _Follower:
 
 
 def update_and_push(
-    db: sqlite3.Connection, site: Any, change: Callable[[], Changes]
+    db: sqlite3.Connection, site: Any, change: Callable[[], Changes], failures: _Failures
 ) -> Changes | None:
     """Apply one change to the index, then push every feed it changed: the fixed feeds its
-    commits sealed, and each subscribed custom feed whose document's digest moved."""
+    commits sealed, and each subscribed custom feed whose document's digest moved.
+    None when the change failed (it is logged; `failures` says when to try again)."""
     watched = _watched_custom(site)
     limit = site.settings["DEFAULT_ITEMS"]
     before = search.digests(db, watched, limit)
     try:
         changes = change()
     except (OSError, sqlite3.Error) as error:
-        log.error("indexing failed (%s); still serving the last index", error)
+        failures.failed(_failure(db, site, error))
         return None
+    failures.succeeded()
     after = search.digests(db, watched, limit)
     changed = {*changes.feeds, *(("custom", q) for q in watched if before.get(q) != after.get(q))}
     try:
@@ -175,6 +237,14 @@ def update_and_push(
     except Exception:  # pushes must never stop indexing
         log.exception("websub: could not queue deliveries")
     return changes
+
+
+def _failure(db: sqlite3.Connection, site: Any, error: BaseException) -> str:
+    """One line: what failed, which file, and what readers get meanwhile."""
+    problem = write_failure(site.reader.path, error)
+    if is_live(db):
+        return f"indexing failed: {problem}; still serving the last complete index"
+    return f"indexing failed: {problem}; no complete index yet, feeds answer 503"
 
 
 def _watched_custom(site: Any) -> dict[str, Filter]:

@@ -7,7 +7,10 @@ The README's settings table is generated from ``SETTINGS`` so the two cannot dri
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -324,6 +327,24 @@ def data_directory(settings: Mapping[str, Any]) -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(base, "feeds")
+
+
+def writable_data_directory(settings: Mapping[str, Any], purpose: str) -> Path:
+    """The data directory, created if needed; the temp directory (logged) when this process
+    cannot write there, so a read-only data directory costs `purpose` its persistence only."""
+    directory = data_directory(settings)
+    with contextlib.suppress(OSError):  # not there and not creatable: judged just below
+        directory.mkdir(parents=True, exist_ok=True)
+    if os.access(directory, os.W_OK | os.X_OK):
+        return directory
+    fallback = Path(tempfile.gettempdir())
+    logging.getLogger("feeds").warning(
+        "data directory %s is not writable (FEEDS_DATA_DIR); %s kept in %s",
+        directory,
+        purpose,
+        fallback,
+    )
+    return fallback
 
 
 def _known(name: str, source: str) -> str:

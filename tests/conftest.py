@@ -31,8 +31,8 @@ def server_factory() -> Iterator[Callable[..., Server]]:
     """Starts real gunicorn servers from the Procfile; stops them all after the test."""
     started: list[Server] = []
 
-    def start(**env: str) -> Server:
-        server = start_server(env)
+    def start(command: list[str] | None = None, **env: str) -> Server:
+        server = start_server(env, command=command)
         started.append(server)
         return server
 

@@ -147,9 +147,12 @@ def launch(
     return Server(process, f"http://127.0.0.1:{port}", log_path, started_at)
 
 
-def start_server(env: dict[str, str], timeout: float = 30.0) -> Server:
-    """The Procfile's web command with the test's settings, once every worker answers."""
-    server = launch(env)
+def start_server(
+    env: dict[str, str], timeout: float = 30.0, command: list[str] | None = None
+) -> Server:
+    """The Procfile's web command (or `command`) with the test's settings, once every worker
+    answers."""
+    server = launch(env, command)
     process = server.process
     # Ready means every worker answers: a worker still booting loses a SIGTERM sent to it
     # (a reload right after start), and would keep serving the old state.

@@ -11,6 +11,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, MisdirectedRequest, N
 from feeds.cache import Rendered
 from feeds.http.origin import Origins
 from feeds.http.responses import CORS_HEADERS, feed_answer
+from feeds.index.indexer import write_problem
 from feeds.index.reader import NotReady
 from feeds.publish.selection import UnknownFeed
 from feeds.publish.urls import parse_feed_path
@@ -106,7 +107,10 @@ def healthz() -> Response:
     try:
         view = site.catalog
     except NotReady as progress:
-        response = jsonify(status="indexing", indexed=progress.indexed, files=progress.files)
+        # No index yet: if none can be written either, say why instead of "indexing".
+        problem = write_problem(site.reader.path)
+        status = {"status": "unavailable", "reason": problem} if problem else {"status": "indexing"}
+        response = jsonify(**status, indexed=progress.indexed, files=progress.files)
         response.status_code = 503
         response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
     else:

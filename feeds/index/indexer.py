@@ -19,6 +19,7 @@ response's `Date` (RFC 9110 forbids that).
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import logging
@@ -96,6 +97,47 @@ class EmptyCorpus(OSError):
 
 class Busy(RuntimeError):
     """Another process writes this index."""
+
+
+class ReadOnlyData(PermissionError):
+    """This process cannot write the index file: found before SQLite fails (and before
+    the index is set aside as damaged, which a read-only error would look like)."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+
+
+def check_writable(target: Target) -> None:
+    """Raise ReadOnlyData, naming the setting to change, unless the index can be written."""
+    problem = write_problem(target.path)
+    if problem is not None:
+        raise ReadOnlyData(problem)
+
+
+def write_problem(path: Path) -> str | None:
+    """Why this process could not write the index at `path` (None when it could)."""
+    directory = next(folder for folder in (path.parent, *path.parents) if folder.exists())
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return (
+            f"data directory {directory} is not writable by this process, so the index"
+            f" {path.name} cannot be written there; set FEEDS_DATA_DIR to a writable directory"
+        )
+    for file in (path, path.with_name(path.name + ".lock")):
+        if file.exists() and not os.access(file, os.W_OK):
+            return f"index file {file} is read-only; make it writable or set FEEDS_DATA_DIR"
+    return None
+
+
+def write_failure(path: Path, error: BaseException) -> str:
+    """One line that says why writing the index at `path` failed, in an operator's words."""
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        return f"cannot write {path}: disk full or file size limit reached ({error})"
+    if isinstance(error, OSError) and error.errno in _FULL_ERRNOS:
+        return f"cannot write {path}: disk full or file size limit reached ({error.strerror})"
+    if name in {"SQLITE_READONLY", "SQLITE_CANTOPEN"} or isinstance(error, PermissionError):
+        return write_problem(path) or f"cannot write {path}: {error}"
+    return f"cannot write {path}: {error}" if name else str(error)
 
 
 @contextmanager
@@ -227,7 +269,7 @@ def _write(
     While the first build runs nobody reads the feeds, so nothing is paced and the clocks
     just take the time; afterwards every change moves a feed's clock by a second at least.
     """
-    live = _live(db)
+    live = is_live(db)
     if live:
         _wait_for_clock(db)
 
@@ -251,14 +293,15 @@ def _write(
     changes.removed += len(gone)
 
 
-def _live(db: sqlite3.Connection) -> bool:
+def is_live(db: sqlite3.Connection) -> bool:
+    """Whether the index is complete: readers serve it, and commits are paced."""
     row = db.execute("SELECT value FROM meta WHERE key = 'state'").fetchone()
     return row is not None and row[0] == "ready"
 
 
 def _clock_ready(db: sqlite3.Connection) -> Callable[[], bool]:
     """Whether a commit now moves the feed clocks without running them ahead of the wall clock."""
-    if not _live(db):
+    if not is_live(db):
         return lambda: True
     return lambda: writer.latest_change(db) + 1 <= time.time()
 
@@ -327,6 +370,7 @@ def _known(db: sqlite3.Connection, paths: list[str]) -> dict[str, tuple[int, int
 
 def update(target: Target, progress: Progress | None = None) -> Changes | None:
     """Reconcile now unless another process is the writer (it keeps the index current)."""
+    check_writable(target)
     try:
         with writer_lock(target, wait=False):
             db = open_index(target)

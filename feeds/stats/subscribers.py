@@ -21,7 +21,6 @@ import logging
 import os
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -32,7 +31,7 @@ from typing import Any, Protocol
 
 import redis
 
-from feeds.settings import data_directory
+from feeds.settings import writable_data_directory
 from feeds.sqlite import SqliteFile
 from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 
@@ -324,12 +323,7 @@ def default_db_path(settings: dict[str, Any]) -> Path:
     """One file per corpus directory in the data directory: it outlives index rebuilds."""
     corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
     name = f"stats-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
-    directory = data_directory(settings)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        directory = Path(tempfile.gettempdir())
-    return directory / name
+    return writable_data_directory(settings, "subscriber counts") / name
 
 
 class Recorder:

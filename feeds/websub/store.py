@@ -20,14 +20,13 @@ import math
 import os
 import secrets
 import sqlite3
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis
 
-from feeds.settings import data_directory
+from feeds.settings import writable_data_directory
 from feeds.sqlite import SqliteFile
 
 REDIS_PREFIX = "feeds:websub:"
@@ -106,12 +105,7 @@ def default_db_path(settings: dict[str, Any]) -> Path:
     of the same corpus on one host share subscriptions, others never do."""
     corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
     name = f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
-    directory = data_directory(settings)
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        directory = Path(tempfile.gettempdir())
-    return directory / name
+    return writable_data_directory(settings, "websub subscriptions") / name
 
 
 def _text(value: object) -> str | None:
