@@ -133,6 +133,47 @@ def change(root: Path, how: str) -> str:
     return path.relative_to(root).as_posix()
 
 
+def test_a_corpus_arriving_in_batches_equals_one_built_at_once(
+    generated: Path, tmp_path: Path
+) -> None:
+    """Feeds joined article by article (live) equal feeds derived from a whole first build."""
+    root = tmp_path / "corpus"
+    files = sorted(path for path in generated.rglob("*") if path.is_file())
+    batched = target_for(root, tmp_path / "batched")
+    for batch in (files[:50], files[50:400], files[400:]):
+        for path in batch:
+            destination = root / path.relative_to(generated)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, destination)
+        update(batched)
+    full = target_for(root, tmp_path / "full")
+    update(full)
+    assert rows(batched) == rows(full)
+
+
+def test_feed_names_are_the_most_used_spelling_however_files_arrive(tmp_path: Path) -> None:
+    spellings = ["robots", "Robots", "ROBOTS", "Robots", "robots", "Robots"]
+    root = tmp_path / "corpus"
+    root.mkdir()
+    batched = target_for(root, tmp_path / "batched")
+    for index, spelling in enumerate(spellings):  # "robots" leads until the last file
+        (root / f"{index}.txt").write_text(
+            document(
+                title=f'"Robot {index}"',
+                webUrl=f'"https://robots.example/{index}"',
+                topics=f"\n  - {spelling}",
+                provider=f"\n  name: {spelling} Weekly\n  domain: robots.example",
+            )
+        )
+        update(batched)
+    full = target_for(root, tmp_path / "full")
+    update(full)
+    assert rows(batched) == rows(full)
+    view = index_view(root, tmp_path / "view")
+    assert view.topics["robots"].name == "Robots"
+    assert [p.name for p in view.providers.values()] == ["Robots Weekly"]
+
+
 @pytest.mark.parametrize("how", ["add", "edit", "rename", "remove", "duplicate"])
 def test_a_change_parses_only_what_changed_and_equals_a_full_build(
     generated: Path, tmp_path: Path, how: str

@@ -194,10 +194,10 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
             progress(done, changes.files)
     for batch in _batches(iter(indexed), BATCH, ready):
         _write(db, target, [], batch, changes)
-    first_build = not _live(db)
+    first_build = not is_live(db)
     with transaction(db):
         if first_build:
-            writer.open_archives(db, target.page_size, int(time.time()))
+            changes.feeds.update(writer.finish_first_build(db, target.page_size, int(time.time())))
         _set_meta(db, state="ready", indexed=str(changes.files), files=str(changes.files))
     changes.seconds = time.perf_counter() - started
     log.info(
@@ -266,8 +266,9 @@ def _write(
 ) -> None:
     """One paced transaction: outcomes recorded, vanished files removed, feed clocks moved.
 
-    While the first build runs nobody reads the feeds, so nothing is paced and the clocks
-    just take the time; afterwards every change moves a feed's clock by a second at least.
+    While the first build runs nobody reads the feeds: nothing is paced and articles join
+    no feed (`writer.finish_first_build` derives them all at the end); afterwards every
+    change moves its feeds' clocks by a second at least.
     """
     live = is_live(db)
     if live:
@@ -284,11 +285,8 @@ def _write(
             writer.remove(db, path, reparse, live)
         if indexed is not None:
             _set_meta(db, indexed=str(indexed))
-        now = int(time.time())
         if live:
-            changes.feeds.update(writer.seal(db, now, page_size=target.page_size))
-        else:
-            changes.feeds.update(writer.seal(db, now, step=0))
+            changes.feeds.update(writer.seal(db, int(time.time()), target.page_size))
     changes.parsed += len(outcomes)
     changes.removed += len(gone)
 

@@ -21,8 +21,8 @@ holds more than a page of open entries, its oldest open entries are sealed into 
 page. A late (backdated) or edited article is a new open entry, seen in the current
 document until its turn to be sealed; a withdrawn or replaced copy leaves the current
 document, and its sealed entries keep reading it from `retired`. The first build has no
-arrival order: `open_archives` pages it by date once it is whole, oldest first. While it
-runs (`live` is false) no entries are written.
+arrival order: `finish_first_build` derives its feeds and pages them by date once it is
+whole, oldest first. While it runs (`live` is false), articles join no feed.
 """
 
 from __future__ import annotations
@@ -181,10 +181,10 @@ def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
         "INSERT INTO article_topics (topic, published, id) VALUES (?, ?, ?)",
         [(topic.slug, published, article.id) for topic in article.topics],
     )
-    feeds = _memberships(parsed)
-    for feed in feeds:
-        _join(db, feed, published, parsed.digest)
     if live:
+        feeds = _memberships(parsed)
+        for feed in feeds:
+            _join(db, feed, published, parsed.digest)
         db.executemany(
             "INSERT INTO entries (kind, slug, page, published, id, version)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -236,9 +236,8 @@ def _withdraw(db: sqlite3.Connection, article_id: str, live: bool) -> None:
             "INSERT OR REPLACE INTO withdrawn (id, digest, updated) VALUES (?, ?, ?)",
             (article_id, digest, updated),
         )
-    parsed = Parsed(path, article, digest, 0.0)
-    for feed in _memberships(parsed):
-        _leave(db, feed, published, digest)
+        for feed in _memberships(Parsed(path, article, digest, 0.0)):
+            _leave(db, feed, published, digest)
 
 
 def _retire(db: sqlite3.Connection, version: int, data: str) -> None:
@@ -269,14 +268,12 @@ def _memberships(parsed: Parsed) -> list[Membership]:
     ]
 
 
-def seal(
-    db: sqlite3.Connection, now: int, step: int = 1, page_size: int | None = None
-) -> list[tuple[str, str]]:
+def seal(db: sqlite3.Connection, now: int, page_size: int) -> list[tuple[str, str]]:
     """Move the clock of every feed this transaction changed; those feeds, to push.
 
-    Call it last in each transaction. `now` is the wall clock in whole seconds; each
-    changed feed's clock becomes at least its last plus `step`. With a `page_size` (a
-    live index), each touched feed also seals its oldest open entries into pages.
+    Call it last in each transaction of a live index. `now` is the wall clock in whole
+    seconds; each changed feed's clock becomes at least its last plus one. Each touched
+    feed also seals its oldest open entries into pages.
     """
     touched = db.execute("SELECT kind, slug FROM touched ORDER BY kind, slug").fetchall()
     changed = db.execute(
@@ -286,12 +283,11 @@ def seal(
     ).fetchall()
     db.executemany(
         "INSERT INTO feed_clock (kind, slug, changed) VALUES (?, ?, ?)"
-        " ON CONFLICT (kind, slug) DO UPDATE SET changed = max(changed + ?, excluded.changed)",
-        [(kind, slug, now, step) for kind, slug in changed],
+        " ON CONFLICT (kind, slug) DO UPDATE SET changed = max(changed + 1, excluded.changed)",
+        [(kind, slug, now) for kind, slug in changed],
     )
-    if page_size is not None:
-        for kind, slug in touched:
-            _seal_pages(db, kind, slug, page_size, now)
+    for kind, slug in touched:
+        _seal_pages(db, kind, slug, page_size, now)
     db.execute("DELETE FROM touched")
     return [(kind, slug) for kind, slug in changed]
 
@@ -341,7 +337,75 @@ FROM (
 """
 
 
-def open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
+class _XorDigest:
+    """SQLite aggregate: the XOR of hex digests, a feed's digest from its articles'."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def step(self, digest: str) -> None:
+        self.value ^= int(digest, 16)
+
+    def finalize(self) -> str:
+        return format(self.value, "064x")
+
+
+# Each feed's totals over a whole build: (kind, slug, count, newest, domain, digest).
+_FEED_TOTALS = """
+SELECT 'all', '', count(*), max(published), NULL, xor_digest(digest) FROM articles
+HAVING count(*) > 0
+UNION ALL
+SELECT 'providers', provider, count(*), max(published), max(json_extract(data, '$[3][2]')),
+       xor_digest(digest)
+FROM articles GROUP BY provider
+UNION ALL
+SELECT 'topics', t.topic, count(*), max(t.published), NULL, xor_digest(a.digest)
+FROM article_topics t JOIN articles a ON a.id = t.id GROUP BY t.topic
+"""
+# How many articles spell each topic and provider name each way.
+_NAME_USES = """
+INSERT INTO names (kind, slug, name, uses)
+SELECT 'providers', provider, json_extract(data, '$[3][0]'), count(*)
+FROM articles GROUP BY 2, 3
+UNION ALL
+SELECT 'topics', json_extract(t.value, '$[1]'), json_extract(t.value, '$[0]'), count(*)
+FROM articles a, json_each(a.data, '$[7]') t GROUP BY 2, 3
+"""
+_MOST_USED_NAMES = """
+SELECT kind, slug, name FROM (
+    SELECT kind, slug, name,
+           row_number() OVER (PARTITION BY kind, slug ORDER BY uses DESC, name ASC) AS rank
+    FROM names
+) WHERE rank = 1
+"""
+
+
+def finish_first_build(db: sqlite3.Connection, size: int, now: int) -> list[tuple[str, str]]:
+    """Derive every feed from a whole first build at once; the feeds, to push.
+
+    While the first build runs, articles join no feed one by one (nobody reads the index
+    yet): counting, naming and hashing them here in a few queries gives the same rows as
+    joining them in any order, at a fraction of the cost.
+    """
+    db.create_aggregate("xor_digest", 1, _XorDigest)
+    db.execute("DELETE FROM feeds")
+    db.execute("DELETE FROM names")
+    db.execute(_NAME_USES)
+    names = {(kind, slug): name for kind, slug, name in db.execute(_MOST_USED_NAMES)}
+    rows = [
+        (kind, slug, names.get((kind, slug), ""), domain, count, newest, digest)
+        for kind, slug, count, newest, domain, digest in db.execute(_FEED_TOTALS).fetchall()
+    ]
+    db.executemany(
+        "INSERT INTO feeds (kind, slug, name, domain, count, newest, digest)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    _open_archives(db, size, now)
+    return sorted((kind, slug) for kind, slug, *_ in rows)
+
+
+def _open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
     """Page a finished first build by date: what sealing would give had files come in order.
 
     A feed of n articles gets (n - 1) // size full pages, oldest first, and keeps the rest
