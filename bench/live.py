@@ -191,7 +191,7 @@ def run_size(size: int, args: argparse.Namespace) -> Json:
     (corpus / "live-seed.md").write_text(
         live_document("Live seed", "seed", datetime(2020, 1, 1, tzinfo=UTC))
     )
-    data_dir = args.work_dir / f"data-live-{size}-{int(time.time())}"
+    data_dir = args.data_dir or args.work_dir / f"data-live-{size}-{int(time.time())}"
     env = {
         "FEEDS_CORPUS_DIR": str(corpus),
         "FEEDS_DATA_DIR": str(data_dir),
@@ -263,6 +263,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pause", type=float, default=1.0, help="seconds between changes")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measured")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/feeds-bench"))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="reuse this index directory (e.g. one bench/run.py built) instead of a new one",
+    )
     return parser.parse_args(argv)
 
 

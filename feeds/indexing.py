@@ -149,18 +149,20 @@ def _write(
     follower = _Follower(target, settings)
     try:
         while not signals.stop and os.getppid() == parent:
-            if signals.reconcile or follower.rescan_due():
-                signals.reconcile = False
-                if update_and_push(db, site, partial(reconcile, db, target, progress), failures):
-                    follower.reconciled()
-                else:
-                    follower.rescan_in(failures.pause)
+            # Changes already seen go first: a walk of a million files takes seconds, and a
+            # SIGHUP sent right after a write must not hold that write back behind it.
             paths = follower.wait()
             due = due_paths(db, time.time_ns() // 1000)
             if (paths or due) and not update_and_push(
                 db, site, partial(apply, db, target, paths, due), failures
             ):
                 follower.rescan_in(failures.pause)  # the paths are spent: a rescan finds them
+            if signals.reconcile or follower.rescan_due():
+                signals.reconcile = False
+                if update_and_push(db, site, partial(reconcile, db, target, progress), failures):
+                    follower.reconciled()
+                else:
+                    follower.rescan_in(failures.pause)
     finally:
         follower.close()
         db.close()
