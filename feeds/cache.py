@@ -37,6 +37,8 @@ import brotli
 import redis
 from cachelib import BaseCache, FileSystemCache, RedisCache
 
+from feeds.fingerprint import files_hash
+
 log = logging.getLogger("feeds.cache")
 
 # Which tier answered the current request's document ("fast", "local", "shared" or
@@ -209,24 +211,20 @@ RENDERING_DISTRIBUTIONS = ("feedgen", "lxml", "Jinja2", "MarkupSafe")
 def code_hash(root: Path = PACKAGE_DIR) -> str:
     """A hash of every file of the package and of the rendering libraries' versions.
 
-    The package version never changes between deploys, so it cannot tell old bytes from
-    new: a fix deployed without a version bump must not serve what the old code rendered,
-    and old and new hosts of a rolling deploy must not share keys.
+    A fix deployed without a version bump must not serve what the old code rendered, and
+    old and new hosts of a rolling deploy must not share keys.
     """
-    digest = hashlib.sha256()
     files = sorted(
         path for path in root.rglob("*") if path.is_file() and "__pycache__" not in path.parts
     )
-    for path in files:
-        data = path.read_bytes()
-        name = path.relative_to(root).as_posix().encode("utf-8")
-        digest.update(struct.pack(">II", len(name), len(data)) + name + data)
-    for name in RENDERING_DISTRIBUTIONS:
-        try:
-            digest.update(f"\n{name}={version(name)}".encode())
-        except PackageNotFoundError:
-            digest.update(f"\n{name}=none".encode())
-    return digest.hexdigest()
+    return files_hash(root, files, "".join(map(_installed, RENDERING_DISTRIBUTIONS)))
+
+
+def _installed(name: str) -> str:
+    try:
+        return f"\n{name}={version(name)}"
+    except PackageNotFoundError:
+        return f"\n{name}=none"
 
 
 CODE_HASH = code_hash()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +18,15 @@ from tests.support import PROJECT_ROOT, Server, start_server
 def indexes_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Corpus indexes from the tests go to a temporary directory."""
     os.environ.setdefault("FEEDS_DATA_DIR", str(tmp_path_factory.mktemp("indexes")))
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A generated corpus of 800 documents (with skips, repairs and duplicates); read only."""
+    root = tmp_path_factory.mktemp("generated")
+    command = [sys.executable, "-m", "feeds.corpus.generate", str(root), "--count", "800"]
+    subprocess.run(command, check=True, capture_output=True)
+    return root
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ canonical URLs, 4xx for bad input, valid feeds with validators, and bounded memo
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -26,14 +24,6 @@ from tests.test_reload import reload_and_wait
 
 EVERYTHING = 100_000
 _TOKEN = re.compile(r"[^\W_]+")
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("generated")
-    command = [sys.executable, "-m", "feeds.corpus.generate", str(root), "--count", "800"]
-    subprocess.run(command, check=True, capture_output=True)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -33,14 +31,6 @@ TABLE_QUERIES = {
     " ORDER BY kind, slug, published, id",
     "names": "SELECT * FROM names ORDER BY kind, slug, name",
 }
-
-
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("generated")
-    command = [sys.executable, "-m", "feeds.corpus.generate", str(root), "--count", "600"]
-    subprocess.run(command, check=True, capture_output=True)
-    return root
 
 
 def target_for(root: Path, data_dir: Path, **overrides: object) -> Target:

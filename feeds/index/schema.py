@@ -16,6 +16,7 @@ import time
 from functools import cache
 from pathlib import Path
 
+from feeds.fingerprint import files_hash
 from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
@@ -154,15 +155,10 @@ class DamagedIndex(RuntimeError):
 def code_hash() -> str:
     """A hash of the code that decides rows: a release that parses differently re-indexes."""
     package = Path(__file__).resolve().parent.parent
-    digest = hashlib.sha256(SCHEMA_VERSION.encode())
     files = [package / name for name in _CODE_MODULES]
     for folder in _CODE_PACKAGES:
         files.extend(sorted((package / folder).glob("*.py")))
-    for path in files:
-        if path.is_file():
-            digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return files_hash(package, [path for path in files if path.is_file()], SCHEMA_VERSION)
 
 
 def index_path(data_dir: Path, corpus: Path, options_key: str) -> Path:
