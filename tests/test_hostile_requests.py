@@ -215,6 +215,21 @@ def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
         assert b"/other/" not in answer
 
 
+def test_pages_feeds_and_the_xslt_link_under_the_base_url_path(server_factory) -> None:
+    """A site mounted under a path once linked its stylesheet and OPML at the origin's root."""
+    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+    page = server.get("/").text
+    for link in ('href="/news/feeds.css"', 'href="/news/feeds.opml"', 'action="/news/custom"'):
+        assert link in page
+    assert 'href="/feeds.' not in page and 'href="/"' not in page
+    for extension in ("rss", "atom"):
+        feed = server.get(f"/feeds/all.{extension}").text
+        assert '<?xml-stylesheet type="text/xsl" href="/news/feed.xsl"?>' in feed
+    xslt = server.get("/feed.xsl").text
+    assert 'href="/news/feeds.css"' in xslt and 'href="/news/feeds.opml"' in xslt
+    assert 'href="/feeds.' not in xslt
+
+
 def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp_path) -> None:
     """Random `Host`s with `?limit=500` once stalled a normal request for 20 s.
 

@@ -30,6 +30,7 @@ blueprint = Blueprint("pages", __name__, template_folder="templates")
 HTML = "text/html; charset=utf-8"
 OPML_TYPE = "text/x-opml; charset=utf-8"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 ASSETS = {
     STYLESHEET_PATH.lstrip("/"): "text/xsl; charset=utf-8",
     "feeds.css": "text/css; charset=utf-8",
@@ -128,11 +129,19 @@ def asset(name: str) -> Response:
     if request.method == "OPTIONS":
         return preflight()
     site = current_site()
-    path = STATIC_DIR / name
+    # The XSLT links the site's pages, so it is a template: under a base URL with a path,
+    # its links carry that path too.
+    templated = name == STYLESHEET_PATH.lstrip("/")
+    path = (TEMPLATE_DIR if templated else STATIC_DIR) / name
 
     def render() -> Rendered:
         modified = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
-        return prepare(path.read_bytes(), modified, ASSETS[name], site.cache_control)
+        body = (
+            render_template(name, prefix=request.script_root).encode("utf-8")
+            if templated
+            else path.read_bytes()
+        )
+        return prepare(body, modified, ASSETS[name], site.cache_control)
 
     return send(site, site.cache.get_or_render(_key(site, "asset", name), render))
 

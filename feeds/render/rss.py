@@ -9,4 +9,6 @@ MIME_TYPE = "application/rss+xml"
 
 
 def render(document: FeedDocument) -> bytes:
-    return xmlfeed.with_stylesheet(xmlfeed.build(document, MIME_TYPE).rss_str(pretty=True))
+    return xmlfeed.with_stylesheet(
+        xmlfeed.build(document, MIME_TYPE).rss_str(pretty=True), document.base_url
+    )

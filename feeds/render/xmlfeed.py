@@ -8,6 +8,7 @@ extension straight into the XML tree instead of through `FeedEntry.enclosure`.
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import urlsplit
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
@@ -25,7 +26,6 @@ MEDIA_NS = "http://search.yahoo.com/mrss/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 EXTENSION = "feeds"
 STYLESHEET_PATH = "/feed.xsl"
-_STYLESHEET_PI = f'<?xml-stylesheet type="text/xsl" href="{STYLESHEET_PATH}"?>\n'.encode()
 
 
 class _FeedExtension(BaseExtension):
@@ -155,13 +155,16 @@ def _add_entry(entry: FeedEntry, article: Article) -> None:
     extension.author = article.provider.name
 
 
-def with_stylesheet(xml: bytes) -> bytes:
+def with_stylesheet(xml: bytes, base_url: str) -> bytes:
     """The feed with our XSLT processing instruction right after the XML declaration.
 
     Browsers apply it and show a readable page; feed readers ignore processing
-    instructions. The href is a fixed path, so the bytes stay deterministic.
+    instructions. The href is the site's path (a base URL may have one) and a fixed name,
+    so the bytes stay deterministic.
     """
     declaration, newline, rest = xml.partition(b"\n")
     if not declaration.startswith(b"<?xml ") or not newline:
         raise ValueError("expected an XML declaration on the first line")
-    return declaration + newline + _STYLESHEET_PI + rest
+    href = escape(urlsplit(base_url).path.rstrip("/") + STYLESHEET_PATH, quote=True)
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{href}"?>\n'.encode()
+    return declaration + newline + instruction + rest

@@ -47,12 +47,12 @@
         <meta charset="utf-8"/>
         <meta name="viewport" content="width=device-width, initial-scale=1"/>
         <title><xsl:value-of select="$title"/> (<xsl:value-of select="$format"/> feed)</title>
-        <link rel="stylesheet" href="/feeds.css"/>
+        <link rel="stylesheet" href="{{ prefix }}/feeds.css"/>
       </head>
       <body>
         <header class="site">
-          <a class="brand" href="/"><span class="logo" aria-hidden="true"></span>Feeds</a>
-          <nav><a href="/">All feeds</a><a href="/feeds.opml">OPML</a></nav>
+          <a class="brand" href="{{ prefix }}/"><span class="logo" aria-hidden="true"></span>Feeds</a>
+          <nav><a href="{{ prefix }}/">All feeds</a><a href="{{ prefix }}/feeds.opml">OPML</a></nav>
         </header>
         <main>
           <section class="intro">
@@ -68,8 +68,8 @@
             <code class="copy"><xsl:value-of select="$self"/></code>
             <p class="formats">
               <a href="{$home}">Web page</a>
-              <a href="/">Every feed</a>
-              <a href="/feeds.opml">Import all (OPML)</a>
+              <a href="{{ prefix }}/">Every feed</a>
+              <a href="{{ prefix }}/feeds.opml">Import all (OPML)</a>
             </p>
           </div>
           <ol class="entries">
