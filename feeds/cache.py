@@ -59,7 +59,7 @@ class Rendered:
     content_type: str
     cache_control: str
     link_header: str = ""
-    # Response headers per content coding, filled by responses.feed_answer.
+    # Both answers (200, 304) per content coding, filled by responses.feed_answer.
     variants: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
