@@ -1,7 +1,7 @@
-"""A WSGI layer around everything (the fast path included) that counts each answer once:
-Prometheus counters, the subscriber notes and the JSON access log.
+"""The WSGI layer around Flask that sends the fast path's cached answers and counts each
+answer once: Prometheus counters, the subscriber notes and the JSON access log.
 
-It runs on the hot path, so it does only memory work: counters in mmapped files, a dict
+It runs on the hot path, so it does only memory work: counters added up in a dict, a dict
 and a set for the subscribers, a line appended to a buffer. Writing to stores and to the
 log happens in batches (see `feeds.stats.subscribers.Recorder` and `AccessLog`).
 """
@@ -210,7 +210,7 @@ class _Counted:
 def observe_middleware(
     app: WSGIApp, observer: Observer, cached: Callable[[dict], Answer | None]
 ) -> WSGIApp:
-    """The outermost layer: answers what `cached` has (the fast path) and counts everything.
+    """Answers what `cached` has (the fast path), lets `app` answer the rest, counts both.
 
     A cached answer is sent and counted right here, in this one call: for a cached feed
     each further WSGI layer and closure was a visible share of the cost.
