@@ -19,7 +19,7 @@ from flask import Flask
 from feeds import metrics
 from feeds.corpus import CorpusError
 from feeds.http.custom import blueprint as custom_blueprint
-from feeds.http.fastpath import FastPath, fast_path_middleware
+from feeds.http.fastpath import FastPath
 from feeds.http.hub import blueprint as websub_blueprint
 from feeds.http.observe import AccessLog, Observer, observe_middleware
 from feeds.http.origin import pinned_script_name
@@ -63,8 +63,9 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
     app.wsgi_app = pinned_script_name(
         observe_middleware(
-            fast_path_middleware(app.wsgi_app, fast_path),
+            app.wsgi_app,
             app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
+            fast_path.lookup,
         ),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )

@@ -26,6 +26,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,7 +62,7 @@ class Rendered:
     content_type: str
     cache_control: str
     link_header: str = ""
-    # Response headers per content coding, filled by responses.feed_answer.
+    # Both answers (200, 304) per content coding, filled by responses.feed_answer.
     variants: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -116,11 +117,14 @@ class LocalLRU:
         return len(self._items)
 
     def get(self, key: str) -> Any:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
+        """Without the lock: each step is one atomic dict operation, and a read costs no
+        lock on the path of every cached answer. A key another thread drops or replaces
+        meanwhile reads as absent or is not moved: a miss at worst."""
+        value = self._items.get(key)
+        if value is not None:
+            with suppress(KeyError):
                 self._items.move_to_end(key)
-            return value
+        return value
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:

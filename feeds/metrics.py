@@ -61,10 +61,10 @@ class Requests:
     on its memory-mapped files costs more than the rest of a cached answer's bookkeeping."""
 
     def __init__(self) -> None:
-        self._children: dict[tuple[str, str, str, str], tuple[Any, Any, Any]] = {}
-        self._pending: dict[tuple[str, str, str, str], list[int]] = {}
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any, Any]] = {}
+        self._pending: dict[tuple[str, str, int, str], list[int]] = {}
 
-    def count(self, kind: str, fmt: str, status: str, size: int, tier: str) -> None:
+    def count(self, kind: str, fmt: str, status: int, size: int, tier: str) -> None:
         labels = (kind, fmt, status, tier)
         pending = self._pending.get(labels)
         if pending is None:
@@ -80,7 +80,7 @@ class Requests:
             if children is None:
                 kind, fmt, status, tier = labels
                 children = self._children[labels] = (
-                    REQUESTS.labels(kind, fmt, status),
+                    REQUESTS.labels(kind, fmt, str(status)),
                     RESPONSE_BYTES.labels(kind),
                     CACHE.labels(tier) if tier else None,
                 )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -275,6 +277,24 @@ def test_access_log_is_one_json_object_per_line(server_factory, data_dir: str) -
         "agent",
     }
     assert all(entry["bytes"] > 0 and entry["duration_ms"] >= 0 for entry in logged)
+    stamp = datetime.fromisoformat(logged[0]["time"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", logged[0]["time"])
+    assert abs(stamp.timestamp() - time.time()) < 60
+
+
+def test_access_log_lines_stay_json_whatever_the_path(server_factory, data_dir: str) -> None:
+    """The lines are written without json.dumps: quotes, backslashes, control characters
+    and non-ASCII bytes in a client's path must still give one valid JSON object."""
+    server = server_factory(FEEDS_DATA_DIR=data_dir)
+    requests.get(server.url + "/a%22b%5Cc%C3%A9%0A%09?q=%22%5C", timeout=5)
+    logged = wait_for(
+        lambda: [e for e in access_lines(server) if e["path"].startswith("/a")],
+        lambda entries: len(entries) == 1,
+        timeout=10,
+    )
+    # WSGI gives the decoded path as Latin-1 characters, one per byte
+    assert logged[0]["path"] == '/a"b\\c\u00c3\u00a9\n\t?q=%22%5C'
+    assert (logged[0]["status"], logged[0]["method"], logged[0]["cache"]) == (404, "GET", None)
 
 
 def test_access_log_can_be_gunicorn_s_classic_one(server_factory, data_dir: str) -> None:

@@ -1,10 +1,11 @@
-"""A WSGI layer in front of Flask that answers repeat requests for rendered feeds.
+"""The answers to repeat requests for rendered feeds, found without Flask.
 
 Flask's routing and request objects cost about a third of the throughput for a cached
 feed. Once the Flask view has answered a feed request, the exact request (scheme, host,
 path, query) is remembered with its rendered bytes; the same request later is answered
-here with the same `feed_answer` the view uses. Anything else (first requests, errors,
-other methods, other pages) goes through Flask untouched.
+with the same `feed_answer` the view uses, by the outermost WSGI layer
+(`feeds.http.observe`). Anything else (first requests, errors, other methods, other
+pages) goes through Flask untouched.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from feeds.cache import TIER, LocalLRU, Rendered
-from feeds.http.responses import feed_answer
+from feeds.cache import LocalLRU, Rendered
+from feeds.http.responses import Answer, feed_answer
 from feeds.index.reader import NotReady
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
 STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304)}
+CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 
 def request_key(environ: dict) -> str:
@@ -61,21 +63,12 @@ class FastPath:
     def remember(self, environ: dict, rendered: Rendered) -> None:
         self.answers().put(request_key(environ), rendered)
 
-
-def fast_path_middleware(app: WSGIApp, fast_path: FastPath) -> WSGIApp:
-    def serve(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD")
-        if method in {"GET", "HEAD"}:
-            try:
-                answers = fast_path.answers()
-            except NotReady:  # no index yet: Flask answers 503
-                return app(environ, start_response)
-            rendered = answers.get(request_key(environ))
-            if rendered is not None:
-                TIER.set("fast")
-                answer = feed_answer(rendered, environ)
-                start_response(STATUS_LINES[answer.status], answer.headers)
-                return [b""] if method == "HEAD" else [answer.body]
-        return app(environ, start_response)
-
-    return serve
+    def lookup(self, environ: dict) -> Answer | None:
+        """The answer to a GET or HEAD remembered for this view; None: Flask must answer."""
+        if environ.get("REQUEST_METHOD") not in CACHED_METHODS:
+            return None
+        try:
+            rendered = self.answers().get(request_key(environ))
+        except NotReady:  # no index yet: Flask answers 503
+            return None
+        return None if rendered is None else feed_answer(rendered, environ)

@@ -45,27 +45,39 @@ def feed_answer(rendered: Rendered, environ: dict) -> Answer:
 
     Every client gets the same representation whatever its `Accept`, so only the coding
     varies and a cache keeps one copy per URL and coding. This runs for every cached
-    request, so the headers of each coding are built once per rendered document and
-    reused, and the common revalidation (the exact ETag we sent last time) is matched
-    without parsing.
+    request, so both answers of each coding (200 and 304, headers included) are built once
+    per rendered document and handed out as they are, and the common revalidation (the
+    exact ETag we sent last time) is matched without parsing.
     """
     encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
     variant = rendered.variants.get(encoding)
     if variant is None:
         variant = rendered.variants[encoding] = _variant(rendered, encoding)
-    body, etag, headers = variant
     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    conditional = if_none_match is not None or "HTTP_IF_MODIFIED_SINCE" in environ
-    if conditional and (
-        if_none_match == headers[1][1]
-        or not is_resource_modified(environ, etag=etag, last_modified=rendered.last_modified)
+    if if_none_match is None and "HTTP_IF_MODIFIED_SINCE" not in environ:
+        return variant.ok
+    if if_none_match == variant.quoted_etag or not is_resource_modified(
+        environ, etag=variant.etag, last_modified=rendered.last_modified
     ):
-        return Answer(304, headers, b"")
-    return Answer(200, [*headers, ("Content-Length", str(len(body)))], body)
+        return variant.not_modified
+    return variant.ok
 
 
-def _variant(rendered: Rendered, encoding: str) -> tuple[bytes, str, list[tuple[str, str]]]:
-    """Body, ETag and headers of one representation; each coding has its own strong ETag."""
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One content coding of a rendered document: its validator and both its answers.
+
+    The answers are shared by every request for this coding: nobody may change them.
+    """
+
+    etag: str
+    quoted_etag: str
+    ok: Answer
+    not_modified: Answer
+
+
+def _variant(rendered: Rendered, encoding: str) -> Variant:
+    """The answers of one representation; each coding has its own strong ETag."""
     body, etag = {
         "br": (rendered.br_body, rendered.etag + "-br"),
         "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
@@ -82,4 +94,9 @@ def _variant(rendered: Rendered, encoding: str) -> tuple[bytes, str, list[tuple[
         headers.append(("Link", rendered.link_header))
     if encoding:
         headers.append(("Content-Encoding", encoding))
-    return body, etag, headers
+    return Variant(
+        etag,
+        f'"{etag}"',
+        Answer(200, [*headers, ("Content-Length", str(len(body)))], body),
+        Answer(304, headers, b""),
+    )
