@@ -26,7 +26,7 @@ from feeds.index.schema import ALL, open_reader
 from feeds.index.search import CustomArticles, Filter, matching
 from feeds.model import Article, Provider, Topic
 
-RECHECK_SECONDS = 0.002
+RECHECK_SECONDS = 0.01  # a commit is seen within 10 ms; each check is 2% of a cached answer
 
 
 class NotReady(RuntimeError):
