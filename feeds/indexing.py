@@ -148,18 +148,25 @@ def _write(
     site = load_site(settings)
     follower = _Follower(target, settings)
     try:
-        while not signals.stop and os.getppid() == parent:
-            # Changes already seen go first: a walk of a million files takes seconds, and a
-            # SIGHUP sent right after a write must not hold that write back behind it.
-            paths = follower.wait()
+
+        def apply_seen(wait: float) -> None:
+            """Apply the changes seen so far (waiting up to `wait` seconds for some)."""
+            paths = follower.wait(wait)
             due = due_paths(db, time.time_ns() // 1000)
             if (paths or due) and not update_and_push(
                 db, site, partial(apply, db, target, paths, due), failures
             ):
                 follower.rescan_in(failures.pause)  # the paths are spent: a rescan finds them
+
+        # A walk of a million files takes many seconds: changes seen meanwhile (a write
+        # right before a SIGHUP, or while a restarted server reconciles) are applied during
+        # it, not after it.
+        walk = partial(reconcile, db, target, progress, meanwhile=partial(apply_seen, 0))
+        while not signals.stop and os.getppid() == parent:
+            apply_seen(POLL_SECONDS)
             if signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
-                if update_and_push(db, site, partial(reconcile, db, target, progress), failures):
+                if update_and_push(db, site, walk, failures):
                     follower.reconciled()
                 else:
                     follower.rescan_in(failures.pause)
@@ -195,15 +202,17 @@ class _Follower:
         """A write failed: reconcile again after a pause, not at every tick."""
         self.next_rescan = time.monotonic() + seconds
 
-    def wait(self) -> set[str]:
-        """Settled changed paths (waits up to a tick); a replaced root asks for a rescan."""
+    def wait(self, seconds: float = POLL_SECONDS) -> set[str]:
+        """Settled changed paths (waits up to `seconds`); a replaced root asks for a rescan."""
         if self.watcher is None:
-            time.sleep(POLL_SECONDS)
+            if not seconds:
+                return set()
+            time.sleep(seconds)
             if self.enabled and self.root.is_dir() and self.next_rescan == float("inf"):
                 self._watch()  # the root came back: watch it and reconcile at once
                 self.next_rescan = 0.0
             return set()
-        paths = self.watcher.settled()
+        paths = self.watcher.settled(seconds)
         if not self.watcher.intact():
             log.warning("%s was moved, replaced or removed; rescanning when it is back", self.root)
             self.watcher.close()

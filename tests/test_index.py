@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from feeds.corpus import LoadOptions, load_corpus
-from feeds.index.indexer import Target, open_index, reconcile, update
+from feeds.index import indexer
+from feeds.index.indexer import Target, apply, open_index, reconcile, update
 from feeds.index.reader import IndexReader, NotReady
 from feeds.settings import load_settings
 from tests.support import document, index_view
@@ -162,6 +163,41 @@ def test_feed_names_are_the_most_used_spelling_however_files_arrive(tmp_path: Pa
     view = index_view(root, tmp_path / "view")
     assert view.topics["robots"].name == "Robots"
     assert [p.name for p in view.providers.values()] == ["Robots Weekly"]
+
+
+def test_changes_applied_during_a_walk_are_kept_by_it(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The follow loop applies what it saw while a long reconciliation walks the directory
+    (a write before a SIGHUP, or during a restart's walk); the walk must not undo it."""
+    root = tmp_path / "corpus"
+    shutil.copytree(generated, root)
+    target = target_for(root, tmp_path / "walked")
+    update(target)
+    for path in sorted(root.rglob("*.txt"))[::3]:  # a walk with work to do
+        path.write_text(path.read_text().replace("title: ", "title: Changed ", 1))
+    doomed = sorted(root.rglob("*.txt"))[-1]
+    db = open_index(target)
+    calls = []
+
+    def meanwhile() -> None:
+        if not calls:
+            (root / "arrived.txt").write_text(document(title='"Arrived mid-walk"'))
+            doomed.unlink()
+            apply(db, target, ["arrived.txt", doomed.relative_to(root).as_posix()])
+        calls.append(1)
+
+    monkeypatch.setattr(indexer, "MEANWHILE_SECONDS", 0)
+    try:
+        reconcile(db, target, meanwhile=meanwhile)
+    finally:
+        db.close()
+    assert len(calls) > 1
+    full = target_for(root, tmp_path / "full")
+    update(full)
+    assert rows(target) == rows(full)
+    paths = {row[0] for row in rows(target)["documents"]}
+    assert "arrived.txt" in paths and doomed.relative_to(root).as_posix() not in paths
 
 
 @pytest.mark.parametrize("how", ["add", "edit", "rename", "remove", "duplicate"])

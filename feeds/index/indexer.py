@@ -47,6 +47,7 @@ log = logging.getLogger("feeds.index")
 BATCH = 500  # outcomes written per transaction: progress is visible, commits are cheap
 PARALLEL_CHUNK = 200  # documents per task handed to a parsing process
 DOUBT_NS = 2_000_000_000
+MEANWHILE_SECONDS = 0.25  # how often a long reconciliation lets seen changes through
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
 
@@ -159,9 +160,19 @@ def open_index(target: Target) -> sqlite3.Connection:
     return open_writer(target.path, identity(target.root, target.key))
 
 
-def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None = None) -> Changes:
-    """Bring the index in line with the directory; only new and changed files are parsed."""
+def reconcile(
+    db: sqlite3.Connection,
+    target: Target,
+    progress: Progress | None = None,
+    meanwhile: Callable[[], None] | None = None,
+) -> Changes:
+    """Bring the index in line with the directory; only new and changed files are parsed.
+
+    `meanwhile` is called about every `MEANWHILE_SECONDS` of the walk and between batches
+    (outside any transaction): the follow loop applies the changes it saw in the meantime.
+    """
     started = time.perf_counter()
+    pause = _Pause(meanwhile)
     root = target.root
     if not root.is_dir():
         raise NotADirectoryError(f"corpus directory {root} does not exist or is not a directory")
@@ -175,6 +186,7 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
     to_parse: list[Stamp] = []
     for found in scan(root):
         changes.files += 1
+        pause.maybe()
         stamp = _stamp(found)
         known = indexed.pop(stamp.path, None)
         if known is None or _changed(root, stamp, known):
@@ -190,6 +202,7 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
     for batch in _batches(_parse(target, to_parse), BATCH, ready):
         done += len(batch)
         _write(db, target, batch, (), changes, indexed=done)
+        pause.maybe()
         if progress is not None:
             progress(done, changes.files)
     for batch in _batches(iter(indexed), BATCH, ready):
@@ -209,6 +222,19 @@ def reconcile(db: sqlite3.Connection, target: Target, progress: Progress | None 
         changes.seconds,
     )
     return changes
+
+
+class _Pause:
+    """Calls `meanwhile` when at least `MEANWHILE_SECONDS` passed since it last did."""
+
+    def __init__(self, meanwhile: Callable[[], None] | None) -> None:
+        self.meanwhile = meanwhile
+        self.last = time.monotonic()
+
+    def maybe(self) -> None:
+        if self.meanwhile is not None and time.monotonic() - self.last >= MEANWHILE_SECONDS:
+            self.meanwhile()
+            self.last = time.monotonic()
 
 
 def apply(

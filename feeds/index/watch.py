@@ -8,13 +8,16 @@ are never documents). A folder moved away or back is one path: the indexer looks
 it. When the corpus directory itself is replaced or vanishes, events stop coming for it,
 so the watcher says so and is started again once the directory is back (the caller then
 reconciles).
+
+Events are gathered by a thread of their own, so the indexer can take what has settled
+without waiting, between the steps of a long walk of the directory too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 
 import watchfiles
@@ -26,6 +29,9 @@ SETTLE_MS = 80  # quiet time that ends one batch of events: then its paths are r
 DEBOUNCE_MS = 1000  # longest one batch gathers while events keep coming
 
 
+START_SECONDS = 5.0  # longest wait for the notifier to start or fail
+
+
 class Watcher:
     """The settled paths (relative to the root) that changed since they were last handed on."""
 
@@ -33,45 +39,78 @@ class Watcher:
         self.root = root
         self._base = os.path.abspath(root)
         self._identity = _identity(root)
-        self._events: Iterator[set[tuple[watchfiles.Change, str]]] = watchfiles.watch(
-            self._base,
-            watch_filter=None,
-            debounce=DEBOUNCE_MS,
-            step=SETTLE_MS,
-            rust_timeout=TICK_MS,
-            yield_on_timeout=True,
-            raise_interrupt=False,
-        )
+        self._pending: set[str] = set()
+        self._lock = threading.Lock()
+        self._ready = threading.Event()  # paths are pending, or the notifier failed
+        self._started = threading.Event()
+        self._stop = threading.Event()
+        self.failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._gather, name="watch", daemon=True)
+        self._thread.start()
 
-    def settled(self) -> set[str]:
-        """Wait up to a tick for events; the paths of the batch that has settled, if any."""
-        paths = set()
-        for _change, path in next(self._events, set()):
-            relative = os.path.relpath(path, self._base)
-            if relative != "." and not relative.startswith(".."):
-                paths.add(Path(relative).as_posix())
+    def _gather(self) -> None:
+        """The thread: each settled batch's paths join the pending set."""
+        try:
+            for batch in watchfiles.watch(
+                self._base,
+                watch_filter=None,
+                debounce=DEBOUNCE_MS,
+                step=SETTLE_MS,
+                rust_timeout=TICK_MS,
+                yield_on_timeout=True,
+                raise_interrupt=False,
+                stop_event=self._stop,
+            ):
+                self._started.set()
+                paths = {self._relative(path) for _change, path in batch}
+                paths.discard("")
+                if paths:
+                    with self._lock:
+                        self._pending.update(paths)
+                    self._ready.set()
+        except (OSError, RuntimeError) as error:  # no such root, no inotify
+            self.failure = error
+        self._started.set()
+        self._ready.set()
+
+    def _relative(self, path: str) -> str:
+        """The path below the root; "" for the root itself or anything outside it."""
+        relative = os.path.relpath(path, self._base)
+        if relative == "." or relative.startswith(".."):
+            return ""
+        return Path(relative).as_posix()
+
+    def started(self) -> bool:
+        """Whether events come (waits for the notifier to start or fail)."""
+        self._started.wait(START_SECONDS)
+        return self._started.is_set() and self.failure is None
+
+    def settled(self, wait: float = TICK_MS / 1000) -> set[str]:
+        """The paths settled since the last call, waiting up to `wait` seconds for some."""
+        self._ready.wait(wait)
+        with self._lock:
+            paths, self._pending = self._pending, set()
+            self._ready.clear()
         return paths
 
     def intact(self) -> bool:
-        """Whether the root is still the directory being watched."""
-        return _identity(self.root) == self._identity
+        """Whether the root is still the directory being watched, with events coming."""
+        return self.failure is None and _identity(self.root) == self._identity
 
     def close(self) -> None:
-        close = getattr(self._events, "close", None)
-        if close is not None:
-            close()
+        self._stop.set()
+        self._thread.join(timeout=2 * TICK_MS / 1000)
 
 
 def start(root: Path) -> Watcher | None:
     """A watcher of `root`, or None (logged) where the file system gives no events."""
-    try:
-        watcher = Watcher(root)
-        watcher.settled()  # starts the notifier: a missing root or no inotify raise here
-    except (OSError, RuntimeError) as error:
+    watcher = Watcher(root)
+    if not watcher.started():
+        watcher.close()
         log.warning(
             "cannot watch %s (%s); changes are found by rescans (FEEDS_RESCAN_SECONDS)",
             root,
-            error,
+            watcher.failure or "the notifier did not start",
         )
         return None
     return watcher
