@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -198,6 +199,35 @@ def test_changes_applied_during_a_walk_are_kept_by_it(
     assert rows(target) == rows(full)
     paths = {row[0] for row in rows(target)["documents"]}
     assert "arrived.txt" in paths and doomed.relative_to(root).as_posix() not in paths
+
+
+def test_a_walk_of_a_served_index_commits_what_it_found_before_it_ends(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restart or SIGHUP walks every file (18 s at a million): a change it finds early
+    is served then, not when the walk ends."""
+    root = tmp_path / "corpus"
+    shutil.copytree(generated, root)
+    target = target_for(root, tmp_path / "data")
+    update(target)
+    first = sorted(root.rglob("*.txt"))[0]
+    first.write_text(first.read_text().replace("title: ", "title: Found early ", 1))
+    label = first.relative_to(root).as_posix()
+    db = open_index(target)
+    before = db.execute("SELECT digest FROM documents WHERE path = ?", (label,)).fetchone()
+    seen = []
+
+    def meanwhile() -> None:
+        row = db.execute("SELECT digest FROM documents WHERE path = ?", (label,)).fetchone()
+        seen.append(row != before)
+
+    monkeypatch.setattr(indexer, "MEANWHILE_SECONDS", 0)
+    time.sleep(1)  # commits are paced to a second past the last one
+    try:
+        reconcile(db, target, meanwhile=meanwhile)
+    finally:
+        db.close()
+    assert True in seen[:-1], "the change waited for the end of the walk"
 
 
 @pytest.mark.parametrize("how", ["add", "edit", "rename", "remove", "duplicate"])

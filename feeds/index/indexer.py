@@ -184,13 +184,21 @@ def reconcile(
     }
     changes = Changes()
     to_parse: list[Stamp] = []
+    live = is_live(db)
+    ready = _clock_ready(db)
     for found in scan(root):
         changes.files += 1
-        pause.maybe()
         stamp = _stamp(found)
         known = indexed.pop(stamp.path, None)
         if known is None or _changed(root, stamp, known):
             to_parse.append(stamp)
+        if pause.due():
+            if live and to_parse and ready():
+                # A served index takes what the walk has found so far: a change is served
+                # long before a walk of a million files ends.
+                _write(db, target, list(_parse(target, to_parse)), (), changes)
+                to_parse = []
+            pause.run()
     if not changes.files and indexed:
         raise EmptyCorpus(
             f"corpus directory {root} holds no documents now (an unmounted volume?);"
@@ -198,7 +206,6 @@ def reconcile(
         )
     _set_meta(db, files=str(changes.files))
     done = changes.files - len(to_parse)
-    ready = _clock_ready(db)
     for batch in _batches(_parse(target, to_parse), BATCH, ready):
         done += len(batch)
         _write(db, target, batch, (), changes, indexed=done)
@@ -225,16 +232,24 @@ def reconcile(
 
 
 class _Pause:
-    """Calls `meanwhile` when at least `MEANWHILE_SECONDS` passed since it last did."""
+    """A turn every `MEANWHILE_SECONDS` of a long reconciliation: for what the walk found
+    so far, and for `meanwhile`."""
 
     def __init__(self, meanwhile: Callable[[], None] | None) -> None:
         self.meanwhile = meanwhile
         self.last = time.monotonic()
 
-    def maybe(self) -> None:
-        if self.meanwhile is not None and time.monotonic() - self.last >= MEANWHILE_SECONDS:
+    def due(self) -> bool:
+        return time.monotonic() - self.last >= MEANWHILE_SECONDS
+
+    def run(self) -> None:
+        if self.meanwhile is not None:
             self.meanwhile()
-            self.last = time.monotonic()
+        self.last = time.monotonic()
+
+    def maybe(self) -> None:
+        if self.due():
+            self.run()
 
 
 def apply(
