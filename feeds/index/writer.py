@@ -299,7 +299,7 @@ def _seal_pages(db: sqlite3.Connection, kind: str, slug: str, size: int, now: in
         "SELECT count(*) FROM entries WHERE kind = ? AND slug = ? AND page = ?", (*feed, OPEN)
     ).fetchone()
     row = db.execute("SELECT pages FROM feed_clock WHERE kind = ? AND slug = ?", feed).fetchone()
-    pages = row[0] if row else 0
+    sealed = pages = row[0] if row else 0
     while open_count > size:
         pages += 1
         db.execute(
@@ -308,17 +308,24 @@ def _seal_pages(db: sqlite3.Connection, kind: str, slug: str, size: int, now: in
             "  WHERE kind = ? AND slug = ? AND page = ? ORDER BY published ASC, id DESC LIMIT ?)",
             (pages, *feed, OPEN, *feed, OPEN, size),
         )
-        db.execute(
-            "INSERT INTO archive_pages (kind, slug, page, sealed) VALUES (?, ?, ?, ?)",
-            (*feed, pages, now),
-        )
         open_count -= size
+    _record_pages(db, kind, slug, range(sealed + 1, pages + 1), open_count, now=now)
+
+
+def _record_pages(
+    db: sqlite3.Connection, kind: str, slug: str, new: range, open_count: int, *, now: int
+) -> None:
+    """Stamp a feed's newly sealed pages, and keep its page and open-entry counts."""
+    db.executemany(
+        "INSERT INTO archive_pages (kind, slug, page, sealed) VALUES (?, ?, ?, ?)",
+        [(kind, slug, page, now) for page in new],
+    )
     db.execute(
         "INSERT INTO feed_clock (kind, slug, changed, pages) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (kind, slug) DO UPDATE SET pages = excluded.pages",
-        (*feed, now, pages),
+        (kind, slug, now, new.stop - 1),
     )
-    db.execute("UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?", (open_count, *feed))
+    db.execute("UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?", (open_count, kind, slug))
 
 
 # Every served article's entries in each of its feeds, numbered oldest first.
@@ -421,19 +428,7 @@ def _open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
     feeds = db.execute("SELECT kind, slug, count FROM feeds").fetchall()
     for kind, slug, count in feeds:
         pages = (count - 1) // size
-        db.executemany(
-            "INSERT INTO archive_pages (kind, slug, page, sealed) VALUES (?, ?, ?, ?)",
-            [(kind, slug, page, now) for page in range(1, pages + 1)],
-        )
-        db.execute(
-            "INSERT INTO feed_clock (kind, slug, changed, pages) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (kind, slug) DO UPDATE SET pages = excluded.pages",
-            (kind, slug, now, pages),
-        )
-        db.execute(
-            "UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?",
-            (count - pages * size, kind, slug),
-        )
+        _record_pages(db, kind, slug, range(1, pages + 1), count - pages * size, now=now)
 
 
 def latest_change(db: sqlite3.Connection) -> int:
