@@ -78,6 +78,15 @@ def read_only() -> Iterator[Callable[..., None]]:
         directory.chmod(0o755)
 
 
+@pytest.fixture
+def read_only_data(read_only: Callable[..., None], tmp_path: Path) -> Path:
+    """An empty data directory this process cannot write."""
+    data = tmp_path / "data"
+    data.mkdir()
+    read_only(data)
+    return data
+
+
 def add_big_files(corpus: Path, count: int = BIG_FILES) -> None:
     """Documents whose excerpts are long and varied: together they outgrow LIMIT_BYTES."""
     chance = random.Random(7)
@@ -181,11 +190,9 @@ def test_a_read_only_data_directory_still_serves_its_index(
 
 
 def test_no_index_and_a_read_only_data_directory_say_why_on_healthz(
-    read_only, corpus: Path, tmp_path: Path
+    read_only_data: Path, corpus: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    read_only(data)
+    data = read_only_data
     server = launch(settings(corpus, data), without_override(procfile_command()))
     try:
         problem = f"data directory {data} is not writable by this process, so the index"
@@ -200,11 +207,9 @@ def test_no_index_and_a_read_only_data_directory_say_why_on_healthz(
 
 
 def test_feeds_index_into_a_read_only_data_directory_exits_with_one_line(
-    read_only, corpus: Path, tmp_path: Path
+    read_only_data: Path, corpus: Path
 ) -> None:
-    data = tmp_path / "data"
-    data.mkdir()
-    read_only(data)
+    data = read_only_data
     result = subprocess.run(
         without_override([sys.executable, "-m", "feeds", "index"]),
         cwd=PROJECT_ROOT,
