@@ -8,6 +8,7 @@ The README's settings table is generated from ``SETTINGS`` so the two cannot dri
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
@@ -115,6 +116,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Without `FEEDS_BASE_URL`: distinct request origins (scheme and `Host`) each worker "
         "renders links for; further ones get a 421, so random `Host` headers cannot make it "
         "render without end.",
+    ),
+    Setting(
+        "DEPLOYMENT",
+        "",
+        str,
+        "Name of this deployment in shared stores (Redis): hub subscriptions, deliveries and "
+        "subscriber counts are kept under it, so two deployments on one Redis never see each "
+        "other's; empty: derived from `FEEDS_BASE_URL`, else from the corpus directory's path.",
     ),
     Setting("SITE_TITLE", "feeds", str, "Name of the site, used in feed titles and pages."),
     Setting(
@@ -327,6 +336,20 @@ def data_directory(settings: Mapping[str, Any]) -> Path:
         os.path.expanduser("~"), ".local", "share"
     )
     return Path(base, "feeds")
+
+
+def deployment_key(settings: Mapping[str, Any]) -> str:
+    """The prefix of every key this deployment keeps in a shared store: its own namespace.
+
+    Hosts of one deployment share it (same `FEEDS_DEPLOYMENT`, else the same public origin,
+    else the same corpus path); staging and production on one Redis never do.
+    """
+    name = (
+        str(settings["DEPLOYMENT"]).strip()
+        or str(settings["BASE_URL"])
+        or os.path.realpath(settings["CORPUS_DIR"])
+    )
+    return "feeds:" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ":"
 
 
 def writable_data_directory(settings: Mapping[str, Any], purpose: str) -> Path:
