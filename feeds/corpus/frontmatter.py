@@ -64,6 +64,10 @@ YAML_OPTIONS: dict[str, Any] = {
     "duplicate_key_policy": yaml_rs.DuplicateKeyPolicy.LastWins,
 }
 
+# The libyaml that PyYAML 6.0.4 bundles stops at 1,000 levels while it scans ahead,
+# before its parser hands us the 65th level: the same verdict as ours, in its words.
+_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+
 _ERROR_LINE = re.compile(r"\bline ([0-9]+)")
 
 
@@ -75,6 +79,8 @@ def _parse_yaml(front: str) -> Any:
     except Unusable:
         raise
     except yaml.MarkedYAMLError as error:  # from libyaml's exact nesting measure
+        if error.problem == _LIBYAML_TOO_DEEP:  # its own limit (PyYAML >= 6.0.4) is above ours
+            raise Unusable(f"nested deeper than {MAX_DEPTH} levels") from None
         problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
         where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
         raise Unusable(f"malformed YAML: {problem}{where}") from None
