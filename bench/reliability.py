@@ -6,7 +6,7 @@ slug (404) and the directory page; halfway through, a new document is written in
 corpus and the gunicorn master gets SIGHUP. The run passes when no request failed at
 the socket level, no answer was a 5xx, and the p99 latency stays under the bound.
 
-    .venv/bin/python -m bench.reliability [--documents 3000] [--seconds 60] [--write-readme]
+    .venv/bin/python -m bench.reliability [--documents 3000] [--seconds 60] [--write-docs]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.run import (
-    README,
+    DOCS,
     Server,
     ensure_corpus,
     http_get,
@@ -217,15 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--documents", type=int, default=3_000)
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args(argv)
     result = run(args.documents, args.seconds)
     print(json.dumps(result, indent=2))
-    if args.write_readme:
-        text = replace_between_markers(
-            README.read_text(), render_table(result), START_MARK, END_MARK
+    if args.write_docs:
+        doc = DOCS / "security.md"
+        doc.write_text(
+            replace_between_markers(doc.read_text(), render_table(result), START_MARK, END_MARK)
         )
-        README.write_text(text)
     return 0 if result["passed"] else 1
 
 

@@ -3,10 +3,10 @@
 Everything runs on this machine over loopback, in one run, so the numbers compare like
 with like: our server and the baseline (bench/baseline.py) run under the same gunicorn
 settings (config/gunicorn.py, 2 workers) and are measured alternately with wrk. Results
-go to bench/out/ as JSON; `--write-readme` puts the summary table into README.md
+go to bench/out/ as JSON; `--write-docs` puts the summary table into docs/benchmarks.md
 between the bench markers.
 
-    .venv/bin/python bench/run.py --write-readme
+    .venv/bin/python bench/run.py --write-docs
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from tests.support import Server, launch, procfile_command
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "bench" / "out"
-README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+BENCHMARKS_DOC = DOCS / "benchmarks.md"
 START_MARK = "<!-- bench:start -->"
 END_MARK = "<!-- bench:end -->"
 MAX_DURATION = 30  # seconds per wrk run, whatever is asked: every load run stays bounded
@@ -464,7 +465,7 @@ def _mb(kb: float | None) -> str:
 
 
 def render_table(results: Json) -> str:
-    """The README summary: throughput vs the baseline, then startup, memory and cold requests."""
+    """docs/benchmarks.md's summary: throughput vs the baseline, startup, memory, cold requests."""
     meta = results["meta"]
     lines = [
         f"Measured {meta['date']} on {meta['cpus']} CPUs ({meta['machine']}), Python "
@@ -533,10 +534,10 @@ def render_table(results: Json) -> str:
 def replace_between_markers(
     text: str, table: str, start_mark: str = START_MARK, end_mark: str = END_MARK
 ) -> str:
-    """README text with everything between two markers replaced by `table`."""
+    """A document's text with everything between two markers replaced by `table`."""
     start, end = text.find(start_mark), text.find(end_mark)
     if start < 0 or end < start:
-        raise ValueError(f"README.md needs {start_mark} before {end_mark}")
+        raise ValueError(f"the document needs {start_mark} before {end_mark}")
     return f"{text[: start + len(start_mark)]}\n{table}\n{text[end:]}"
 
 
@@ -595,7 +596,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="where corpora are generated once and reused",
     )
     parser.add_argument(
-        "--write-readme",
+        "--write-docs",
         action="store_true",
         help=f"replace the table between {START_MARK} and {END_MARK}",
     )
@@ -652,9 +653,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     shutil.copyfile(out_path, OUT_DIR / "latest.json")
     print(table)
     log(f"results: {out_path}")
-    if args.write_readme:
-        README.write_text(replace_between_markers(README.read_text(), table))
-        log("README.md table updated")
+    if args.write_docs:
+        BENCHMARKS_DOC.write_text(replace_between_markers(BENCHMARKS_DOC.read_text(), table))
+        log(f"{BENCHMARKS_DOC.relative_to(ROOT)} table updated")
     return 0
 
 

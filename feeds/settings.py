@@ -2,7 +2,7 @@
 
 Values come from the defaults below, then a TOML file (``config/feeds.toml``, or the
 file named by ``FEEDS_CONFIG``), then the environment with the ``FEEDS_`` prefix.
-The README's settings table is generated from ``SETTINGS`` so the two cannot drift.
+The settings table of docs/settings.md is generated from ``SETTINGS`` so the two cannot drift.
 """
 
 from __future__ import annotations
@@ -386,7 +386,7 @@ def _parse(setting: Setting, value: Any) -> Any:
 
 
 def settings_table() -> str:
-    """The Markdown table of settings for the README."""
+    """The Markdown table of settings for docs/settings.md."""
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     for setting in SETTINGS:
         default = setting.default
