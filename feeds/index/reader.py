@@ -297,9 +297,12 @@ class IndexReader:
 
 
 def _state(db: sqlite3.Connection) -> dict[str, str]:
-    return dict(
-        db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
-    )
+    """The indexer's progress; nothing yet while the file it just made has no schema."""
+    try:
+        rows = db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
+    except sqlite3.OperationalError:  # no such table: the first build has only just begun
+        return {}
+    return dict(rows)
 
 
 def index_report(db: sqlite3.Connection) -> LoadReport:
