@@ -6,7 +6,8 @@ requests per second is what our request handling costs. It knows only what a cac
 needs: pick the variant by `Accept-Encoding`, answer 304 when `If-None-Match` is that
 variant's ETag. Run it under the same gunicorn settings as the Procfile's `web`:
 
-    BENCH_BASELINE_SPEC=spec.json gunicorn --config config/gunicorn.py bench.baseline:app
+    BENCH_BASELINE_SPEC=spec.json \
+        gunicorn --config python:feeds.server.gunicorn_config bench.baseline:app
 
 The spec (written by bench/run.py) is JSON: `{"variants": [{"encoding": "" | "gzip",
 "status": 200, "headers": [[name, value], ...], "body_path": "..."}]}`.

@@ -2,7 +2,7 @@
 
 Everything runs on this machine over loopback, in one run, so the numbers compare like
 with like: our server and the baseline (bench/baseline.py) run under the same gunicorn
-settings (config/gunicorn.py, 2 workers) and are measured alternately with wrk. Results
+settings (feeds/server/gunicorn_config.py, 2 workers) and are measured alternately with wrk. Results
 go to bench/out/ as JSON; `--write-docs` puts the summary table into docs/benchmarks.md
 between the bench markers.
 
@@ -121,7 +121,7 @@ def start_ours(corpus: Path, args: argparse.Namespace) -> Server:
 
 def start_baseline(spec_path: Path, log_dir: Path) -> Server:
     """The baseline under exactly our gunicorn config; only the app differs."""
-    command = ["gunicorn", "--config", "config/gunicorn.py", "bench.baseline:app"]
+    command = ["gunicorn", "--config", "python:feeds.server.gunicorn_config", "bench.baseline:app"]
     return start_gunicorn("baseline", command, {BASELINE_SPEC_ENV: str(spec_path)}, log_dir)
 
 
@@ -471,7 +471,8 @@ def render_table(results: Json) -> str:
         f"Measured {meta['date']} on {meta['cpus']} CPUs ({meta['machine']}), Python "
         f"{meta['python']}, `{meta['command']}`: wrk `{' '.join(WRK_ARGS)}` for "
         f"{meta['duration']} s per run, median of {meta['repeats']} runs, baseline and ours "
-        f"alternating; gunicorn from `config/gunicorn.py` with {WORKERS} workers for both.",
+        f"alternating; gunicorn from `feeds/server/gunicorn_config.py` with {WORKERS} workers "
+        "for both.",
         "",
     ]
     sizes = results["sizes"]

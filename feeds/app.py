@@ -1,6 +1,6 @@
 """`create_app()`: read settings, open the corpus index, wire the parts together.
 
-Under gunicorn (config/gunicorn.py) a supervised indexer process keeps the index
+Under gunicorn (feeds/server/gunicorn_config.py) a supervised indexer process keeps the index
 current and the app only reads it, so the port opens at once whatever the corpus size.
 Anywhere else (tests, `feeds render`, `feeds export`) the index is brought up to date
 here first, incrementally, so the app serves the directory as it is now.
@@ -34,7 +34,7 @@ from feeds.stats.subscribers import Recorder
 
 log = logging.getLogger("feeds.app")
 
-BACKGROUND_INDEX_ENV = "FEEDS_BACKGROUND_INDEX"  # set by config/gunicorn.py
+BACKGROUND_INDEX_ENV = "FEEDS_BACKGROUND_INDEX"  # set by feeds/server/gunicorn_config.py
 WAIT_FOR_OTHER_WRITER_SECONDS = 120.0
 
 

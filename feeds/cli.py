@@ -13,7 +13,6 @@ from pathlib import Path
 
 import click
 
-from feeds import indexing
 from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
 from feeds.http.export import export_site
@@ -22,6 +21,7 @@ from feeds.index.indexer import Target, open_index
 from feeds.index.reader import index_report
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
+from feeds.server.follow import follow as follow_corpus
 from feeds.settings import SettingsError, load_settings
 
 
@@ -62,7 +62,7 @@ def index(directory: Path | None, follow: bool) -> None:
         settings["CORPUS_DIR"] = str(directory)
     configure_logging(settings["LOG_LEVEL"])
     if follow:
-        indexing.follow(settings)
+        follow_corpus(settings)
         return
     target = Target.from_settings(settings)
     if not target.root.is_dir():

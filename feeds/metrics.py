@@ -1,7 +1,7 @@
 """Prometheus metrics: counters every worker adds to, and gauges read at scrape time.
 
-Under gunicorn, config/gunicorn.py sets PROMETHEUS_MULTIPROC_DIR before anything imports
-prometheus_client, so each worker's counters live in files of that directory and a
+Under gunicorn, feeds/server/gunicorn_config.py sets PROMETHEUS_MULTIPROC_DIR before anything
+imports prometheus_client, so each worker's counters live in files of that directory and a
 scrape sums them over every worker (dead workers are marked in the `child_exit` hook).
 What the index, the hub and the subscriber counts hold is read when scraped: it is the
 same for every worker, so it is not summed.

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "feeds.toml"
+DEFAULT_CONFIG_FILE = PROJECT_ROOT / "config" / "feeds.toml"  # in a checkout; optional
+BUNDLED_CORPUS = Path(__file__).parent / "seeds"  # package data (a link to seeds/ in a checkout)
 ENV_PREFIX = "FEEDS_"
 
 
@@ -97,7 +98,7 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "CORPUS_DIR",
-        str(PROJECT_ROOT / "seeds"),
+        str(BUNDLED_CORPUS),
         str,
         "Directory read recursively for `*.txt` and `*.md` documents.",
     ),

@@ -117,6 +117,7 @@ def launch(
     command: list[str] | None = None,
     log_dir: Path | None = None,
     name: str = "feeds",
+    cwd: Path = PROJECT_ROOT,
 ) -> Server:
     """Start the Procfile's web command (or `command`) on a free loopback port; no waiting.
 
@@ -139,7 +140,7 @@ def launch(
         started_at = time.perf_counter()
         process = subprocess.Popen(
             command or procfile_command(),
-            cwd=PROJECT_ROOT,
+            cwd=cwd,
             env=environ,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -148,11 +149,14 @@ def launch(
 
 
 def start_server(
-    env: dict[str, str], timeout: float = 30.0, command: list[str] | None = None
+    env: dict[str, str],
+    timeout: float = 30.0,
+    command: list[str] | None = None,
+    cwd: Path = PROJECT_ROOT,
 ) -> Server:
     """The Procfile's web command (or `command`) with the test's settings, once every worker
     answers."""
-    server = launch(env, command)
+    server = launch(env, command, cwd=cwd)
     process = server.process
     # Ready means every worker answers: a worker still booting loses a SIGTERM sent to it
     # (a reload right after start), and would keep serving the old state.

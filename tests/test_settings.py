@@ -14,7 +14,7 @@ def test_defaults() -> None:
     settings = load_settings(environ={})
     assert settings["DEFAULT_ITEMS"] == 50
     assert settings["CACHE_TYPE"] == "simple"
-    assert Path(settings["CORPUS_DIR"]) == PROJECT_ROOT / "seeds"
+    assert Path(settings["CORPUS_DIR"]).resolve() == PROJECT_ROOT / "seeds"
 
 
 def test_file_then_environment(tmp_path: Path) -> None:

@@ -59,7 +59,7 @@ class _Signals:
         signal.signal(signal.SIGHUP, self._hup)
         signal.signal(signal.SIGTERM, self._term)
         signal.signal(signal.SIGINT, self._term)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # see feeds.supervisor
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})  # see feeds.server.supervisor
 
     def _hup(self, _signum: int, _frame: Any) -> None:
         self.reconcile = True

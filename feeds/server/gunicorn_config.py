@@ -35,8 +35,8 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from feeds.app import BACKGROUND_INDEX_ENV
 from feeds.http.observe import start_flusher, worker_gone
+from feeds.server.supervisor import Indexer
 from feeds.settings import load_settings
-from feeds.supervisor import Indexer
 from feeds.websub import delivery
 
 os.environ.setdefault(BACKGROUND_INDEX_ENV, "1")

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-log = logging.getLogger("feeds.supervisor")
+log = logging.getLogger("feeds.server.supervisor")
 
 COMMAND = (sys.executable, "-m", "feeds", "index", "--follow")
 STOP_SECONDS = 10.0
@@ -33,7 +33,7 @@ class Indexer:
 
     def start(self) -> None:
         # The child inherits a blocked SIGHUP and unblocks it once its handler is in place
-        # (`feeds.indexing`): one that arrives during its start-up waits instead of killing it.
+        # (`feeds.server.follow`): one that arrives during its start-up waits instead of killing it.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         try:
             self.process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
