@@ -25,7 +25,6 @@ from bench.run import (
     http_get,
     log,
     parse_sizes,
-    port_of,
     run_wrk,
     start_ours,
     wait_serving,
@@ -96,11 +95,11 @@ def measure(size: int, args: argparse.Namespace) -> Json:
         queries = sample_queries(corpus, args.data_dir, args.filters)
         result: Json = {"documents": size}
         for case in CASES:
-            result[case] = first_renders(port_of(server), queries[case])
+            result[case] = first_renders(server.port, queries[case])
             log(f"  first render, {case}: {result[case]}")
         cached = f"/feeds/custom.rss?{queries[CASES[2]][0]}"
         for label, path in (("cached custom", cached), ("cached all", "/feeds/all.rss")):
-            http_get(port_of(server), path)
+            http_get(server.port, path)
             wrk = run_wrk(server.url + path, ["Accept-Encoding: gzip"], args.duration)
             result[label] = wrk
             log(f"  {label}: {wrk}")

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,14 @@ def shown_everywhere(session: requests.Session, url: str, marker: str) -> list[b
     return found
 
 
+def shown_on_all(session: requests.Session, url: str, marker: str) -> bool:
+    return all(shown_everywhere(session, url, marker))
+
+
+def shown_on_none(session: requests.Session, url: str, marker: str) -> bool:
+    return not any(shown_everywhere(session, url, marker))
+
+
 def time_until(check: Callable[[], bool]) -> float:
     started = time.perf_counter()
     while not check():
@@ -130,19 +139,13 @@ def measure_changes(
         added, edited = f"Live added {number}", f"Live edited {number}"
         time.sleep(pause)
         path.write_text(live_document(added, f"a{number}", published))
-        results["add"].append(
-            time_until(lambda m=added: all(shown_everywhere(session, server.url, m)))
-        )
+        results["add"].append(time_until(partial(shown_on_all, session, server.url, added)))
         time.sleep(pause)
         path.write_text(live_document(edited, f"a{number}", published))
-        results["edit"].append(
-            time_until(lambda m=edited: all(shown_everywhere(session, server.url, m)))
-        )
+        results["edit"].append(time_until(partial(shown_on_all, session, server.url, edited)))
         time.sleep(pause)
         path.unlink()
-        results["remove"].append(
-            time_until(lambda m=edited: not any(shown_everywhere(session, server.url, m)))
-        )
+        results["remove"].append(time_until(partial(shown_on_none, session, server.url, edited)))
     return results
 
 

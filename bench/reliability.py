@@ -31,7 +31,6 @@ from bench.run import (
     http_get,
     log,
     parse_wrk,
-    port_of,
     procfile_command,
     replace_between_markers,
     sample_feeds,
@@ -83,7 +82,7 @@ def lua_mix(cases: Sequence[tuple[str, dict[str, str]]]) -> str:
 
 def request_mix(server: Server, feeds: list[str]) -> list[tuple[str, dict[str, str]]]:
     """The requests the load cycles through; the 304 case uses the ETag served now."""
-    _, headers, _ = http_get(port_of(server), feeds[0], {"Accept-Encoding": "identity"})
+    _, headers, _ = http_get(server.port, feeds[0], {"Accept-Encoding": "identity"})
     etag = dict((k.lower(), v) for k, v in headers)["etag"].replace('"', '\\"')
     gzip = {"Accept-Encoding": "gzip"}
     cases = [(feeds[0], {}), (feeds[0], gzip), (feeds[0], {"If-None-Match": etag})]
@@ -107,7 +106,7 @@ def run(documents: int, seconds: int) -> dict:
         wait_serving(server, "/healthz", 600)
         feeds = sample_feeds(corpus)
         for feed in feeds:  # warm each worker a little; the rest warms under load
-            http_get(port_of(server), feed)
+            http_get(server.port, feed)
         script = work / "mix.lua"
         script.write_text(LUA.replace("{MIX}", lua_mix(request_mix(server, feeds))))
         reload_at = seconds / 3
@@ -133,7 +132,8 @@ def run(documents: int, seconds: int) -> dict:
         reloader.join()
         result = parse_wrk(done.stdout)
         errors = re.search(r"^\s*Socket errors: (.*)$", done.stdout, re.M)
-        statuses = json.loads(re.search(r"^STATUSES (.*)$", done.stdout, re.M)[1])
+        reported = re.search(r"^STATUSES (.*)$", done.stdout, re.M)
+        statuses = json.loads(reported[1]) if reported else {}
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -183,7 +183,7 @@ def reload_with_new_document(
 
 
 def corpus_version(server: Server) -> str:
-    _, _, body = http_get(port_of(server), "/healthz")
+    _, _, body = http_get(server.port, "/healthz")
     return json.loads(body)["corpus_version"]
 
 

@@ -44,12 +44,12 @@ def listings(catalog: View, site_title: str, site_description: str) -> Iterator[
 
 
 def listing(catalog: View, selection: Selection) -> Listing:
-    if selection.kind == "topics":
-        name = catalog.topics[selection.slug].name
-    elif selection.kind == "providers":
-        name = catalog.providers[selection.slug].name
-    else:
+    if selection.slug is None:
         name = ALL_NAME
+    elif selection.kind == "topics":
+        name = catalog.topics[selection.slug].name
+    else:
+        name = catalog.providers[selection.slug].name
     newest = selection.articles[0].published if selection.articles else None
     return Listing(selection, name, len(selection.articles), newest)
 

@@ -42,7 +42,9 @@ class _FeedExtension(BaseExtension):
 
     def extend_rss(self, feed: etree._Element) -> etree._Element:
         channel = feed.find("channel")
-        anchor = channel.find(f"{{{ATOM_NS}}}link")  # the self link feedgen wrote
+        anchor = None if channel is None else channel.find(f"{{{ATOM_NS}}}link")
+        if channel is None or anchor is None:  # feedgen always writes both
+            raise ValueError("feedgen wrote no channel or self link")
         for offset, (rel, href) in enumerate(self.links, start=1):
             element = etree.Element(f"{{{ATOM_NS}}}link", href=href, rel=rel)
             channel.insert(channel.index(anchor) + offset, element)
@@ -66,7 +68,7 @@ class _EntryExtension(BaseEntryExtension):
         # Readers take RSS <description> as HTML, so the plain-text excerpt is escaped
         # for HTML once here (lxml escapes it for XML); Atom's text summary stays plain.
         description = item.find("description")
-        if description is not None:
+        if description is not None and description.text is not None:
             description.text = escape(description.text, quote=False)
         etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.author
         if self.image is not None:
