@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shlex
 import signal
@@ -96,6 +97,13 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 40) -> None:
+        """SIGTERM, and wait for the master to exit.
+
+        A response of `requests.get` keeps its socket open until the garbage collector
+        breaks a reference cycle, and a gevent worker waits for idle keep-alive
+        connections (up to `keepalive`, 5 s) before it exits: collect first.
+        """
+        gc.collect()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
