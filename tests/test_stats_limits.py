@@ -217,6 +217,28 @@ def test_a_silent_store_fails_fast_and_logs_no_binary(
     assert recorder.skipped["store unavailable"] == 1
 
 
+def test_a_redis_error_quoting_binary_arguments_is_logged_by_class(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """redis-py's pipeline errors quote the failed command, binary hashes included."""
+    redis_server = RedisServer(tmp_path)
+    try:
+        env = {"FEEDS_CACHE_TYPE": "redis", "FEEDS_CACHE_REDIS_URL": redis_server.url}
+        recorder = recorder_for({"FEEDS_DATA_DIR": str(tmp_path), **env})
+        store = recorder.store
+        assert isinstance(store, RedisStore)
+        day = int(time.time() // subscribers.DAY)
+        for key_day in (day, day + 1):  # a key of the wrong type: every write to it fails
+            store.client.set(store.prefix + f"sources:{FEED}:{key_day}", "x")
+        recorder.observe(FEED, "198.51.100.7", "Miniflux/2.1.0")
+        with caplog.at_level(logging.WARNING, logger="feeds.stats"):
+            recorder.flush()
+        assert "stats store unavailable (ResponseError)" in caplog.text
+        assert "\\x" not in caplog.text and "EVALSHA" not in caplog.text
+    finally:
+        redis_server.stop()
+
+
 # Through the real server
 
 
@@ -270,6 +292,7 @@ def test_a_black_hole_store_gives_quick_503s(
         FEEDS_CACHE_TYPE="redis",
         FEEDS_CACHE_REDIS_URL=black_hole.url,
     )
+    took = []
     for path in ("/stats.json", "/stats", "/metrics", "/stats.json"):
         started = time.monotonic()
         response = requests.get(server.url + path, timeout=5)
@@ -278,6 +301,8 @@ def test_a_black_hole_store_gives_quick_503s(
         assert response.headers["Retry-After"] == "5"
         assert "try again" in response.text
         assert elapsed < 1.2, (path, elapsed)
+        took.append(elapsed)
+    assert took[-1] < 0.25  # a store that just failed is not asked again for a while
     time.sleep(1.5)  # a flush or two against the silent store
     lines = [line for line in server.log().splitlines() if "feeds.stats" in line]
     assert any("stats store unavailable (TimeoutError)" in line for line in lines), lines
