@@ -168,6 +168,19 @@ def test_the_store_stays_bounded_whatever_arrives(
     assert entries < 2 * (MAX_REPORT_SOURCES + 2 * 500 + 30) + 100
 
 
+def test_direct_readers_are_those_of_the_last_24_hours(stats_env: dict) -> None:
+    """A reader counts in the hour it was last seen: once, and only within the window."""
+    store = recorder_for(stats_env).store
+    now = time.time()
+    today, hour = int(now // subscribers.DAY), int(now // subscribers.HOUR)
+    old, moved, recent = b"a" * 16, b"b" * 16, b"c" * 16
+    pollers = [(FEED, today, hour - 30, b"1" * 8, old), (FEED, today, hour - 5, b"2" * 8, moved)]
+    pollers += [(FEED, today, hour - 1, b"2" * 8, moved), (FEED, today, hour - 2, b"3" * 8, recent)]
+    store.write([], pollers)
+    store.write([], [(FEED, today, hour - 1, b"2" * 8, moved)])  # seen again: still one
+    assert only(store.report(now)).direct == 2
+
+
 def test_two_deployments_keep_their_own_counts(stats_env: dict) -> None:
     staging = recorder_for(stats_env, FEEDS_DEPLOYMENT="staging")
     production = recorder_for(stats_env, FEEDS_DEPLOYMENT="production")

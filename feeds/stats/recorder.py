@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from feeds.stats.agents import AGGREGATOR, DIRECT, MAX_REPORTED, classify
+from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 from feeds.stats.subscribers import (
     DAY,
     HOUR,
@@ -63,8 +63,7 @@ class Recorder:
         if self._batch.full():
             self._skip({"batch full": 1})
         elif agent.kind == AGGREGATOR:
-            count = min(agent.subscribers, MAX_REPORTED)
-            reported = (agent.service, agent.feed_id, count, time.time_ns())
+            reported = (agent.service, agent.feed_id, agent.subscribers, time.time_ns())
             self._batch.reports[feed, address] = reported
         else:
             self._batch.polls.add((feed, int(time.time() // HOUR), address, user_agent))

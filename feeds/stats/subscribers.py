@@ -34,6 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,7 +61,7 @@ MAX_REPORT_SOURCES = 64  # addresses whose reports a feed keeps per day
 MAX_FEED_IDS = 8  # ids per service and feed
 MAX_SERVICES = 16  # services per feed
 MAX_DIRECT = 100_000  # direct readers a feed keeps per day
-MAX_BATCH_NOTES = 2_000  # reports and polls one worker holds between two flushes
+MAX_BATCH_NOTES = 1_000  # reports and polls one worker holds between two flushes
 IPV6_NETWORK_BITS = 64  # an IPv6 client owns its whole /64
 
 SOURCE_BYTES = 8
@@ -117,8 +118,11 @@ class StoreUnavailable(Exception):
     """The store did not answer (or failed a moment ago): the pages answer 503."""
 
 
+@lru_cache(maxsize=4096)
 def client_network(address: str) -> str:
     """The unit of "one address": an IPv4 address, or the /64 of an IPv6 one."""
+    if ":" not in address:  # IPv4 as the socket gives it (parsing was half a flush's cost)
+        return address
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -241,10 +245,10 @@ CREATE TABLE IF NOT EXISTS direct_pollers (
     hour INTEGER NOT NULL,
     PRIMARY KEY (feed, key_day, source, agent)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS direct_pollers_by_hour ON direct_pollers (feed, key_day, hour);
-CREATE TABLE IF NOT EXISTS direct_counts (
-    feed TEXT NOT NULL, key_day INTEGER NOT NULL, pollers INTEGER NOT NULL,
-    PRIMARY KEY (feed, key_day)
+CREATE TABLE IF NOT EXISTS direct_hours (
+    feed TEXT NOT NULL, key_day INTEGER NOT NULL, hour INTEGER NOT NULL,
+    pollers INTEGER NOT NULL,
+    PRIMARY KEY (feed, key_day, hour)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     feed TEXT NOT NULL, day INTEGER NOT NULL, subscribers INTEGER NOT NULL,
@@ -264,6 +268,8 @@ class SqliteStore(SqliteFile):
         """The day's key, made by whichever worker asks first; keys of past days are gone."""
         with self._transaction() as db:
             db.execute("DELETE FROM day_keys WHERE day < ?", (day - 1,))
+            for table in ("source_reports", "direct_pollers", "direct_hours"):  # once a day
+                db.execute(f"DELETE FROM {table} WHERE key_day < ?", (day - 1,))
             db.execute(
                 "INSERT OR IGNORE INTO day_keys VALUES (?, ?)", (day, secrets.token_bytes(32))
             )
@@ -291,41 +297,50 @@ class SqliteStore(SqliteFile):
             for poller in pollers:
                 if over := self._add_poller(db, poller):
                     skipped[over] += 1
-            today = int(time.time() // DAY)
-            for table in ("source_reports", "direct_pollers", "direct_counts"):
-                db.execute(f"DELETE FROM {table} WHERE key_day < ?", (today,))
         return skipped
 
     @staticmethod
     def _add_poller(db: sqlite3.Connection, poller: Poller) -> str:
-        """ "" once the poller is counted, else the limit it is over."""
+        """ "" once the poller is counted, else the limit it is over. Each poller is counted
+        in the hour it was last seen (`direct_hours`), so a count reads at most 24 rows."""
         feed, key_day, hour, source, agent = poller
+        where = (feed, key_day, source, agent)
         seen = db.execute(
-            "UPDATE direct_pollers SET hour = max(hour, ?)"
+            "SELECT hour FROM direct_pollers"
             " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
-            (hour, feed, key_day, source, agent),
-        )
-        if seen.rowcount:
-            return ""
-        agents = db.execute(
-            "SELECT count(*) FROM direct_pollers WHERE feed = ? AND key_day = ? AND source = ?",
-            (feed, key_day, source),
-        ).fetchone()[0]
-        if agents >= MAX_AGENTS_PER_ADDRESS:
-            return "agents per address"
-        stored = db.execute(
-            "SELECT pollers FROM direct_counts WHERE feed = ? AND key_day = ?", (feed, key_day)
+            where,
         ).fetchone()
-        if stored is not None and stored[0] >= MAX_DIRECT:
-            return "direct readers"
+        if seen is None:
+            agents = db.execute(
+                "SELECT count(*) FROM direct_pollers WHERE feed = ? AND key_day = ? AND source = ?",
+                (feed, key_day, source),
+            ).fetchone()[0]
+            if agents >= MAX_AGENTS_PER_ADDRESS:
+                return "agents per address"
+            stored = db.execute(
+                "SELECT coalesce(sum(pollers), 0) FROM direct_hours WHERE feed = ? AND key_day = ?",
+                (feed, key_day),
+            ).fetchone()[0]
+            if stored >= MAX_DIRECT:
+                return "direct readers"
+            db.execute("INSERT INTO direct_pollers VALUES (?, ?, ?, ?, ?)", (*where, hour))
+        elif seen[0] < hour:
+            db.execute(
+                "UPDATE direct_pollers SET hour = ?"
+                " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
+                (hour, *where),
+            )
+            db.execute(
+                "UPDATE direct_hours SET pollers = pollers - 1"
+                " WHERE feed = ? AND key_day = ? AND hour = ?",
+                (feed, key_day, seen[0]),
+            )
+        else:
+            return ""
         db.execute(
-            "INSERT INTO direct_pollers VALUES (?, ?, ?, ?, ?)",
-            (feed, key_day, source, agent, hour),
-        )
-        db.execute(
-            "INSERT INTO direct_counts VALUES (?, ?, 1)"
+            "INSERT INTO direct_hours VALUES (?, ?, ?, 1)"
             " ON CONFLICT DO UPDATE SET pollers = pollers + 1",
-            (feed, key_day),
+            (feed, key_day, hour),
         )
         return ""
 
@@ -342,7 +357,7 @@ class SqliteStore(SqliteFile):
         with self._connect() as db:
             feeds = db.execute(
                 "SELECT feed FROM source_reports WHERE key_day = ?1"
-                " UNION SELECT feed FROM direct_counts WHERE key_day = ?1"
+                " UNION SELECT feed FROM direct_hours WHERE key_day = ?1"
                 " UNION SELECT feed FROM history WHERE day > ?2",
                 (today, today - HISTORY_DAYS),
             ).fetchall()
@@ -354,7 +369,7 @@ class SqliteStore(SqliteFile):
                     (feed, today),
                 )
                 direct = db.execute(
-                    "SELECT count(*) FROM direct_pollers"
+                    "SELECT coalesce(sum(pollers), 0) FROM direct_hours"
                     " WHERE feed = ? AND key_day = ? AND hour > ?",
                     (feed, today, hour - WINDOW_HOURS),
                 ).fetchone()[0]
