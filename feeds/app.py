@@ -30,7 +30,7 @@ from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
 from feeds.settings import load_settings
 from feeds.site import load_site
-from feeds.stats.subscribers import Recorder
+from feeds.stats.recorder import Recorder
 
 log = logging.getLogger("feeds.app")
 

@@ -47,6 +47,12 @@ RENDER_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
     registry=OWN,
 )
+STATS_SKIPPED = Counter(
+    "feeds_stats_skipped",
+    "Subscriber notes not counted: over a limit (feeds.stats.subscribers) or store down.",
+    ["reason"],
+    registry=OWN,
+)
 WEBSUB_DELIVERIES = Counter(
     "feeds_websub_deliveries",
     "WebSub delivery attempts, by result.",

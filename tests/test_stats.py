@@ -7,16 +7,18 @@ import re
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
+from requests.adapters import HTTPAdapter
 
 from feeds.app import create_app
 from feeds.http.stats import allowed
 from feeds.stats.agents import AGGREGATOR, BROWSER, CRAWLER, DIRECT, OWN, classify
-from feeds.stats.subscribers import RedisStore, SqliteStore
+from feeds.stats.subscribers import DAY, RedisStore, SqliteStore
 from tests.support import Server, wait_for
 from tests.test_browser import CHROMIUM, rendered_dom
 from tests.test_shared_cache import RedisServer
@@ -67,13 +69,33 @@ def data_dir(tmp_path: Path) -> str:
     return str(tmp_path / "data")
 
 
-def poll(server: Server, path: str, user_agent: str) -> None:
+class FromAddress(HTTPAdapter):
+    """Connections from another loopback address: the server sees another client."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, source_address=(self.address, 0), **kwargs)
+
+
+def client_at(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", FromAddress(address))
+    return session
+
+
+def poll(server: Server, path: str, user_agent: str, address: str = "127.0.0.1") -> None:
     """A fresh connection each time, so the two workers share the requests."""
-    for extension in FORMATS:
-        response = requests.get(
-            f"{server.url}{path}.{extension}", headers={"User-Agent": user_agent}, timeout=10
-        )
-        assert response.status_code == 200
+    with client_at(address) as client:
+        for extension in FORMATS:
+            response = client.get(
+                f"{server.url}{path}.{extension}",
+                headers={"User-Agent": user_agent, "Connection": "close"},
+                timeout=10,
+            )
+            assert response.status_code == 200
 
 
 def feed_stats(server: Server, path: str) -> dict | None:
@@ -84,7 +106,7 @@ def feed_stats(server: Server, path: str) -> dict | None:
 def send_the_issue_s_requests(server: Server) -> None:
     poll(server, "/feeds/topics/ai", FEEDLY.format(40))
     poll(server, "/feeds/topics/ai", FEEDLY.format(45))  # the latest count wins
-    poll(server, "/feeds/topics/ai", INOREADER)
+    poll(server, "/feeds/topics/ai", INOREADER, "127.0.0.2")  # one report per address
     for reader in READERS:
         poll(server, "/feeds/topics/ai", reader)
         poll(server, "/feeds/topics/ai", reader)  # a reader polling again is one reader
@@ -133,7 +155,7 @@ def test_subscribers_are_exact_across_hosts_through_redis(
         first, second = server_factory(**settings), server_factory(**settings)
         poll(first, "/feeds/topics/ai", FEEDLY.format(40))
         poll(second, "/feeds/topics/ai", FEEDLY.format(45))
-        poll(first, "/feeds/topics/ai", INOREADER)
+        poll(first, "/feeds/topics/ai", INOREADER, "127.0.0.2")
         for reader in READERS:
             poll(first, "/feeds/topics/ai", reader)
             poll(second, "/feeds/topics/ai", reader)  # the same reader on the other host
@@ -324,14 +346,15 @@ def test_a_late_flush_of_an_older_report_does_not_win(tmp_path: Path, backend: s
     redis_server = RedisServer(tmp_path) if backend == "redis" else None
     try:
         store = (
-            RedisStore(redis_server.url)
+            RedisStore(redis_server.url, "feeds:test:stats:")
             if redis_server
             else SqliteStore(tmp_path / "stats.sqlite3")
         )
-        report = ("/feeds/topics/ai", "Feedly", "")
         now = time.time()
-        store.write({report: (45, time.time_ns())}, set())
-        store.write({report: (40, time.time_ns() - 1_000_000_000)}, set())
+        today, source = int(now // DAY), b"s" * 8
+        store.write([("/feeds/topics/ai", today, source, ("Feedly", "", 45, time.time_ns()))], [])
+        older = ("Feedly", "", 40, time.time_ns() - 1_000_000_000)
+        store.write([("/feeds/topics/ai", today, source, older)], [])
         assert store.report(now)[0].aggregators == {"Feedly": 45}
     finally:
         if redis_server:

@@ -8,6 +8,7 @@ log happens in batches (see `feeds.stats.subscribers.Recorder` and `AccessLog`).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -22,11 +23,13 @@ from prometheus_client import multiprocess
 from feeds.cache import TIER
 from feeds.http.fastpath import STATUS_LINES, StartResponse, WSGIApp
 from feeds.http.responses import Answer
-from feeds.metrics import MULTIPROC_ENV, Requests
+from feeds.metrics import MULTIPROC_ENV, STATS_SKIPPED, Requests
 from feeds.publish.urls import HUB_PATH, parse_feed_path
 from feeds.render import FORMATS
 from feeds.stats.agents import classify
-from feeds.stats.subscribers import Recorder
+from feeds.stats.recorder import Recorder
+
+log = logging.getLogger("feeds.http.observe")
 
 FLUSH_SECONDS = 1.0
 STOP_WAIT_SECONDS = 3.0
@@ -162,6 +165,8 @@ class Observer:
     def flush(self) -> None:
         self.requests.flush()
         self.recorder.flush()
+        for reason, count in self.recorder.take_skips().items():
+            STATS_SKIPPED.labels(reason).inc(count)
         if self.access_log is not None:
             self.access_log.flush()
 
@@ -176,7 +181,10 @@ class Flusher:
 
     def _run(self) -> None:
         while not self.stopping.wait(FLUSH_SECONDS):
-            self.observer.flush()
+            try:
+                self.observer.flush()
+            except Exception as error:  # the loop must outlive any one flush
+                log.error("flush failed (%s); next in %.0f s", type(error).__name__, FLUSH_SECONDS)
 
     def stop(self) -> None:
         """Stop the loop and write what is left: a worker leaving loses nothing."""

@@ -18,7 +18,10 @@ from werkzeug.exceptions import NotFound
 
 from feeds import metrics
 from feeds.http.routes import current_site
-from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, Recorder
+from feeds.stats.recorder import RETRY_AFTER_SECONDS, Recorder
+from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, StoreUnavailable
+from feeds.websub.store import STORE_ERRORS as WEBSUB_STORE_ERRORS
+from feeds.websub.store import Store as WebsubStore
 from feeds.websub.store import open_store as open_websub_store
 
 blueprint = Blueprint("stats", __name__, template_folder="templates")
@@ -35,6 +38,16 @@ CHART_WIDTH, CHART_HEIGHT = 270, 48
 
 def recorder() -> Recorder:
     return current_app.extensions["feeds.recorder"]
+
+
+def websub_store() -> WebsubStore:
+    """One per worker, opened at its first scrape (after the fork): a client per scrape
+    left a connection pool behind each time."""
+    store = current_app.extensions.get("feeds.stats.websub_store")
+    if store is None:
+        store = open_websub_store(current_site().settings)
+        current_app.extensions["feeds.stats.websub_store"] = store
+    return store
 
 
 def allowed(environ: dict, token: str) -> bool:
@@ -62,6 +75,18 @@ def private(response: Response) -> Response:
     return response
 
 
+@blueprint.errorhandler(StoreUnavailable)
+def store_unavailable(_: StoreUnavailable) -> Response:
+    """A store that is down or silent: a quick 503, never a hang or a 500."""
+    response = Response(
+        "subscriber counts are unavailable: their store does not answer; try again shortly\n",
+        503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 @blueprint.route("/metrics")
 def prometheus_metrics() -> Response:
     observer = current_app.extensions.get("feeds.observer")
@@ -74,8 +99,11 @@ def prometheus_metrics() -> Response:
 def scrape_values() -> dict:
     site = current_site()
     values: dict = metrics.index_values(site)
-    values["feeds_websub_subscriptions"] = open_websub_store(site.settings).count()
     values["subscribers"] = {s.path: s.subscribers for s in recorder().report()}
+    try:
+        values["feeds_websub_subscriptions"] = websub_store().count()
+    except WEBSUB_STORE_ERRORS:
+        raise StoreUnavailable from None
     return values
 
 

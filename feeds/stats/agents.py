@@ -27,6 +27,7 @@ CRAWLER = "crawler"
 OWN = "own"  # this server's own clients (the WebSub hub, checks); never counted
 OWN_PREFIX = "feeds-"
 MAX_SERVICE_CHARS = 40
+MAX_REPORTED = 100_000  # one report's count, whatever the User-Agent says
 
 # (service, pattern that recognises its fetcher), first match wins.
 SERVICES = (
@@ -43,7 +44,8 @@ SERVICES = (
     ("Feedspot", re.compile(r"\bfeedspot\b", re.I)),
     ("Netvibes", re.compile(r"\bnetvibes\b", re.I)),
 )
-_COUNT = re.compile(r"(\d[\d,]{0,11})\s+(?:subscribers?|readers?)\b", re.I)
+# The whole number (a longer one is capped, not cut to its last digits).
+_COUNT = re.compile(r"(?<![\d,])(\d[\d,]{0,40})\s+(?:subscribers?|readers?)\b", re.I)
 _FEED_ID = re.compile(r"feed-?id[:=]\s*([A-Za-z0-9_-]{1,64})|/site/(\d{1,20})", re.I)
 _PRODUCT = re.compile(r"([A-Za-z][A-Za-z0-9_.-]*)/\d")
 _BROWSER = re.compile(r"Mozilla/\d.*(?:Chrome|Firefox|Safari|Edg|OPR)/\d")
@@ -75,7 +77,7 @@ def classify(user_agent: str) -> Agent:
             AGGREGATOR,
             service_name(user_agent),
             (feed_id[1] or feed_id[2]) if feed_id else "",
-            int(count[1].replace(",", "")),
+            min(int(count[1].replace(",", "")), MAX_REPORTED),
         )
     if _CRAWLER.search(user_agent):
         return Agent(CRAWLER)

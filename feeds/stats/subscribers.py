@@ -1,39 +1,50 @@
 """Subscribers per feed: aggregators' reported counts plus distinct direct pollers.
 
-Requests are noted in each worker's memory (`Recorder.observe`, a dict and a set, no
-I/O) and written to a store shared by every worker, and by every host through Redis, in
-one batch a second (`feeds.http.observe.Flusher`, a greenlet per worker). The store
-aggregates, so counts are exact whichever worker answered.
+Requests are noted in each worker's memory (`Recorder.observe`, a dict and a set, no I/O) and
+written to a store shared by every worker, and by every host through Redis, in one batch
+a second (`feeds.http.observe.Flusher`, a greenlet per worker). The store aggregates, so
+counts are exact whichever worker answered.
 
 A direct poller is a client address and User-Agent. Neither is ever stored: the store
 holds an HMAC of the two under a random key of the day, and deletes each key when its
 day is over, so yesterday's hashes can no longer be tied to anyone. "Distinct in the
 last 24 hours" spans two days and so two keys: every poll on day D is recorded under
 the keys of days D and D + 1, and on day D the pollers of the last 24 hours are the
-distinct day-D hashes of those hours. Each key thus lives two days.
+distinct day-D hashes of those hours. Each key thus lives two days. Reports are kept
+the same way: on day D a feed's reports are those recorded under the key of day D,
+made yesterday or today.
+
+Nothing a client sends is trusted to be big (see `Limits`): one address (an IPv6 /64)
+holds one report per feed (its latest, capped at `MAX_REPORTED`) and at most
+`MAX_AGENTS_PER_ADDRESS` direct readers; each feed and day keeps at most
+`MAX_REPORT_SOURCES` reporting addresses, `MAX_FEED_IDS` ids per service and
+`MAX_SERVICES` services, and at most `MAX_DIRECT` direct readers. What goes over a limit
+is skipped and counted (`feeds_stats_skipped_total`, logged once a minute).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
+import ipaddress
 import logging
-import os
 import secrets
 import sqlite3
-import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from feeds.settings import writable_data_directory
+from feeds.settings import deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
-from feeds.stats.agents import AGGREGATOR, DIRECT, classify
+from feeds.stats.agents import MAX_REPORTED
 
 log = logging.getLogger("feeds.stats.subscribers")
 
@@ -41,15 +52,27 @@ HOUR = 3600
 DAY = 86_400
 WINDOW_HOURS = 24
 HISTORY_DAYS = 90
-REPORT_MAX_AGE_DAYS = 7  # an aggregator silent this long no longer counts
-SQLITE_BUSY_SECONDS = 5.0
-REDIS_TIMEOUT_SECONDS = 0.5
-REDIS_PREFIX = "feeds:stats:"
+SQLITE_BUSY_SECONDS = 1.0  # a write takes milliseconds and blocks the worker while it waits
+REDIS_TIMEOUT_SECONDS = 0.5  # one try, no retry: a page answers 503 within about a second
 STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, redis.RedisError, OSError)
 
-Report = tuple[str, str, str]  # (feed, service, the service's feed id)
-Poll = tuple[str, int, str, str]  # (feed, hour, address, user agent): memory only
-Hashed = tuple[str, int, int, bytes]  # (feed, key day, hour, keyed hash)
+MAX_AGENTS_PER_ADDRESS = 4  # direct readers (User-Agents) one address adds to a feed
+MAX_REPORT_SOURCES = 64  # addresses whose reports a feed keeps per day
+MAX_FEED_IDS = 8  # ids per service and feed
+MAX_SERVICES = 16  # services per feed
+MAX_DIRECT = 100_000  # direct readers a feed keeps per day
+MAX_BATCH_NOTES = 1_000  # reports and polls one worker holds between two flushes
+IPV6_NETWORK_BITS = 64  # an IPv6 client owns its whole /64
+
+SOURCE_BYTES = 8
+AGENT_BYTES = 16
+TAG_BYTES = 4  # what Redis keeps of an agent's hash to tell an address's agents apart
+
+ReportKey = tuple[str, str]  # (feed, address): memory only
+Reported = tuple[str, str, int, int]  # (service, the service's feed id, count, seen ns)
+PollKey = tuple[str, int, str, str]  # (feed, hour, address, user agent): memory only
+SourceReport = tuple[str, int, bytes, Reported]  # (feed, key day, source hash, report)
+Poller = tuple[str, int, int, bytes, bytes]  # (feed, key day, hour, source hash, agent hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,37 +95,129 @@ class FeedStats:
 
 @dataclass
 class Batch:
-    """What one worker noted since its last flush."""
+    """What one worker noted since its last flush; bounded (`MAX_BATCH_NOTES`)."""
 
-    reports: dict[Report, tuple[int, int]] = field(default_factory=dict)  # (count, seen ns)
-    polls: set[Poll] = field(default_factory=set)
+    reports: dict[ReportKey, Reported] = field(default_factory=dict)
+    polls: set[PollKey] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.reports or self.polls)
 
-    @property
-    def feeds(self) -> set[str]:
-        return {feed for feed, *_ in self.reports} | {feed for feed, *_ in self.polls}
+    def full(self) -> bool:
+        return len(self.reports) + len(self.polls) >= MAX_BATCH_NOTES
 
 
 class Store(Protocol):
     def day_key(self, day: int) -> bytes: ...
-    def write(self, reports: dict[Report, tuple[int, int]], pollers: set[Hashed]) -> None: ...
-    def snapshot(self, feeds: Iterable[str], now: float) -> None: ...
+    def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]: ...
+    def save_history(self, counts: dict[str, int], day: int) -> None: ...
     def report(self, now: float) -> list[FeedStats]: ...
 
 
+class StoreUnavailable(Exception):
+    """The store did not answer (or failed a moment ago): the pages answer 503."""
+
+
+@lru_cache(maxsize=4096)
+def client_network(address: str) -> str:
+    """The unit of "one address": an IPv4 address, or the /64 of an IPv6 one."""
+    if ":" not in address:  # IPv4 as the socket gives it (parsing was half a flush's cost)
+        return address
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/{IPV6_NETWORK_BITS}", strict=False))
+    return str(ip)
+
+
+def source_hash(key: bytes, address: str) -> bytes:
+    return hmac.digest(key, f"source\n{client_network(address)}".encode(), "sha256")[:SOURCE_BYTES]
+
+
 def poller_hash(key: bytes, address: str, user_agent: str) -> bytes:
-    return hmac.digest(key, f"{address}\n{user_agent}".encode("utf-8", "replace"), "sha256")[:16]
+    text = f"{client_network(address)}\n{user_agent}"
+    return hmac.digest(key, text.encode("utf-8", "replace"), "sha256")[:AGENT_BYTES]
 
 
-def hashed(day_key: Callable[[int], bytes], polls: Iterable[Poll]) -> set[Hashed]:
-    """Each poll under the key of its own day and of the next (see the module's note)."""
-    found: set[Hashed] = set()
-    for feed, hour, address, user_agent in polls:
-        for key_day in (hour * HOUR // DAY, hour * HOUR // DAY + 1):
-            found.add((feed, key_day, hour, poller_hash(day_key(key_day), address, user_agent)))
-    return found
+def key_days(hour: int) -> tuple[int, int]:
+    """A note of this hour is recorded under the keys of its day and the next."""
+    day = hour * HOUR // DAY
+    return day, day + 1
+
+
+def hashed(
+    day_key: Callable[[int], bytes], batch: Batch, now: float
+) -> tuple[list[SourceReport], list[Poller]]:
+    """The batch as the store keeps it: addresses and User-Agents only as keyed hashes."""
+    hour = int(now // HOUR)
+    reports = [
+        (feed, key_day, source_hash(day_key(key_day), address), reported)
+        for (feed, address), reported in batch.reports.items()
+        for key_day in key_days(hour)
+    ]
+    pollers = [
+        (
+            feed,
+            key_day,
+            poll_hour,
+            source_hash(day_key(key_day), address),
+            poller_hash(day_key(key_day), address, user_agent),
+        )
+        for feed, poll_hour, address, user_agent in batch.polls
+        for key_day in key_days(poll_hour)
+    ]
+    return reports, pollers
+
+
+def admit_report(
+    kept: Iterable[tuple[bytes, str, str]], source: bytes, service: str, feed_id: str
+) -> str:
+    """ "" if a report from `source` may be kept beside `kept` (source, service, feed id) of
+    its feed and day, else the limit it is over. Both stores decide with this."""
+    sources, services, ids = set(), set(), set()
+    for kept_source, kept_service, kept_id in kept:
+        if kept_source == source:
+            return ""  # the address's newer report replaces its older one
+        sources.add(kept_source)
+        services.add(kept_service)
+        if kept_service == service:
+            ids.add(kept_id)
+    if len(sources) >= MAX_REPORT_SOURCES:
+        return "report sources"
+    if service not in services and len(services) >= MAX_SERVICES:
+        return "services"
+    if feed_id not in ids and len(ids) >= MAX_FEED_IDS:
+        return "feed ids"
+    return ""
+
+
+def aggregate(reports: Iterable[Reported]) -> dict[str, int]:
+    """Each (service, feed id)'s latest count, whoever reported it, summed per service."""
+    latest: dict[tuple[str, str], tuple[int, int]] = {}
+    for service, feed_id, count, seen_ns in reports:
+        if (service, feed_id) not in latest or seen_ns > latest[service, feed_id][1]:
+            latest[service, feed_id] = (min(count, MAX_REPORTED), seen_ns)
+    totals: dict[str, int] = {}
+    for (service, _), (count, _) in latest.items():
+        totals[service] = totals.get(service, 0) + count
+    return dict(sorted(totals.items()))
+
+
+def feed_stats(
+    feed: str, aggregators: dict[str, int], direct: int, history: dict[int, int], today: int
+) -> FeedStats:
+    """A feed's counts; today's history point is its count now."""
+    direct = min(direct, MAX_DIRECT)
+    total = sum(aggregators.values()) + direct
+    days = {day: count for day, count in history.items() if today - HISTORY_DAYS < day < today}
+    if total or today in history:
+        days[today] = total
+    points = [(iso_day(day), count) for day, count in sorted(days.items())]
+    return FeedStats(feed, total, aggregators, direct, points)
 
 
 def iso_day(day: int) -> str:
@@ -110,34 +225,41 @@ def iso_day(day: int) -> str:
 
 
 def sort_stats(stats: list[FeedStats]) -> list[FeedStats]:
-    return sorted(stats, key=lambda s: (-s.subscribers, s.path))
+    """Feeds with a count or a history, most subscribed first; both stores answer so."""
+    kept = [s for s in stats if s.subscribers or s.history]
+    return sorted(kept, key=lambda s: (-s.subscribers, s.path))
 
 
 _SCHEMA = """
+DROP TABLE IF EXISTS reports;  -- version 1: a row per service and feed id, unbounded
+DROP TABLE IF EXISTS pollers;  -- version 1: a row per poller and hour, unbounded
 CREATE TABLE IF NOT EXISTS day_keys (day INTEGER PRIMARY KEY, key BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS reports (
-    feed TEXT NOT NULL, service TEXT NOT NULL, feed_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS source_reports (
+    feed TEXT NOT NULL, key_day INTEGER NOT NULL, source BLOB NOT NULL,
+    service TEXT NOT NULL, feed_id TEXT NOT NULL,
     subscribers INTEGER NOT NULL, seen_ns INTEGER NOT NULL,
-    PRIMARY KEY (feed, service, feed_id)
+    PRIMARY KEY (feed, key_day, source)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS pollers (
-    feed TEXT NOT NULL, key_day INTEGER NOT NULL, hour INTEGER NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY (feed, key_day, hour, hash)
+CREATE TABLE IF NOT EXISTS direct_pollers (
+    feed TEXT NOT NULL, key_day INTEGER NOT NULL, source BLOB NOT NULL, agent BLOB NOT NULL,
+    hour INTEGER NOT NULL,
+    PRIMARY KEY (feed, key_day, source, agent)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS direct_hours (
+    feed TEXT NOT NULL, key_day INTEGER NOT NULL, hour INTEGER NOT NULL,
+    pollers INTEGER NOT NULL,
+    PRIMARY KEY (feed, key_day, hour)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS history (
     feed TEXT NOT NULL, day INTEGER NOT NULL, subscribers INTEGER NOT NULL,
     PRIMARY KEY (feed, day)
 ) WITHOUT ROWID;
 """
-_UPSERT_REPORT = (
-    "INSERT INTO reports VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
-    " SET subscribers = excluded.subscribers, seen_ns = excluded.seen_ns"
-    " WHERE excluded.seen_ns > reports.seen_ns"
-)
 
 
 class SqliteStore(SqliteFile):
-    """One file per corpus beside the index; a connection per operation (forks, greenlets)."""
+    """One file per deployment in the data directory; a connection per operation (forks,
+    greenlets). Every table is bounded by the limits per feed and day, and pruned."""
 
     schema = _SCHEMA
     busy_seconds = SQLITE_BUSY_SECONDS
@@ -146,242 +268,295 @@ class SqliteStore(SqliteFile):
         """The day's key, made by whichever worker asks first; keys of past days are gone."""
         with self._transaction() as db:
             db.execute("DELETE FROM day_keys WHERE day < ?", (day - 1,))
+            for table in ("source_reports", "direct_pollers", "direct_hours"):  # once a day
+                db.execute(f"DELETE FROM {table} WHERE key_day < ?", (day - 1,))
             db.execute(
                 "INSERT OR IGNORE INTO day_keys VALUES (?, ?)", (day, secrets.token_bytes(32))
             )
             return db.execute("SELECT key FROM day_keys WHERE day = ?", (day,)).fetchone()[0]
 
-    def write(self, reports: dict[Report, tuple[int, int]], pollers: set[Hashed]) -> None:
+    def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]:
+        skipped: Counter[str] = Counter()
         with self._transaction() as db:
-            db.executemany(_UPSERT_REPORT, [(*k, *v) for k, v in reports.items()])
-            db.executemany("INSERT OR IGNORE INTO pollers VALUES (?, ?, ?, ?)", pollers)
+            for feed, key_day, source, (service, feed_id, count, seen_ns) in reports:
+                kept = db.execute(
+                    "SELECT source, service, feed_id FROM source_reports"
+                    " WHERE feed = ? AND key_day = ?",
+                    (feed, key_day),
+                )
+                if over := admit_report(kept, source, service, feed_id):
+                    skipped[over] += 1
+                    continue
+                db.execute(
+                    "INSERT INTO source_reports VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                    " SET service = excluded.service, feed_id = excluded.feed_id,"
+                    " subscribers = excluded.subscribers, seen_ns = excluded.seen_ns"
+                    " WHERE excluded.seen_ns > source_reports.seen_ns",
+                    (feed, key_day, source, service, feed_id, count, seen_ns),
+                )
+            for poller in pollers:
+                if over := self._add_poller(db, poller):
+                    skipped[over] += 1
+        return skipped
 
-    def snapshot(self, feeds: Iterable[str], now: float) -> None:
-        """Today's point of each feed's history is its count at the last flush; prune."""
-        today = int(now // DAY)
+    @staticmethod
+    def _add_poller(db: sqlite3.Connection, poller: Poller) -> str:
+        """ "" once the poller is counted, else the limit it is over. Each poller is counted
+        in the hour it was last seen (`direct_hours`), so a count reads at most 24 rows."""
+        feed, key_day, hour, source, agent = poller
+        where = (feed, key_day, source, agent)
+        seen = db.execute(
+            "SELECT hour FROM direct_pollers"
+            " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
+            where,
+        ).fetchone()
+        if seen is None:
+            agents = db.execute(
+                "SELECT count(*) FROM direct_pollers WHERE feed = ? AND key_day = ? AND source = ?",
+                (feed, key_day, source),
+            ).fetchone()[0]
+            if agents >= MAX_AGENTS_PER_ADDRESS:
+                return "agents per address"
+            stored = db.execute(
+                "SELECT coalesce(sum(pollers), 0) FROM direct_hours WHERE feed = ? AND key_day = ?",
+                (feed, key_day),
+            ).fetchone()[0]
+            if stored >= MAX_DIRECT:
+                return "direct readers"
+            db.execute("INSERT INTO direct_pollers VALUES (?, ?, ?, ?, ?)", (*where, hour))
+        elif seen[0] < hour:
+            db.execute(
+                "UPDATE direct_pollers SET hour = ?"
+                " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
+                (hour, *where),
+            )
+            db.execute(
+                "UPDATE direct_hours SET pollers = pollers - 1"
+                " WHERE feed = ? AND key_day = ? AND hour = ?",
+                (feed, key_day, seen[0]),
+            )
+        else:
+            return ""
+        db.execute(
+            "INSERT INTO direct_hours VALUES (?, ?, ?, 1)"
+            " ON CONFLICT DO UPDATE SET pollers = pollers + 1",
+            (feed, key_day, hour),
+        )
+        return ""
+
+    def save_history(self, counts: dict[str, int], day: int) -> None:
         with self._transaction() as db:
-            for feed in feeds:
-                count = sum(self._aggregators(db, feed, now).values()) + self._direct(db, feed, now)
-                db.execute("INSERT OR REPLACE INTO history VALUES (?, ?, ?)", (feed, today, count))
-            db.execute("DELETE FROM history WHERE day <= ?", (today - HISTORY_DAYS,))
-            db.execute("DELETE FROM pollers WHERE key_day < ?", (today,))
-            db.execute("DELETE FROM reports WHERE seen_ns < ?", (_oldest_report_ns(now),))
+            db.executemany(
+                "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+                [(feed, day, count) for feed, count in counts.items()],
+            )
+            db.execute("DELETE FROM history WHERE day <= ?", (day - HISTORY_DAYS,))
 
     def report(self, now: float) -> list[FeedStats]:
-        today = int(now // DAY)
+        today, hour = int(now // DAY), int(now // HOUR)
         with self._connect() as db:
-            feeds = [
-                feed
-                for (feed,) in db.execute(
-                    "SELECT feed FROM reports UNION SELECT feed FROM pollers"
-                    " UNION SELECT feed FROM history"
-                )
-            ]
+            feeds = db.execute(
+                "SELECT feed FROM source_reports WHERE key_day = ?1"
+                " UNION SELECT feed FROM direct_hours WHERE key_day = ?1"
+                " UNION SELECT feed FROM history WHERE day > ?2",
+                (today, today - HISTORY_DAYS),
+            ).fetchall()
             stats = []
-            for feed in feeds:
-                aggregators = self._aggregators(db, feed, now)
-                direct = self._direct(db, feed, now)
-                rows = db.execute(
-                    "SELECT day, subscribers FROM history WHERE feed = ? AND day > ? ORDER BY day",
+            for (feed,) in feeds:
+                reports = db.execute(
+                    "SELECT service, feed_id, subscribers, seen_ns FROM source_reports"
+                    " WHERE feed = ? AND key_day = ?",
+                    (feed, today),
+                )
+                direct = db.execute(
+                    "SELECT coalesce(sum(pollers), 0) FROM direct_hours"
+                    " WHERE feed = ? AND key_day = ? AND hour > ?",
+                    (feed, today, hour - WINDOW_HOURS),
+                ).fetchone()[0]
+                history = db.execute(
+                    "SELECT day, subscribers FROM history WHERE feed = ? AND day > ?",
                     (feed, today - HISTORY_DAYS),
                 )
-                history = [(iso_day(day), count) for day, count in rows]
-                total = sum(aggregators.values()) + direct
-                stats.append(FeedStats(feed, total, aggregators, direct, history))
+                stats.append(feed_stats(feed, aggregate(reports), direct, dict(history), today))
         return sort_stats(stats)
 
-    @staticmethod
-    def _aggregators(db: sqlite3.Connection, feed: str, now: float) -> dict[str, int]:
-        rows = db.execute(
-            "SELECT service, sum(subscribers) FROM reports WHERE feed = ? AND seen_ns >= ?"
-            " GROUP BY service ORDER BY service",
-            (feed, _oldest_report_ns(now)),
-        )
-        return dict(rows)
 
-    @staticmethod
-    def _direct(db: sqlite3.Connection, feed: str, now: float) -> int:
-        hour = int(now // HOUR)
-        return db.execute(
-            "SELECT count(DISTINCT hash) FROM pollers WHERE feed = ? AND key_day = ? AND hour > ?",
-            (feed, int(now // DAY), hour - WINDOW_HOURS),
-        ).fetchone()[0]
+# A poller is counted (PFADD) when its address has room for one more User-Agent; the
+# address keeps the first bytes of its agents' hashes, and a feed keeps MAX_DIRECT addresses.
+# KEYS: addresses hash, HyperLogLog. ARGV: source, agent, tag bytes, agents, sources, expiry.
+_ADD_POLLER = """
+local tags = redis.call('HGET', KEYS[1], ARGV[1])
+local tag = string.sub(ARGV[2], 1, tonumber(ARGV[3]))
+local known = false
+if tags then
+  for i = 1, #tags, #tag do
+    if string.sub(tags, i, i + #tag - 1) == tag then known = true end
+  end
+  if not known and #tags >= tonumber(ARGV[4]) * #tag then return 'agents per address' end
+elseif redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[5]) then
+  return 'direct readers'
+end
+if not known then redis.call('HSET', KEYS[1], ARGV[1], (tags or '') .. tag) end
+redis.call('PFADD', KEYS[2], ARGV[2])
+redis.call('EXPIREAT', KEYS[1], ARGV[6])
+redis.call('EXPIREAT', KEYS[2], ARGV[6])
+return ''
+"""
 
-
-def _oldest_report_ns(now: float) -> int:
-    return int((now - REPORT_MAX_AGE_DAYS * DAY) * 1e9)
-
-
-# A report replaces the stored one only when it is newer, whichever worker sends it.
+# A report replaces its address's stored one only when newer, whichever worker sends it;
+# a new address is kept only while the feed and day have room for one.
+# KEYS: the reports hash. ARGV: source, "seen_ns count service<TAB>feed id", sources, expiry.
 _SET_REPORT = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
-if old and tonumber(string.match(old, '^(%d+)')) >= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3])
-return 1
+if old then
+  if tonumber(string.match(old, '^(%d+)')) >= tonumber(string.match(ARGV[2], '^(%d+)')) then
+    return ''
+  end
+elseif redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 'report sources'
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIREAT', KEYS[1], ARGV[4])
+return ''
 """
 
 
 class RedisStore:
-    """The same counts in Redis, shared by every host: a HyperLogLog of poller hashes per
-    feed, key day and hour (PFCOUNT of 24 of them is the union), reported counts in a hash
-    per feed, history in a hash per feed. Every key expires once it is no longer
-    written to: a feed nobody polls leaves nothing behind."""
+    """The same counts in Redis, shared by every host, under the deployment's own prefix:
+    per feed and key day a hash of reports by address and a hash of addresses with their
+    agents' tags, a HyperLogLog of poller hashes per feed, key day and hour (PFCOUNT of 24
+    of them is the union), history in a hash per feed. Every key expires."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
         self.client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
         )
+        self._add_poller = self.client.register_script(_ADD_POLLER)
         self._set_report = self.client.register_script(_SET_REPORT)
-        self.feeds = REDIS_PREFIX + "feeds"
+        self.prefix = prefix
+        self.feeds = prefix + "feeds"
 
     def day_key(self, day: int) -> bytes:
-        name = f"{REDIS_PREFIX}key:{day}"
+        name = f"{self.prefix}key:{day}"
         # Expires when day + 1 ends: it is used on days day - 1 and day (see the module).
         ttl = int((day + 2) * DAY - time.time()) + 1
         self.client.set(name, secrets.token_bytes(32), nx=True, ex=max(ttl, 1))
         return self.client.get(name)
 
-    def write(self, reports: dict[Report, tuple[int, int]], pollers: set[Hashed]) -> None:
+    def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]:
+        skipped: Counter[str] = Counter()
+        kept = self._kept_reports({(feed, key_day) for feed, key_day, *_ in reports})
         pipe = self.client.pipeline(transaction=False)
-        for (feed, service, feed_id), (count, seen_ns) in reports.items():
-            self._set_report(
-                keys=[self._reports(feed)],
-                args=[f"{service}\t{feed_id}", seen_ns, count],
-                client=pipe,
-            )
-            pipe.expire(self._reports(feed), REPORT_MAX_AGE_DAYS * DAY)
-        for feed, key_day, hour, digest in pollers:
-            name = self._pollers(feed, key_day, hour)
-            pipe.pfadd(name, digest)
-            pipe.expireat(name, (key_day + 1) * DAY + HOUR)
+        for feed, key_day, source, (service, feed_id, count, seen_ns) in reports:
+            here = kept[feed, key_day]
+            if over := admit_report(here, source, service, feed_id):
+                skipped[over] += 1
+                continue
+            here.append((source, service, feed_id))
+            value = f"{seen_ns} {count} {service}\t{feed_id}"
+            args = [source, value, MAX_REPORT_SOURCES, _expiry(key_day)]
+            self._set_report(keys=[self._reports(feed, key_day)], args=args, client=pipe)
+        for feed, key_day, hour, source, agent in pollers:
+            keys = [self._sources(feed, key_day), self._pollers(feed, key_day, hour)]
+            args = [source, agent, TAG_BYTES, MAX_AGENTS_PER_ADDRESS, MAX_DIRECT, _expiry(key_day)]
+            self._add_poller(keys=keys, args=args, client=pipe)
         feeds = {feed for feed, *_ in reports} | {feed for feed, *_ in pollers}
         if feeds:
             pipe.sadd(self.feeds, *feeds)
             pipe.expire(self.feeds, HISTORY_DAYS * DAY)
+        skipped.update(r.decode() for r in pipe.execute() if isinstance(r, bytes) and r)
+        return skipped
+
+    def _kept_reports(self, days: set[tuple[str, int]]) -> dict[tuple[str, int], list]:
+        """(source, service, feed id) already kept for each (feed, key day), in one trip."""
+        pipe = self.client.pipeline(transaction=False)
+        ordered = sorted(days)
+        for feed, key_day in ordered:
+            pipe.hgetall(self._reports(feed, key_day))
+        kept: dict[tuple[str, int], list] = {}
+        for where, stored in zip(ordered, pipe.execute() if ordered else [], strict=True):
+            kept[where] = [
+                (source, service, feed_id)
+                for source, (service, feed_id, _, _) in _parsed_reports(stored)
+            ]
+        return kept
+
+    def save_history(self, counts: dict[str, int], day: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for feed, count in counts.items():
+            pipe.hset(self._history(feed), str(day), count)
+            pipe.hdel(self._history(feed), str(day - HISTORY_DAYS))
+            pipe.expire(self._history(feed), HISTORY_DAYS * DAY)
         pipe.execute()
 
-    def snapshot(self, feeds: Iterable[str], now: float) -> None:
-        today = int(now // DAY)
-        for feed in feeds:
-            count = sum(self._aggregators(feed, now).values()) + self._direct(feed, now)
-            history = self._history(feed)
-            self.client.hset(history, str(today), count)
-            self.client.expire(history, HISTORY_DAYS * DAY)
-            old = [d for d in self.client.hkeys(history) if int(d) <= today - HISTORY_DAYS]
-            if old:
-                self.client.hdel(history, *old)
-
     def report(self, now: float) -> list[FeedStats]:
-        today = int(now // DAY)
+        today, hour = int(now // DAY), int(now // HOUR)
+        feeds = sorted(raw.decode("utf-8", "replace") for raw in self.client.smembers(self.feeds))
+        pipe = self.client.pipeline(transaction=False)
+        hours = range(hour - WINDOW_HOURS + 1, hour + 1)
+        for feed in feeds:
+            pipe.hgetall(self._reports(feed, today))
+            pipe.pfcount(*[self._pollers(feed, today, h) for h in hours])
+            pipe.hgetall(self._history(feed))
+        results = pipe.execute() if feeds else []
         stats = []
-        for raw in self.client.smembers(self.feeds):
-            feed = raw.decode("utf-8")
-            aggregators = self._aggregators(feed, now)
-            direct = self._direct(feed, now)
-            days = sorted(
-                (int(d), int(c)) for d, c in self.client.hgetall(self._history(feed)).items()
-            )
-            history = [(iso_day(d), c) for d, c in days if d > today - HISTORY_DAYS]
-            total = sum(aggregators.values()) + direct
-            stats.append(FeedStats(feed, total, aggregators, direct, history))
+        for i, feed in enumerate(feeds):
+            reports, direct, history = results[3 * i : 3 * i + 3]
+            aggregators = aggregate(reported for _, reported in _parsed_reports(reports))
+            stats.append(feed_stats(feed, aggregators, int(direct), _days(history), today))
         return sort_stats(stats)
 
-    def _aggregators(self, feed: str, now: float) -> dict[str, int]:
-        totals: dict[str, int] = {}
-        for name, value in self.client.hgetall(self._reports(feed)).items():
-            seen_ns, count = value.split(b" ")
-            if int(seen_ns) < _oldest_report_ns(now):
-                self.client.hdel(self._reports(feed), name)
-                continue
-            service = name.decode("utf-8").split("\t", 1)[0]
-            totals[service] = totals.get(service, 0) + int(count)
-        return dict(sorted(totals.items()))
+    def _reports(self, feed: str, key_day: int) -> str:
+        return f"{self.prefix}reports:{feed}:{key_day}"
 
-    def _direct(self, feed: str, now: float) -> int:
-        hour, today = int(now // HOUR), int(now // DAY)
-        names = [self._pollers(feed, today, h) for h in range(hour - WINDOW_HOURS + 1, hour + 1)]
-        return int(self.client.pfcount(*names))
-
-    def _reports(self, feed: str) -> str:
-        return f"{REDIS_PREFIX}reports:{feed}"
+    def _sources(self, feed: str, key_day: int) -> str:
+        return f"{self.prefix}sources:{feed}:{key_day}"
 
     def _history(self, feed: str) -> str:
-        return f"{REDIS_PREFIX}history:{feed}"
+        return f"{self.prefix}history:{feed}"
 
     def _pollers(self, feed: str, key_day: int, hour: int) -> str:
-        return f"{REDIS_PREFIX}direct:{feed}:{key_day}:{hour}"
+        return f"{self.prefix}direct:{feed}:{key_day}:{hour}"
+
+
+def _expiry(key_day: int) -> int:
+    """Notes under a day's key are read on that day only; gone an hour after it ends."""
+    return (key_day + 1) * DAY + HOUR
+
+
+def _parsed_reports(stored: dict[bytes, bytes]) -> list[tuple[bytes, Reported]]:
+    """The reports hash as written by `RedisStore.write`; anything else is skipped."""
+    found = []
+    for source, value in stored.items():
+        try:
+            seen_ns, count, rest = value.decode("utf-8").split(" ", 2)
+            service, feed_id = rest.split("\t", 1)
+            found.append((source, (service, feed_id, int(count), int(seen_ns))))
+        except ValueError:  # UnicodeDecodeError included
+            continue
+    return found
+
+
+def _days(stored: dict[bytes, bytes]) -> dict[int, int]:
+    days = {}
+    for day, count in stored.items():
+        if day.isdigit() and count.isdigit():
+            days[int(day)] = int(count)
+    return days
 
 
 def open_store(settings: dict[str, Any]) -> Store:
-    """Redis when the cache is shared by hosts, else a SQLite file beside the index."""
+    """Redis when the cache is shared by hosts, else a SQLite file in the data directory."""
     if settings["CACHE_TYPE"] == "redis":
-        return RedisStore(settings["CACHE_REDIS_URL"])
+        return RedisStore(settings["CACHE_REDIS_URL"], deployment_key(settings) + "stats:")
     return SqliteStore(default_db_path(settings))
 
 
 def default_db_path(settings: dict[str, Any]) -> Path:
-    """One file per corpus directory in the data directory: it outlives index rebuilds."""
-    corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
-    name = f"stats-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
+    """One file per deployment (by default: per corpus directory) in the data directory:
+    it outlives index rebuilds, and two deployments on one host never share it."""
+    name = f"stats-{deployment_key(settings).split(':')[1]}.sqlite3"
     return writable_data_directory(settings, "subscriber counts") / name
-
-
-class Recorder:
-    """One process's notes since the last flush, and the flushes."""
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = settings
-        self._store: Store | None = None
-        self._batch = Batch()
-        self._lock = threading.Lock()
-        self._keys: dict[int, bytes] = {}
-        self._failing = False
-        self.errors = 0  # failed flushes: their notes are dropped, logged and counted
-
-    def observe(self, feed: str, address: str, user_agent: str) -> str:
-        """Note one answered poll of `feed`; returns the client's class (for the logs)."""
-        agent = classify(user_agent)
-        if agent.kind == AGGREGATOR:
-            report = (feed, agent.service, agent.feed_id)
-            self._batch.reports[report] = (agent.subscribers, time.time_ns())
-        elif agent.kind == DIRECT:
-            self._batch.polls.add((feed, int(time.time() // HOUR), address, user_agent))
-        return agent.kind
-
-    @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.settings)
-        return self._store
-
-    def flush(self) -> None:
-        """Write what was noted; a store that fails loses this batch, logged once a spell."""
-        with self._lock:
-            batch, self._batch = self._batch, Batch()
-            if not batch:
-                return
-            try:
-                now = time.time()
-                self.store.write(batch.reports, hashed(self._day_key, batch.polls))
-                self.store.snapshot(batch.feeds, now)
-                self._failing = False
-            except STORE_ERRORS as error:
-                self.errors += 1
-                if not self._failing:
-                    log.warning("stats store failed (%s); %s dropped", error, _size(batch))
-                self._failing = True
-
-    def _day_key(self, day: int) -> bytes:
-        """Asked of the store once a day per process; forgotten when its day is over."""
-        if day not in self._keys:
-            self._keys = {d: k for d, k in self._keys.items() if d >= day - 1}
-            self._keys[day] = self.store.day_key(day)
-        return self._keys[day]
-
-    def report(self) -> list[FeedStats]:
-        self.flush()
-        return self.store.report(time.time())
-
-
-def _size(batch: Batch) -> str:
-    return f"{len(batch.reports)} reports and {len(batch.polls)} polls"
