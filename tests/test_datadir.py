@@ -7,21 +7,49 @@ whose schema holds a trigger or view feeds did not create is refused before it c
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
+from feeds.index.indexer import Target, open_index, reconcile, update, writer_lock
+from feeds.index.reader import IndexReader, NotReady
+from feeds.index.schema import TABLES, identity, set_aside
+from feeds.settings import load_settings
 from feeds.sqlite import UntrustedDatabase, harden
 from feeds.stats.subscribers import SqliteStore as StatsStore
 from feeds.websub.store import SqliteStore as WebSubStore
 from feeds.websub.store import Subscription
+from tests.support import document
 
 # A trigger that leaves a mark when it runs: on any write of a document.
 MARK_TRIGGER = """
 CREATE TABLE marks (what TEXT);
 CREATE TRIGGER leave_mark AFTER INSERT ON {table} BEGIN INSERT INTO marks VALUES ('ran'); END;
 """
+
+
+def make_corpus(root: Path, count: int = 3) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for number in range(count):
+        link = f'"https://example.com/news/{number}"'
+        (root / f"{number}.txt").write_text(document(webUrl=link, title=f'"Story {number}"'))
+    return root
+
+
+def target_for(root: Path, data_dir: Path, **overrides: object) -> Target:
+    settings = load_settings({"CORPUS_DIR": str(root), "DATA_DIR": str(data_dir), **overrides})
+    return Target.from_settings(settings)
+
+
+def build(target: Target) -> None:
+    assert update(target) is not None
+
+
+def listing(directory: Path) -> set[str]:
+    return {path.name for path in directory.iterdir()}
 
 
 def marks(path: Path) -> list[tuple[str]]:
@@ -41,6 +69,148 @@ def plant(path: Path, schema: str, extra: str, meta: dict[str, str] | None = Non
         db.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
     db.commit()
     db.close()
+
+
+def test_old_indexes_of_the_corpus_go_once_the_new_one_is_complete(tmp_path: Path) -> None:
+    corpus, other = make_corpus(tmp_path / "corpus"), make_corpus(tmp_path / "other")
+    data = tmp_path / "data"
+    keep = {"stats-0123456789abcdef.sqlite3", "websub-0123456789abcdef.sqlite3", "notes.txt"}
+    data.mkdir()
+    for name in keep:
+        (data / name).write_bytes(b"not ours to delete")
+    foreign = target_for(other, data)
+    build(foreign)
+    served = target_for(corpus, data, ARCHIVE_PAGE_SIZE=40)
+    build(served)
+    cut_short = target_for(corpus, data, ARCHIVE_PAGE_SIZE=30)
+    open_index(cut_short).close()  # a build that a settings change cut short
+    building = target_for(corpus, data, ARCHIVE_PAGE_SIZE=20)
+    db = open_index(building)
+    try:
+        # While the new one builds, the complete one stays; the unfinished one goes.
+        assert served.path.exists() and not cut_short.path.exists()
+        reconcile(db, building)
+    finally:
+        db.close()
+    assert not served.path.exists(), "the superseded index is removed once the new is complete"
+    names = listing(data)
+    assert keep <= names
+    assert foreign.path.name in names, "another corpus's index is not ours to delete"
+    ours = {name for name in names if name.startswith(building.path.name)}
+    assert ours <= {building.path.name, building.path.name + ".lock"}
+    assert not [name for name in names - keep - ours if not name.startswith(foreign.path.name)]
+    assert len(IndexReader(building.path).view().articles) == 3
+
+
+def test_an_index_another_process_writes_is_kept_until_it_is_free(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    running = target_for(corpus, data, ARCHIVE_PAGE_SIZE=40)
+    build(running)
+    new = target_for(corpus, data, ARCHIVE_PAGE_SIZE=20)
+    with writer_lock(running, wait=False):  # a server on the old settings still runs
+        build(new)
+        assert running.path.exists()
+    build(new)
+    assert not running.path.exists()
+
+
+def corrupt(path: Path, mark: bytes) -> None:
+    with path.open("r+b") as handle:
+        handle.write(mark * (4096 // len(mark)))
+
+
+def test_two_damages_in_one_second_keep_one_whole_copy_the_newest(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    target = target_for(corpus, data)
+    build(target)
+    started = time.time()
+    # A worker holds the index open while it turns out foreign: its WAL goes aside with it.
+    worker = sqlite3.connect(target.path)
+    worker.execute("UPDATE meta SET value = 'other code' WHERE key = 'code'")
+    worker.commit()
+    build(target)
+    first = [name for name in listing(data) if ".damaged-" in name]
+    assert any(name.endswith("-wal") for name in first), first
+    worker.close()  # moved away: SQLite deletes no WAL by name, the new index keeps its own
+    corrupt(target.path, b"second damage ")
+    build(target)
+    assert time.time() - started < 1.5, "both damages within a second"
+    damaged = [name for name in listing(data) if ".damaged-" in name]
+    assert len(damaged) == 1, damaged  # the newest copy, and nothing of the first beside it
+    assert (data / damaged[0]).read_bytes().startswith(b"second damage ")
+    assert len(IndexReader(target.path).view().articles) == 3
+
+
+def test_a_worker_closing_a_copy_set_aside_keeps_the_new_index_whole(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    target = target_for(corpus, tmp_path / "data")
+    build(target)
+    worker = sqlite3.connect(target.path)
+    worker.execute("UPDATE meta SET value = 'other code' WHERE key = 'code'")
+    worker.commit()
+    db = open_index(target)  # set aside, a new one at the name
+    try:
+        reconcile(db, target)
+        assert Path(f"{target.path}-wal").exists()
+        worker.close()  # its last connection to the copy: no checkpoint into the new one
+        assert Path(f"{target.path}-wal").exists(), "the served index kept its WAL"
+        (corpus / "3.txt").write_text(document(webUrl='"https://example.com/news/3"'))
+        time.sleep(1.1)
+        reconcile(db, target)
+    finally:
+        db.close()
+    assert len(IndexReader(target.path).view().articles) == 4
+
+
+def test_a_reader_follows_a_file_set_aside_to_the_rebuilt_one(tmp_path: Path) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    target = target_for(corpus, tmp_path / "data")
+    build(target)
+    reader = IndexReader(target.path)
+    assert len(reader.view().articles) == 3
+    (corpus / "3.txt").write_text(document(webUrl='"https://example.com/news/3"'))
+    set_aside(target.path)  # as the writer does with a damaged file, workers reading it
+    build(target)
+    time.sleep(0.02)
+    assert len(reader.view().articles) == 4
+
+
+def planted_index(target: Target, extra: str) -> None:
+    meta = {**identity(target.root, target.key), "state": "building"}
+    plant(target.path, TABLES, extra, meta)
+
+
+def test_a_planted_index_with_a_trigger_is_refused_and_rebuilt_without_running_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    corpus = make_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    target = target_for(corpus, data)
+    planted_index(target, MARK_TRIGGER.format(table="documents"))
+    with caplog.at_level(logging.INFO, logger="feeds"):
+        build(target)
+    (aside,) = [data / name for name in listing(data) if name.endswith(tuple("0123456789"))]
+    assert marks(aside) == [], "the trigger never ran"
+    said = [r.getMessage() for r in caplog.records if "leave_mark" in r.getMessage()]
+    assert len(said) == 1 and target.path.name in said[0] and "trigger" in said[0], said
+    assert len(IndexReader(target.path).view().articles) == 3
+
+
+def test_a_planted_index_whose_table_is_a_view_is_refused_by_readers(tmp_path: Path) -> None:
+    target = target_for(make_corpus(tmp_path / "corpus"), tmp_path / "data")
+    view = (
+        "DROP TABLE feeds; CREATE VIEW feeds (kind, slug, name, domain, count, open, newest,"
+        " digest) AS SELECT 'all', '', 'planted', NULL, 7, 0, NULL, hex(randomblob(32));"
+    )
+    planted_index(target, view)
+    db = sqlite3.connect(target.path)
+    db.execute("UPDATE meta SET value = 'ready' WHERE key = 'state'")
+    db.commit()
+    db.close()
+    with pytest.raises(NotReady):
+        IndexReader(target.path).view()
 
 
 def test_schema_code_may_call_no_function_of_ours(tmp_path: Path) -> None:
