@@ -8,7 +8,9 @@ whose schema holds a trigger or view feeds did not create is refused before it c
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -243,3 +245,42 @@ def test_a_planted_store_with_a_trigger_is_refused_without_running_it(
         else:
             WebSubStore(path).put(Subscription("http://127.0.0.1/cb", "t", "", 2e9), 10)
     assert marks(path) == []
+
+
+def test_indexes_named_before_the_corpus_key_go_only_if_they_are_ours(tmp_path: Path) -> None:
+    corpus, other = make_corpus(tmp_path / "corpus"), make_corpus(tmp_path / "other")
+    data = tmp_path / "data"
+    data.mkdir()
+    for root, name in ((corpus, "0" * 24), (other, "1" * 24)):
+        old = target_for(root, tmp_path / name, ARCHIVE_PAGE_SIZE=40)
+        build(old)
+        os.replace(old.path, data / f"index-{name}.sqlite")
+    build(target_for(corpus, data))
+    names = listing(data)
+    assert f"index-{'0' * 24}.sqlite" not in names, "ours, named the old way"
+    assert f"index-{'1' * 24}.sqlite" in names, "another corpus's, named the old way"
+
+
+def test_a_fifo_at_the_index_name_is_not_waited_on(tmp_path: Path) -> None:
+    """SQLite sizes a FIFO at 0 and never reads it; pruning only opens it through SQLite."""
+    corpus = make_corpus(tmp_path / "corpus")
+    data = tmp_path / "data"
+    target = target_for(corpus, data)
+    data.mkdir()
+    os.mkfifo(target.path)
+    os.mkfifo(data / f"index-{'2' * 24}.sqlite")  # named the old way: read for its corpus
+    worker = threading.Thread(target=update, args=(target,), daemon=True)
+    worker.start()
+    worker.join(20)
+    assert not worker.is_alive(), "the indexer blocked on a FIFO"
+    assert len(IndexReader(target.path).view().articles) == 3
+
+
+def test_a_file_the_writer_has_just_made_is_not_ready_yet(tmp_path: Path) -> None:
+    target = target_for(make_corpus(tmp_path / "corpus"), tmp_path / "data")
+    target.path.parent.mkdir()
+    sqlite3.connect(target.path).execute("PRAGMA journal_mode = WAL").close()  # no tables yet
+    reader = IndexReader(target.path)
+    with pytest.raises(NotReady):
+        reader.view()
+    assert reader.progress() == (0, 0)

@@ -324,9 +324,13 @@ def _inode(path: Path) -> tuple[int, int] | None:
 
 
 def _state(db: sqlite3.Connection) -> dict[str, str]:
-    return dict(
-        db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
-    )
+    """The build's state rows; none while the writer has not created them yet (a file
+    just made, still without tables): readers then answer NotReady, never 500."""
+    try:
+        rows = db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
+        return dict(rows.fetchall())
+    except sqlite3.OperationalError:
+        return {}
 
 
 def index_report(db: sqlite3.Connection) -> LoadReport:
