@@ -41,7 +41,7 @@ def test_settings_changes_and_damages_leave_one_index_and_one_damaged_copy(
     data = tmp_path / "data"
     other = target_for(make_corpus(tmp_path / "other"), data)
     update(other)  # another corpus directory in the same data directory
-    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(data)}
+    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(data), "WEB_CONCURRENCY": "1"}
     sizes = ["50", "40", "30", "20", "10"]  # four settings changes
     for size in sizes:
         server = server_factory(**env, FEEDS_ARCHIVE_PAGE_SIZE=size)
@@ -121,6 +121,7 @@ def test_planted_databases_are_refused_and_never_run(
     assert marks(aside) == [] and marks(stats) == [] and marks(websub) == []
     said = [line for line in log.splitlines() if "leave_mark" in line and index.path.name in line]
     assert len(said) == 1, log
+    assert log.count("indexer started") == 1, "refused and rebuilt, not crash-looped"
     assert f"{websub} is refused: it holds a trigger 'leave_mark'" in log
     assert f"{stats} is refused: it holds a trigger 'leave_mark'" in log
     assert len(IndexReader(index.path).view().articles) > 0
