@@ -339,6 +339,12 @@ def data_directory(settings: Mapping[str, Any]) -> Path:
     return Path(base, "feeds")
 
 
+def corpus_key(corpus: str | os.PathLike[str]) -> str:
+    """16 hex digits naming one corpus directory (wherever it is reached from) in the data
+    directory's file names: its index, subscriber counts and WebSub files carry it."""
+    return hashlib.sha256(os.fsencode(os.path.realpath(corpus))).hexdigest()[:16]
+
+
 def deployment_key(settings: Mapping[str, Any]) -> str:
     """The prefix of every key this deployment keeps in a shared store: its own namespace.
 

@@ -339,14 +339,3 @@ def test_a_new_view_follows_each_commit_and_old_views_stay_whole(tmp_path: Path)
     assert after is not before
     assert len(after.articles) == 2
     assert len(list(before.articles)) == len(before.articles) == 1
-
-
-def test_an_index_file_without_its_schema_yet_is_not_ready(tmp_path: Path) -> None:
-    """A worker that opens the file between its creation and the schema's commit (the first
-    build's first moment) answers 503 "indexing", never a 500 for a missing table."""
-    path = tmp_path / "index.sqlite"
-    sqlite3.connect(path).close()  # what a writer leaves before its first commit
-    reader = IndexReader(path)
-    with pytest.raises(NotReady):
-        reader.view()
-    assert reader.progress() == (0, 0)

@@ -20,7 +20,6 @@ response's `Date` (RFC 9110 forbids that).
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import logging
 import multiprocessing
@@ -35,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.corpus import SUFFIXES, Found, LoadOptions, Parsed, Skip, read_document, scan
-from feeds.index import writer
+from feeds.index import retention, writer
 from feeds.index.records import microseconds
 from feeds.index.schema import identity, index_path, open_writer
 from feeds.index.writer import Scheduled, Stamp
@@ -145,19 +144,18 @@ def write_failure(path: Path, error: BaseException) -> str:
 def writer_lock(target: Target, wait: bool) -> Iterator[None]:
     """Hold the index's writer lock; without `wait`, raise Busy when another writer has it."""
     target.path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(target.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise Busy(f"{target.path} is being written by another process") from None
+    with retention.exclusive(target.lock_path, wait) as held:
+        if not held:
+            raise Busy(f"{target.path} is being written by another process")
         yield
-    finally:
-        os.close(descriptor)
 
 
 def open_index(target: Target) -> sqlite3.Connection:
-    return open_writer(target.path, identity(target.root, target.key))
+    """The writer's connection (the lock held); what the data directory need not keep of
+    this corpus goes (`feeds.index.retention`)."""
+    db = open_writer(target.path, identity(target.root, target.key))
+    retention.prune(target.path, target.root, served=is_live(db))
+    return db
 
 
 def reconcile(
@@ -219,6 +217,9 @@ def reconcile(
         if first_build:
             changes.feeds.update(writer.finish_first_build(db, target.page_size, int(time.time())))
         _set_meta(db, state="ready", indexed=str(changes.files), files=str(changes.files))
+    # Workers read this index from its first commit as ready: the others can go now (and
+    # those another server was writing at the last pass, once it is gone).
+    retention.prune(target.path, root, served=True)
     changes.seconds = time.perf_counter() - started
     log.info(
         "indexed %s: %d files, %d parsed, %d removed in %.2fs",

@@ -4,7 +4,9 @@ Each worker keeps one small connection that asks SQLite's `data_version` on ever
 request (a few microseconds); when another connection has committed, a new `View` is
 opened. A view holds a read transaction, so every query made through it sees the
 index as it was when the view was opened: counts, pages and entries always agree. The
-old view's connection closes when the last request using it lets go.
+old view's connection closes when the last request using it lets go. A file moved away
+(a damaged index set aside, a new one built at its name) is noticed by its inode, so the
+workers follow the name, not the file they first opened.
 """
 
 from __future__ import annotations
@@ -253,6 +255,7 @@ class IndexReader:
         self.path = path
         self._pid = 0
         self._probe: sqlite3.Connection | None = None
+        self._inode: tuple[int, int] | None = None  # (device, inode) the probe reads
         self._version = -1
         self._view: View | None = None
         self._checked = 0.0
@@ -273,7 +276,11 @@ class IndexReader:
             state = _state(probe)
             if state.get("state") != "ready":
                 raise NotReady(int(state.get("indexed", 0)), int(state.get("files", 0)))
-            self._view = View(open_reader(self.path))
+            try:
+                self._view = View(open_reader(self.path))
+            except sqlite3.DatabaseError:  # replaced meanwhile by a file refused or unreadable
+                self._close_probe()
+                raise NotReady(0, 0) from None
             self._version = version
         return self._view
 
@@ -286,23 +293,44 @@ class IndexReader:
         return int(state.get("indexed", 0)), int(state.get("files", 0))
 
     def _probe_connection(self) -> sqlite3.Connection:
+        mine = self._probe is not None and self._pid == os.getpid()
+        if mine and self._inode != _inode(self.path):
+            self._close_probe()  # another file at the name now: follow it
         if self._probe is None or self._pid != os.getpid():
             try:
+                inode = _inode(self.path)
                 self._probe = open_reader(self.path)
-            except sqlite3.Error:
+            except sqlite3.Error:  # none yet, or refused (the writer sets it aside)
+                self._probe = None
                 raise NotReady(0, 0) from None
+            self._inode = inode
             self._pid = os.getpid()
             self._view = None
         return self._probe
 
+    def _close_probe(self) -> None:
+        if self._probe is not None and self._pid == os.getpid():
+            self._probe.close()
+        self._probe = None
+        self._view = None
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
+
 
 def _state(db: sqlite3.Connection) -> dict[str, str]:
-    """The indexer's progress; nothing yet while the file it just made has no schema."""
+    """The build's state rows; none while the writer has not created them yet (a file
+    just made, still without tables): readers then answer NotReady, never 500."""
     try:
         rows = db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
-    except sqlite3.OperationalError:  # no such table: the first build has only just begun
+        return dict(rows.fetchall())
+    except sqlite3.OperationalError:
         return {}
-    return dict(rows)
 
 
 def index_report(db: sqlite3.Connection) -> LoadReport:

@@ -1,9 +1,12 @@
 """Where an index lives, its tables, and how writers and readers open it.
 
-The file name holds a hash of the corpus directory, the load options and the code that
+The file name holds a hash of the corpus directory (the same key its stats and WebSub
+files carry), then a hash of the corpus directory, the load options and the code that
 turns files into rows (this schema and the corpus layer), so an index written by other
-code is never opened: a new release indexes into a file of its own. A file that SQLite
-cannot read, or whose identity rows do not match, is set aside and rebuilt.
+code is never opened: a new release indexes into a file of its own, and the older files
+of the same corpus are found by name (`feeds.index.retention`). A file that SQLite cannot
+read, whose identity rows do not match, or whose schema holds anything this one does not
+create (`feeds.sqlite.verify_schema`), is set aside and rebuilt.
 """
 
 from __future__ import annotations
@@ -17,12 +20,14 @@ from functools import cache
 from pathlib import Path
 
 from feeds.fingerprint import files_hash
-from feeds.sqlite import transaction
+from feeds.settings import corpus_key
+from feeds.sqlite import open_file, transaction
 
 log = logging.getLogger("feeds.index")
 
 SCHEMA_VERSION = "4"
 BUSY_TIMEOUT_MS = 5000
+COMPANIONS = ("-wal", "-shm")  # the files SQLite keeps beside a database in WAL mode
 READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
 OPEN = 2**31 - 1  # the `page` of a feed entry not yet sealed into an archive page
@@ -162,10 +167,11 @@ def code_hash() -> str:
 
 
 def index_path(data_dir: Path, corpus: Path, options_key: str) -> Path:
-    """The index file of this corpus directory, load options and code."""
+    """The index file of this corpus directory, load options and code:
+    `index-<corpus key>-<identity key>.sqlite`."""
     identity = "\0".join((os.path.realpath(corpus), options_key, code_hash()))
-    name = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:24]
-    return data_dir / f"index-{name}.sqlite"
+    name = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return data_dir / f"index-{corpus_key(corpus)}-{name}.sqlite"
 
 
 def identity(corpus: Path, options_key: str) -> dict[str, str]:
@@ -184,15 +190,15 @@ def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
     try:
         return _writer(path, expected)
     except (sqlite3.DatabaseError, DamagedIndex) as error:
-        aside = set_aside(path, str(error))
-        log.error("index %s is unusable (%s); moved to %s and rebuilding", path, error, aside)
+        aside = set_aside(path)
+        reason = getattr(error, "reason", error)
+        log.error("index %s is unusable (%s); moved to %s and rebuilding", path, reason, aside)
         return _writer(path, expected)
 
 
 def _writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
-    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection = open_file(path, TABLES, BUSY_TIMEOUT_MS / 1000)
     try:
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.executescript(TABLES)
@@ -216,18 +222,22 @@ def open_reader(path: Path) -> sqlite3.Connection:
     """A worker's read-only connection (raises sqlite3.Error while no index exists yet)."""
     if not path.is_file():
         raise sqlite3.OperationalError("no index yet")
-    connection = sqlite3.connect(
-        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-    )
-    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection = open_file(path, TABLES, BUSY_TIMEOUT_MS / 1000, read_only=True)
     connection.execute(f"PRAGMA cache_size = -{READER_CACHE_KIB}")
     return connection
 
 
-def set_aside(path: Path, reason: str) -> Path:
-    """Move a damaged index (and its WAL files) out of the way, never deleting evidence."""
-    aside = path.with_name(f"{path.name}.damaged-{int(time.time())}")
-    for suffix in ("", "-wal", "-shm"):
+def set_aside(path: Path) -> Path:
+    """Move a damaged index (and its WAL files) out of the way under a name no other copy
+    has (`<name>.damaged-<ns>`): evidence is never overwritten, and the older copies are
+    pruned by `feeds.index.retention`. The WAL files go first: a crash halfway leaves the
+    database without its WAL (an older, whole state), never a new database beside a WAL
+    that is not its own."""
+    stamp = time.time_ns()
+    while any(Path(f"{path}.damaged-{stamp}{suffix}").exists() for suffix in ("", *COMPANIONS)):
+        stamp += 1
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in (*COMPANIONS, ""):
         source = Path(f"{path}{suffix}")
         if source.exists():
             os.replace(source, f"{aside}{suffix}")
