@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any
 
-from flask import Blueprint, Response, request
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, Response
 from werkzeug.exceptions import (
     BadRequest,
     NotFound,
-    RequestEntityTooLarge,
     ServiceUnavailable,
     TooManyRequests,
 )
 
+from feeds.http.body import read_form
 from feeds.http.routes import base_url, current_site
 from feeds.publish.urls import HUB_PATH
 from feeds.websub import client
@@ -62,8 +61,6 @@ def hub() -> Response:
     settings = site.settings
     if settings["WEBSUB_HUB_URL"]:
         raise NotFound(f"this server's hub is {settings['WEBSUB_HUB_URL']}")
-    if request.mimetype != "application/x-www-form-urlencoded":
-        raise BadRequest("send the fields as application/x-www-form-urlencoded")
     intent = parse_intent(settings)
     topic_origin = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
     try:
@@ -109,23 +106,9 @@ def check_store(intent: Intent, settings: dict[str, Any]) -> None:
         raise BadRequest("no subscription of this hub.callback to this hub.topic")
 
 
-def form() -> MultiDict[str, str]:
-    """The posted fields. Whether the body's length is declared or it comes chunked, at
-    most one byte more than MAX_REQUEST_BYTES is read (werkzeug stops there), and a
-    longer body is a 413 at once."""
-    request.max_content_length = MAX_REQUEST_BYTES + 1  # the byte more tells a longer body
-    try:
-        body = request.get_data(cache=True)  # request.form parses this copy
-    except RequestEntityTooLarge:  # a declared length above the limit: nothing was read
-        body = None
-    if body is None or len(body) > MAX_REQUEST_BYTES:
-        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
-    return request.form
-
-
 def parse_intent(settings: dict[str, Any]) -> Intent:
     fields = {}
-    posted = form()
+    posted = read_form(MAX_REQUEST_BYTES)
     for name in ("hub.mode", "hub.callback", "hub.topic", "hub.lease_seconds", "hub.secret"):
         values = posted.getlist(name)
         if len(values) > 1:
