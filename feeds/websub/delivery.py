@@ -24,7 +24,13 @@ from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
-from feeds.websub.topics import UnknownTopic, custom_filter, topic_address, topic_feed
+from feeds.websub.topics import (
+    UnknownTopic,
+    custom_filter,
+    stored_base,
+    topic_address,
+    topic_feed,
+)
 
 log = logging.getLogger("feeds.websub")
 
@@ -67,17 +73,29 @@ def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
         return 0
     store = open_store(site.settings)
     now = time.time()
-    queued = 0
+    queued = foreign = 0
     for topic in store.topics(now):
-        if topic_address(topic) not in changed:
+        base = stored_base(site.settings, topic)
+        address = topic_address(topic, base)
+        if address is None:
+            foreign += 1  # not a feed URL of this deployment's origin: never pushed
+            continue
+        if address not in changed:
             continue
         try:
-            fresh = topic_feed(site, topic)
+            fresh = topic_feed(site, topic, base)
         except UnknownTopic:
             continue  # gone from the corpus; its subscribers hear nothing
         content = Content(fresh.body, fresh.content_type, fresh.link_header)
         queued += store.enqueue(topic, content, now)
-    log.info("websub: %d deliveries queued for %d changed feeds", queued, len(changed))
+    if foreign:
+        WEBSUB_DELIVERIES.labels("foreign").inc(foreign)
+    log.info(
+        "websub: %d deliveries queued for %d changed feeds (%d stored topics not ours skipped)",
+        queued,
+        len(changed),
+        foreign,
+    )
     return queued
 
 
@@ -91,7 +109,7 @@ def custom_topics(site: Site) -> dict[str, Filter]:
         return {}
     watched: dict[str, Filter] = {}
     for topic in open_store(site.settings).topics(time.time()):
-        address = topic_address(topic)
+        address = topic_address(topic, stored_base(site.settings, topic))
         if address is not None and address[0] == "custom":
             try:
                 watched[address[1]] = custom_filter(address[1])
@@ -171,6 +189,11 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     """One attempt; 2xx is done, anything else is retried later or, at last, dropped.
     When the callback's host already has its share of deliveries under way, the attempt
     waits DEFER_SECONDS in the store, uncounted."""
+    if topic_address(claim.topic, stored_base(settings, claim.topic)) is None:
+        store.done(claim)  # queued by someone else in our store: never sent
+        WEBSUB_DELIVERIES.labels("foreign").inc()
+        log.warning("websub: dropped a delivery of a topic that is not one of our feeds")
+        return False
     subscription = store.get(claim.callback, claim.topic)
     now = time.time()
     if subscription is None or not subscription.live(now) or claim.content is None:
