@@ -674,7 +674,7 @@ def test_hostile_rows_in_the_sqlite_store_are_skipped(
     topic, subscriber = server.url + "/feeds/all.rss", subscribers()
     with sqlite3.connect(tmp_path / "websub.sqlite3") as db:
         db.execute(
-            "INSERT INTO subscriptions VALUES (?, ?, ?, ?, '')",
+            "INSERT INTO subscriptions (callback, topic, secret, expires_at) VALUES (?, ?, ?, ?)",
             ("http://127.0.0.1:9/x", topic, b"\x00secret as a blob", "never"),
         )
     subscribe(server, store, subscriber, topic)
