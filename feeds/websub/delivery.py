@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Collection
+from functools import lru_cache
 from http.client import HTTPException
 from typing import Any
 
@@ -23,6 +25,7 @@ from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.site import Site
 from feeds.websub import client
+from feeds.websub.moves import Moves, changed_filters
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
 from feeds.websub.topics import (
     UnknownTopic,
@@ -64,23 +67,41 @@ class Loop:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
-    """Enqueue the current document of every subscribed topic whose feed changed.
+def notify(
+    site: Site, db: sqlite3.Connection, fixed: Collection[tuple[str, str]], moves: Moves
+) -> int:
+    """Enqueue the current document of every subscribed topic whose document changed.
 
-    `changed` holds the (kind, slug) of each feed whose articles an index change touched.
+    Runs in the indexer after a change is committed (so served): `fixed` holds the (kind,
+    slug) of each fixed feed the change sealed, `moves` the articles it added and
+    withdrew, which are matched against the subscribed custom filters in memory; only the
+    filters they may touch are queried, and only those whose document changed rendered.
     """
-    if site.settings["WEBSUB_HUB_URL"] or not changed:
+    if site.settings["WEBSUB_HUB_URL"] or not (
+        fixed or moves.arrived or moves.left or moves.everything
+    ):
         return 0
     store = open_store(site.settings)
     now = time.time()
-    queued = foreign = 0
+    addressed: list[tuple[str, str, tuple[str, str]]] = []  # topic, base, (kind, slug)
+    foreign = 0
     for topic in store.topics(now):
         base = stored_base(site.settings, topic)
         address = topic_address(topic, base)
         if address is None:
             foreign += 1  # not a feed URL of this deployment's origin: never pushed
-            continue
-        if address not in changed:
+        else:
+            addressed.append((topic, base, address))
+    filters = {
+        slug: selected
+        for _, _, (kind, slug) in addressed
+        if kind == "custom" and (selected := _custom_filter(slug)) is not None
+    }
+    custom, queried = changed_filters(db, filters, moves, site.settings["DEFAULT_ITEMS"])
+    queued = 0
+    for topic, base, (kind, slug) in addressed:
+        changed = slug in custom if kind == "custom" else (kind, slug) in fixed
+        if not changed:
             continue
         try:
             fresh = topic_feed(site, topic, base)
@@ -91,31 +112,26 @@ def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
     if foreign:
         WEBSUB_DELIVERIES.labels("foreign").inc(foreign)
     log.info(
-        "websub: %d deliveries queued for %d changed feeds (%d stored topics not ours skipped)",
+        "websub: %d deliveries queued for %d changed feeds and %d changed custom filters"
+        " (%d of %d queried; %d stored topics not ours skipped)",
         queued,
-        len(changed),
+        len(fixed),
+        len(custom),
+        queried,
+        len(filters),
         foreign,
     )
     return queued
 
 
-def custom_topics(site: Site) -> dict[str, Filter]:
-    """The custom filters that live subscriptions follow, by canonical query.
-
-    The indexer takes their digests before and after each change, as it does for the
-    fixed feeds, so a custom feed is pushed exactly when its document changes.
-    """
-    if site.settings["WEBSUB_HUB_URL"]:
-        return {}
-    watched: dict[str, Filter] = {}
-    for topic in open_store(site.settings).topics(time.time()):
-        address = topic_address(topic, stored_base(site.settings, topic))
-        if address is not None and address[0] == "custom":
-            try:
-                watched[address[1]] = custom_filter(address[1])
-            except UnknownTopic:
-                continue  # stored before the rules changed; it is never pushed
-    return watched
+@lru_cache(maxsize=65_536)
+def _custom_filter(query: str) -> Filter | None:
+    """A subscribed custom topic's filter, parsed once per process; None when the rules
+    changed since it was stored (it is never pushed)."""
+    try:
+        return custom_filter(query)
+    except UnknownTopic:
+        return None
 
 
 def start(app: Any) -> Loop | None:
