@@ -140,6 +140,14 @@ def start(app: Any) -> Loop | None:
     if site is None or site.settings["WEBSUB_HUB_URL"]:
         return None  # not our app (the benchmark's baseline), or an external hub
     settings = site.settings
+    if settings["CACHE_TYPE"] == "redis" and not (
+        settings["BASE_URL"] or str(settings["DEPLOYMENT"]).strip()
+    ):
+        log.warning(
+            "websub: subscriptions are kept in the shared Redis under a name derived from the"
+            " corpus path; another deployment with that path would share them: set"
+            " FEEDS_BASE_URL or FEEDS_DEPLOYMENT"
+        )
     loop = Loop(settings)
     loop.thread.start()
     return loop
