@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from feeds.websub.store import RedisStore, Subscription
+from feeds.settings import load_settings
+from feeds.websub.store import RedisStore, Subscription, default_db_path, open_store
 from tests.support import document
 from tests.test_shared_cache import RedisServer
 from tests.test_websub import (
@@ -104,3 +105,21 @@ def test_deployments_sharing_redis_never_push_each_others_content(
         assert "not one of our feeds" in staging.log() or "not ours skipped" in staging.log()
     finally:
         redis_server.stop()
+
+
+def test_a_named_deployment_starts_from_the_file_it_had_and_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    unnamed = load_settings({"CORPUS_DIR": str(tmp_path), "DATA_DIR": str(data)})
+    earlier = open_store(unnamed)
+    kept = Subscription("http://127.0.0.1:9/cb", f"{PRODUCTION}/feeds/all.rss", "", 4e9)
+    assert earlier.put(kept, ROOMY) is None
+    named = load_settings({**unnamed, "BASE_URL": PRODUCTION})
+    staging = load_settings({**unnamed, "BASE_URL": STAGING})
+    assert default_db_path(named) != default_db_path(unnamed) != default_db_path(staging)
+    assert open_store(named).get(kept.callback, kept.topic) == kept  # copied forward
+    other = Subscription("http://127.0.0.1:9/cb", f"{STAGING}/feeds/all.rss", "", 4e9)
+    assert open_store(staging).put(other, ROOMY) is None
+    assert open_store(named).get(other.callback, other.topic) is None
+    assert open_store(unnamed).get(kept.callback, kept.topic) == kept  # left in place
