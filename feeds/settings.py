@@ -256,6 +256,19 @@ SETTINGS: tuple[Setting, ...] = (
         "Most subscriptions the built-in hub holds, over all topics and callbacks.",
     ),
     Setting(
+        "WEBSUB_MAX_PER_HOST",
+        100,
+        _positive_int,
+        "Most subscriptions of one callback host (the IPv4 address, or IPv6 /64, that answered "
+        "the verification), so one party cannot fill the hub; renewals are never refused.",
+    ),
+    Setting(
+        "WEBSUB_MAX_PER_TOPIC",
+        1000,
+        _positive_int,
+        "Most subscriptions of one topic (feed URL); renewals are never refused.",
+    ),
+    Setting(
         "WEBSUB_MIN_LEASE_SECONDS",
         60,
         _positive_int,

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.support import PROJECT_ROOT, Server, start_server
+from tests.test_websub import Subscriber
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,3 +60,17 @@ def seeds_server() -> Iterator[Server]:
     server = start_server({})
     yield server
     server.stop()
+
+
+@pytest.fixture
+def subscribers() -> Iterator[Callable[..., Subscriber]]:
+    """Starts WebSub subscribers on loopback (tests.test_websub.Subscriber); stops them."""
+    started: list[Subscriber] = []
+
+    def start(**kwargs: Any) -> Subscriber:
+        started.append(Subscriber(**kwargs))
+        return started[-1]
+
+    yield start
+    for subscriber in started:
+        subscriber.stop()

@@ -28,12 +28,21 @@ import pytest
 import redis
 import requests
 
-from feeds.websub.store import RedisStore, SqliteStore, Store, Subscription
+from feeds.settings import load_settings
+from feeds.websub.store import (
+    Limits,
+    RedisStore,
+    SqliteStore,
+    Store,
+    Subscription,
+    redis_prefix,
+)
 from tests.support import Server, document
 from tests.test_reload import reload_and_wait, worker_pids
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
+ROOMY = Limits(100_000, 100_000, 100_000)  # for subscriptions a test writes itself
 
 
 @dataclass
@@ -95,19 +104,6 @@ class Subscriber:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def subscribers() -> Iterator[Callable[..., Subscriber]]:
-    started: list[Subscriber] = []
-
-    def start(**kwargs: object) -> Subscriber:
-        started.append(Subscriber(**kwargs))  # type: ignore[arg-type]
-        return started[-1]
-
-    yield start
-    for subscriber in started:
-        subscriber.stop()
-
-
 def hub_settings(tmp_path: Path, corpus: Path, **extra: str) -> dict[str, str]:
     return {
         "FEEDS_CORPUS_DIR": str(corpus),
@@ -118,6 +114,11 @@ def hub_settings(tmp_path: Path, corpus: Path, **extra: str) -> dict[str, str]:
         "FEEDS_WEBSUB_MIN_LEASE_SECONDS": "1",
         **extra,
     }
+
+
+def prefix_of(env: dict[str, str]) -> str:
+    """The Redis prefix of the hub of a server started with `env`."""
+    return redis_prefix(load_settings(environ=env))
 
 
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = WAIT) -> None:
@@ -321,7 +322,7 @@ def test_hosts_sharing_redis_share_subscriptions_and_push_once(
             server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
             for number in (1, 2)
         ]
-        store = RedisStore(redis_server.url)
+        store = RedisStore(redis_server.url, prefix_of(settings))
         subscriber = subscribers()
         topic = "https://feeds.example.org/feeds/all.rss"
         subscribe(hosts[0], store, subscriber, topic, secret="k")
@@ -466,7 +467,7 @@ def slow_peers() -> Iterator[Callable[[str], SlowPeer]]:
 
 def store_subscription(store: SqliteStore, callback: str, topic: str) -> None:
     """A subscription the hub verified earlier (written directly: the test is about pushes)."""
-    assert store.put(Subscription(callback, topic, "", time.time() + 3600), 100_000)
+    assert store.put(Subscription(callback, topic, "", time.time() + 3600), ROOMY) is None
 
 
 def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
@@ -619,7 +620,7 @@ def test_hostile_values_in_redis_are_skipped_not_fatal(
         server = server_factory(**settings)
         topic, subscriber = server.url + "/feeds/all.rss", subscribers()
         raw = redis.Redis.from_url(redis_server.url)
-        p = "feeds:websub:"
+        p = prefix_of(settings)
         raw.hset(
             p + "subs",
             mapping={
@@ -638,7 +639,7 @@ def test_hostile_values_in_redis_are_skipped_not_fatal(
                                             "attempts": "0", "content_key": "k"})  # fmt: skip
         raw.set(p + "content:k", "not a hash")
 
-        subscribe(server, _RedisView(raw, subscriber.url, topic), subscriber, topic)
+        subscribe(server, _RedisView(raw, p, subscriber.url, topic), subscriber, topic)
         add_document(corpus, "news", "Robotics")
         reload_and_wait(server)
         wait_for("the good subscriber is pushed", subscriber.posts)
@@ -656,11 +657,12 @@ class _RedisView:
     """Enough of a store for `subscribe` to see when the subscription is stored."""
 
     raw: redis.Redis
+    prefix: str
     callback: str
     topic: str
 
     def get(self, callback: str, topic: str) -> object:
-        value = self.raw.hget("feeds:websub:subs", sid(callback, topic))
+        value = self.raw.hget(self.prefix + "subs", sid(callback, topic))
         return value if value and value.startswith(b"{") else None
 
 
@@ -672,7 +674,7 @@ def test_hostile_rows_in_the_sqlite_store_are_skipped(
     topic, subscriber = server.url + "/feeds/all.rss", subscribers()
     with sqlite3.connect(tmp_path / "websub.sqlite3") as db:
         db.execute(
-            "INSERT INTO subscriptions VALUES (?, ?, ?, ?, '')",
+            "INSERT INTO subscriptions (callback, topic, secret, expires_at) VALUES (?, ?, ?, ?)",
             ("http://127.0.0.1:9/x", topic, b"\x00secret as a blob", "never"),
         )
     subscribe(server, store, subscriber, topic)

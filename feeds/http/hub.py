@@ -17,21 +17,20 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from typing import Any
 
-from flask import Blueprint, Response, request
-from werkzeug.datastructures import MultiDict
+from flask import Blueprint, Response
 from werkzeug.exceptions import (
     BadRequest,
     NotFound,
-    RequestEntityTooLarge,
     ServiceUnavailable,
     TooManyRequests,
 )
 
+from feeds.http.body import read_form
 from feeds.http.routes import base_url, current_site
 from feeds.publish.urls import HUB_PATH
 from feeds.websub import client
-from feeds.websub.store import STORE_ERRORS, Subscription, open_store
-from feeds.websub.topics import UnknownTopic, origin, topic_feed
+from feeds.websub.store import STORE_ERRORS, Limits, Subscription, open_store
+from feeds.websub.topics import UnknownTopic, topic_feed
 
 log = logging.getLogger("feeds.websub")
 blueprint = Blueprint("websub", __name__)
@@ -62,29 +61,25 @@ def hub() -> Response:
     settings = site.settings
     if settings["WEBSUB_HUB_URL"]:
         raise NotFound(f"this server's hub is {settings['WEBSUB_HUB_URL']}")
-    if request.mimetype != "application/x-www-form-urlencoded":
-        raise BadRequest("send the fields as application/x-www-form-urlencoded")
     intent = parse_intent(settings)
-    topic_origin = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
+    base = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
     try:
-        if origin(intent.topic) != topic_origin:
-            raise BadRequest(f"hub.topic must be a feed of {topic_origin}")
-        topic_feed(site, intent.topic)
+        topic_feed(site, intent.topic, base)  # ForeignTopic for a URL of another origin
     except UnknownTopic as unknown:
         raise BadRequest(str(unknown)) from None
     try:
         target = client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
     except client.CallbackRefused as refused:
         raise BadRequest(str(refused)) from None
+    host = client.host_key(target)
     try:
-        check_store(intent, settings)
+        check_store(intent, settings, host)
     except STORE_ERRORS as error:
         log.warning("websub store unavailable: %s: %s", error.__class__.__name__, error)
         raise ServiceUnavailable(
             "the hub cannot store subscriptions right now; try again later",
             retry_after=RETRY_AFTER_SECONDS,
         ) from None
-    host = client.host_key(target)
     if not _verifications.acquire(host):
         raise TooManyRequests(
             "too many verifications under way for this callback's host; try again later",
@@ -96,36 +91,23 @@ def hub() -> Response:
     return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
 
 
-def check_store(intent: Intent, settings: dict[str, Any]) -> None:
-    """Refuse now what the store would refuse after verification; a store that is down,
-    locked or read-only raises one of STORE_ERRORS."""
+def check_store(intent: Intent, settings: dict[str, Any], host: str) -> None:
+    """Refuse now what the store would refuse after verification (a quota: the hub's, the
+    callback host's, the topic's); a store that is down, locked or read-only raises one of
+    STORE_ERRORS."""
     store = open_store(settings)
     store.check_writable()
     if intent.mode == "subscribe":
-        known = store.get(intent.callback, intent.topic) is not None
-        if not known and store.count() >= settings["WEBSUB_MAX_SUBSCRIPTIONS"]:
-            raise TooManyRequests("this hub holds as many subscriptions as it allows")
+        refused = store.refusal(intent.callback, intent.topic, host, Limits.from_settings(settings))
+        if refused:
+            raise TooManyRequests(refused, retry_after=RETRY_AFTER_SECONDS)
     elif store.get(intent.callback, intent.topic) is None:
         raise BadRequest("no subscription of this hub.callback to this hub.topic")
 
 
-def form() -> MultiDict[str, str]:
-    """The posted fields. Whether the body's length is declared or it comes chunked, at
-    most one byte more than MAX_REQUEST_BYTES is read (werkzeug stops there), and a
-    longer body is a 413 at once."""
-    request.max_content_length = MAX_REQUEST_BYTES + 1  # the byte more tells a longer body
-    try:
-        body = request.get_data(cache=True)  # request.form parses this copy
-    except RequestEntityTooLarge:  # a declared length above the limit: nothing was read
-        body = None
-    if body is None or len(body) > MAX_REQUEST_BYTES:
-        raise RequestEntityTooLarge(f"requests are at most {MAX_REQUEST_BYTES} bytes")
-    return request.form
-
-
 def parse_intent(settings: dict[str, Any]) -> Intent:
     fields = {}
-    posted = form()
+    posted = read_form(MAX_REQUEST_BYTES)
     for name in ("hub.mode", "hub.callback", "hub.topic", "hub.lease_seconds", "hub.secret"):
         values = posted.getlist(name)
         if len(values) > 1:
@@ -159,7 +141,7 @@ def _verify_then_release(
     intent: Intent, target: client.Target, host: str, settings: dict[str, Any]
 ) -> None:
     try:
-        verify(intent, target, settings)
+        verify(intent, target, host, settings)
     except STORE_ERRORS as error:
         log.warning("verified %s but the store failed: %s", intent.callback, error)
     except Exception:  # a greenlet must not die silently
@@ -168,7 +150,7 @@ def _verify_then_release(
         _verifications.release(host)
 
 
-def verify(intent: Intent, target: client.Target, settings: dict[str, Any]) -> bool:
+def verify(intent: Intent, target: client.Target, host: str, settings: dict[str, Any]) -> bool:
     """Ask the callback to echo a challenge; only an exact echo changes the store."""
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
@@ -191,9 +173,10 @@ def verify(intent: Intent, target: client.Target, settings: dict[str, Any]) -> b
         log.info("unsubscribed %s from %s", intent.callback, intent.topic)
         return True
     expires_at = time.time() + intent.lease_seconds
-    subscription = Subscription(intent.callback, intent.topic, intent.secret, expires_at)
-    if not store.put(subscription, settings["WEBSUB_MAX_SUBSCRIPTIONS"]):
-        log.warning("subscription of %s refused: the hub is full", intent.callback)
+    subscription = Subscription(intent.callback, intent.topic, intent.secret, expires_at, host)
+    refused = store.put(subscription, Limits.from_settings(settings))
+    if refused:
+        log.warning("subscription of %s refused: %s", intent.callback, refused)
         return False
     log.info("subscribed %s to %s for %ds", intent.callback, intent.topic, intent.lease_seconds)
     return True

@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from feeds.index.records import EPOCH, article_from_json
 from feeds.model import Article
@@ -107,6 +109,40 @@ class CustomArticles(tuple[Article, ...]):
         return made
 
 
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """One article of a filter's document: what orders it and what its digest covers."""
+
+    version: int
+    id: str
+    digest: str
+    published: int  # epoch microseconds
+
+
+def newest_first(row: Ranked) -> tuple[int, str]:
+    """Every feed's order as a sort key: newest first, ties by id."""
+    return (-row.published, row.id)
+
+
+def ranked(db: sqlite3.Connection, selected: Filter, limit: int) -> list[Ranked]:
+    """The first `limit` articles of the filter, newest first, without their data."""
+    where, parameters = _where(selected)
+    rows = db.execute(
+        "SELECT a.version, a.id, a.digest, a.published FROM articles a"
+        f" WHERE {where} ORDER BY a.published DESC, a.id ASC LIMIT ?",
+        (*parameters, limit),
+    ).fetchall()
+    return [Ranked(*row) for row in rows]
+
+
+def digest_of(rows: Iterable[tuple[str, str]]) -> str:
+    """A document's digest from its articles' (id, content digest), in order."""
+    digest = hashlib.sha256()
+    for article_id, content in rows:
+        digest.update(f"{article_id}\0{content}\n".encode())
+    return digest.hexdigest()
+
+
 def matching(db: sqlite3.Connection, selected: Filter, limit: int) -> CustomArticles:
     """The first `limit` articles of the filter, newest first (ties by id, as every feed)."""
     where, parameters = _where(selected)
@@ -119,12 +155,57 @@ def matching(db: sqlite3.Connection, selected: Filter, limit: int) -> CustomArti
         ") ORDER BY published DESC, id ASC",
         (*parameters, limit),
     ).fetchall()
-    digest = hashlib.sha256()
-    for article_id, content, _data in rows:
-        digest.update(f"{article_id}\0{content}\n".encode())
-    return CustomArticles(tuple(article_from_json(data) for _, _, data in rows), digest.hexdigest())
+    digest = digest_of((article_id, content) for article_id, content, _data in rows)
+    return CustomArticles(tuple(article_from_json(data) for _, _, data in rows), digest)
 
 
-def digests(db: sqlite3.Connection, filters: Mapping[str, Filter], limit: int) -> dict[str, str]:
-    """Each filter's digest for a document of `limit` articles, by the caller's keys."""
-    return {key: matching(db, selected, limit).digest for key, selected in filters.items()}
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """An article as an in-memory match sees it (`provider` and `quality` are its row's
+    values, as `_where` reads them)."""
+
+    topics: frozenset[str]
+    provider: str
+    quality: float
+    words: frozenset[str]
+
+    @classmethod
+    def of(cls, article: Article, provider: str, quality: float) -> Seen:
+        words = _folded(f"{article.title} {article.excerpt}")
+        return cls(frozenset(topic.slug for topic in article.topics), provider, quality, words)
+
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+def _folded(text: str) -> frozenset[str]:
+    """The words of `text` as FTS5's unicode61 tokenizer (remove_diacritics 2) roughly
+    sees them: case and diacritics folded, split at anything but letters and digits."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return frozenset(_TOKEN.findall(plain))
+
+
+@lru_cache(maxsize=65_536)
+def _wanted(words: str) -> frozenset[str]:
+    return _folded(" ".join(terms(words)))
+
+
+def may_select(selected: Filter, seen: Seen) -> bool:
+    """Whether the filter may hold the article, judged in memory: exact for topics,
+    providers and quality; for words, every word of every term must be among the
+    article's (a phrase's order is not checked), so it holds whenever FTS5 would match."""
+    if selected.topics and seen.topics.isdisjoint(selected.topics):
+        return False
+    if selected.providers and seen.provider not in selected.providers:
+        return False
+    if not seen.topics.isdisjoint(selected.exclude_topics):
+        return False
+    if seen.provider in selected.exclude_providers:
+        return False
+    if selected.min_quality is not None and seen.quality < selected.min_quality:
+        return False
+    if not selected.words:
+        return True
+    wanted = _wanted(selected.words)
+    return bool(wanted) and wanted <= seen.words

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from feeds.index import search
 from feeds.index.indexer import (
     Busy,
     Changes,
@@ -36,11 +35,11 @@ from feeds.index.indexer import (
     write_failure,
     writer_lock,
 )
-from feeds.index.search import Filter
 from feeds.index.watch import Watcher
 from feeds.index.watch import start as start_watching
 from feeds.site import load_site
-from feeds.websub.delivery import custom_topics, notify
+from feeds.websub.delivery import notify
+from feeds.websub.moves import note_moves, take_moves
 
 log = logging.getLogger("feeds.index")
 
@@ -145,6 +144,7 @@ def _write(
     failures: _Failures,
 ) -> None:
     db = open_index(target)
+    note_moves(db)  # what each change adds and withdraws, for the hub's custom feeds
     site = load_site(settings)
     follower = _Follower(target, settings)
     try:
@@ -229,22 +229,18 @@ class _Follower:
 def update_and_push(
     db: sqlite3.Connection, site: Any, change: Callable[[], Changes], failures: _Failures
 ) -> Changes | None:
-    """Apply one change to the index, then push every feed it changed: the fixed feeds its
-    commits sealed, and each subscribed custom feed whose document's digest moved.
-    None when the change failed (it is logged; `failures` says when to try again)."""
-    watched = _watched_custom(site)
-    limit = site.settings["DEFAULT_ITEMS"]
-    before = search.digests(db, watched, limit)
+    """Apply one change to the index and commit it, so it is served; only then push every
+    feed it changed: the fixed feeds its commits sealed, and each subscribed custom feed
+    whose document the articles it moved changed. None when the change failed (it is
+    logged; `failures` says when to try again)."""
     try:
         changes = change()
     except (OSError, sqlite3.Error) as error:
         failures.failed(_failure(db, site, error))
         return None
     failures.succeeded()
-    after = search.digests(db, watched, limit)
-    changed = {*changes.feeds, *(("custom", q) for q in watched if before.get(q) != after.get(q))}
     try:
-        notify(site, changed)
+        notify(site, db, changes.feeds, take_moves(db))
     except Exception:  # pushes must never stop indexing
         log.exception("websub: could not queue deliveries")
     return changes
@@ -256,11 +252,3 @@ def _failure(db: sqlite3.Connection, site: Any, error: BaseException) -> str:
     if is_live(db):
         return f"indexing failed: {problem}; still serving the last complete index"
     return f"indexing failed: {problem}; no complete index yet, feeds answer 503"
-
-
-def _watched_custom(site: Any) -> dict[str, Filter]:
-    try:
-        return custom_topics(site)
-    except Exception:  # the hub's store is down: fixed feeds are still pushed
-        log.exception("websub: could not list custom topics")
-        return {}

@@ -13,9 +13,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Collection
+from functools import lru_cache
 from http.client import HTTPException
 from typing import Any
 
@@ -23,8 +25,15 @@ from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.site import Site
 from feeds.websub import client
+from feeds.websub.moves import Moves, changed_filters
 from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
-from feeds.websub.topics import UnknownTopic, custom_filter, topic_address, topic_feed
+from feeds.websub.topics import (
+    UnknownTopic,
+    custom_filter,
+    stored_base,
+    topic_address,
+    topic_feed,
+)
 
 log = logging.getLogger("feeds.websub")
 
@@ -58,46 +67,71 @@ class Loop:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def notify(site: Site, changed: Collection[tuple[str, str]]) -> int:
-    """Enqueue the current document of every subscribed topic whose feed changed.
+def notify(
+    site: Site, db: sqlite3.Connection, fixed: Collection[tuple[str, str]], moves: Moves
+) -> int:
+    """Enqueue the current document of every subscribed topic whose document changed.
 
-    `changed` holds the (kind, slug) of each feed whose articles an index change touched.
+    Runs in the indexer after a change is committed (so served): `fixed` holds the (kind,
+    slug) of each fixed feed the change sealed, `moves` the articles it added and
+    withdrew, which are matched against the subscribed custom filters in memory; only the
+    filters they may touch are queried, and only those whose document changed rendered.
     """
-    if site.settings["WEBSUB_HUB_URL"] or not changed:
+    if site.settings["WEBSUB_HUB_URL"] or not (
+        fixed or moves.arrived or moves.left or moves.everything
+    ):
         return 0
     store = open_store(site.settings)
     now = time.time()
-    queued = 0
+    addressed: list[tuple[str, str, tuple[str, str]]] = []  # topic, base, (kind, slug)
+    foreign = 0
     for topic in store.topics(now):
-        if topic_address(topic) not in changed:
+        base = stored_base(site.settings, topic)
+        address = topic_address(topic, base)
+        if address is None:
+            foreign += 1  # not a feed URL of this deployment's origin: never pushed
+        else:
+            addressed.append((topic, base, address))
+    filters = {
+        slug: selected
+        for _, _, (kind, slug) in addressed
+        if kind == "custom" and (selected := _custom_filter(slug)) is not None
+    }
+    custom, queried = changed_filters(db, filters, moves, site.settings["DEFAULT_ITEMS"])
+    queued = 0
+    for topic, base, (kind, slug) in addressed:
+        changed = slug in custom if kind == "custom" else (kind, slug) in fixed
+        if not changed:
             continue
         try:
-            fresh = topic_feed(site, topic)
+            fresh = topic_feed(site, topic, base)
         except UnknownTopic:
             continue  # gone from the corpus; its subscribers hear nothing
         content = Content(fresh.body, fresh.content_type, fresh.link_header)
         queued += store.enqueue(topic, content, now)
-    log.info("websub: %d deliveries queued for %d changed feeds", queued, len(changed))
+    if foreign:
+        WEBSUB_DELIVERIES.labels("foreign").inc(foreign)
+    log.info(
+        "websub: %d deliveries queued for %d changed feeds and %d changed custom filters"
+        " (%d of %d queried; %d stored topics not ours skipped)",
+        queued,
+        len(fixed),
+        len(custom),
+        queried,
+        len(filters),
+        foreign,
+    )
     return queued
 
 
-def custom_topics(site: Site) -> dict[str, Filter]:
-    """The custom filters that live subscriptions follow, by canonical query.
-
-    The indexer takes their digests before and after each change, as it does for the
-    fixed feeds, so a custom feed is pushed exactly when its document changes.
-    """
-    if site.settings["WEBSUB_HUB_URL"]:
-        return {}
-    watched: dict[str, Filter] = {}
-    for topic in open_store(site.settings).topics(time.time()):
-        address = topic_address(topic)
-        if address is not None and address[0] == "custom":
-            try:
-                watched[address[1]] = custom_filter(address[1])
-            except UnknownTopic:
-                continue  # stored before the rules changed; it is never pushed
-    return watched
+@lru_cache(maxsize=65_536)
+def _custom_filter(query: str) -> Filter | None:
+    """A subscribed custom topic's filter, parsed once per process; None when the rules
+    changed since it was stored (it is never pushed)."""
+    try:
+        return custom_filter(query)
+    except UnknownTopic:
+        return None
 
 
 def start(app: Any) -> Loop | None:
@@ -106,6 +140,14 @@ def start(app: Any) -> Loop | None:
     if site is None or site.settings["WEBSUB_HUB_URL"]:
         return None  # not our app (the benchmark's baseline), or an external hub
     settings = site.settings
+    if settings["CACHE_TYPE"] == "redis" and not (
+        settings["BASE_URL"] or str(settings["DEPLOYMENT"]).strip()
+    ):
+        log.warning(
+            "websub: subscriptions are kept in the shared Redis under a name derived from the"
+            " corpus path; another deployment with that path would share them: set"
+            " FEEDS_BASE_URL or FEEDS_DEPLOYMENT"
+        )
     loop = Loop(settings)
     loop.thread.start()
     return loop
@@ -171,6 +213,11 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     """One attempt; 2xx is done, anything else is retried later or, at last, dropped.
     When the callback's host already has its share of deliveries under way, the attempt
     waits DEFER_SECONDS in the store, uncounted."""
+    if topic_address(claim.topic, stored_base(settings, claim.topic)) is None:
+        store.done(claim)  # queued by someone else in our store: never sent
+        WEBSUB_DELIVERIES.labels("foreign").inc()
+        log.warning("websub: dropped a delivery of a topic that is not one of our feeds")
+        return False
     subscription = store.get(claim.callback, claim.topic)
     now = time.time()
     if subscription is None or not subscription.live(now) or claim.content is None:

@@ -26,10 +26,10 @@ from typing import Any, Protocol
 
 import redis
 
-from feeds.settings import writable_data_directory
+from feeds.settings import deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
 
-REDIS_PREFIX = "feeds:websub:"
+REDIS_NAMESPACE = "websub:"  # after the deployment's key: feeds:<16 hex>:websub:
 REDIS_TIMEOUT_SECONDS = 2.0
 SQLITE_BUSY_SECONDS = 1.0  # writes take milliseconds; a longer lock is an outage
 MAX_FIELD_CHARS = 4096  # a callback, topic, secret, media type or Link header read back
@@ -47,9 +47,38 @@ class Subscription:
     topic: str
     secret: str  # "" when the subscriber gave none
     expires_at: float  # epoch seconds
+    host: str = ""  # who answered the callback's verification (client.host_key): its quota
 
     def live(self, now: float) -> bool:
         return self.expires_at > now
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How many subscriptions the hub holds: in all, per callback host and per topic, so
+    that no one party can take the room others need. Renewals are never refused."""
+
+    total: int
+    per_host: int
+    per_topic: int
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+        return cls(
+            settings["WEBSUB_MAX_SUBSCRIPTIONS"],
+            settings["WEBSUB_MAX_PER_HOST"],
+            settings["WEBSUB_MAX_PER_TOPIC"],
+        )
+
+    def refusal(self, total: int, host: int, topic: int) -> str | None:
+        """Why a new subscription is refused, given the counts now held; None: room."""
+        if total >= self.total:
+            return "this hub holds as many subscriptions as it allows"
+        if host >= self.per_host:
+            return f"this callback's host holds {self.per_host} subscriptions, the most allowed"
+        if topic >= self.per_topic:
+            return f"this topic has {self.per_topic} subscriptions, the most allowed"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +110,8 @@ class Claim:
 class Store(Protocol):
     def check_writable(self) -> None: ...
     def get(self, callback: str, topic: str) -> Subscription | None: ...
-    def put(self, subscription: Subscription, limit: int) -> bool: ...
+    def refusal(self, callback: str, topic: str, host: str, limits: Limits) -> str | None: ...
+    def put(self, subscription: Subscription, limits: Limits) -> str | None: ...
     def remove(self, callback: str, topic: str) -> None: ...
     def count(self) -> int: ...
     def topics(self, now: float) -> list[str]: ...
@@ -94,18 +124,46 @@ class Store(Protocol):
 
 
 def open_store(settings: dict[str, Any]) -> Store:
-    """Redis when the cache is shared by hosts, else the SQLite file of this host."""
+    """Redis when the cache is shared by hosts, else the SQLite file of this host; either
+    way this deployment's own (see `feeds.settings.deployment_key`)."""
     if settings["CACHE_TYPE"] == "redis":
-        return RedisStore(settings["CACHE_REDIS_URL"])
+        return RedisStore(settings["CACHE_REDIS_URL"], redis_prefix(settings))
     return SqliteStore(Path(settings["WEBSUB_DB"] or default_db_path(settings)))
 
 
+def redis_prefix(settings: dict[str, Any]) -> str:
+    return deployment_key(settings) + REDIS_NAMESPACE
+
+
 def default_db_path(settings: dict[str, Any]) -> Path:
-    """One file per corpus directory in the data directory (else in a temp dir): servers
-    of the same corpus on one host share subscriptions, others never do."""
+    """One file per deployment in the data directory (else in a temp dir): servers of one
+    deployment on one host share subscriptions, others (staging beside production on one
+    corpus) never do.
+
+    Unnamed deployments keep the file they had (its name was the corpus path's hash, as
+    their key is); a named one starts from a copy of that file, whose topics of other
+    origins are never pushed and expire.
+    """
+    directory = writable_data_directory(settings, "websub subscriptions")
+    path = directory / f"websub-{deployment_key(settings).split(':')[1]}.sqlite3"
     corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
-    name = f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
-    return writable_data_directory(settings, "websub subscriptions") / name
+    earlier = directory / f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
+    if not path.exists() and earlier.is_file():
+        _copy(earlier, path)
+    return path
+
+
+def _copy(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite file (the backup API), made whole or not at all."""
+    partial = target.with_name(f"{target.name}.{secrets.token_hex(4)}.partial")
+    try:
+        with sqlite3.connect(source) as old, sqlite3.connect(partial) as new:
+            old.backup(new)
+        os.replace(partial, target)
+    except (OSError, sqlite3.Error) as error:
+        log.warning("websub store: could not copy %s: %s", source.name, error)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _text(value: object) -> str | None:
@@ -134,16 +192,16 @@ def _number(value: object) -> float | None:
 
 
 def subscription_from(
-    callback: object, topic: object, secret: object, expires_at: object
+    callback: object, topic: object, secret: object, expires_at: object, host: object = ""
 ) -> Subscription | None:
     """A subscription read back from a store, or None (logged) if a value is not one the hub
     writes: whoever can write the store must not crash the hub or the delivery loop."""
-    callback_, topic_, secret_ = _text(callback), _text(topic), _text(secret)
+    callback_, topic_, secret_, host_ = _text(callback), _text(topic), _text(secret), _text(host)
     expires = _number(expires_at)
-    if not callback_ or not topic_ or secret_ is None or expires is None:
+    if not callback_ or not topic_ or secret_ is None or expires is None or host_ is None:
         log.warning("websub store: skipped a malformed subscription (%.80r)", callback)
         return None
-    return Subscription(callback_, topic_, secret_, expires)
+    return Subscription(callback_, topic_, secret_, expires, host_)
 
 
 def content_from(body: object, content_type: object, link_header: object) -> Content | None:
@@ -170,6 +228,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS subscriptions (
     callback TEXT NOT NULL, topic TEXT NOT NULL, secret TEXT NOT NULL,
     expires_at REAL NOT NULL, queued_key TEXT NOT NULL DEFAULT '',
+    host TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (callback, topic));
 CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic, expires_at);
 CREATE TABLE IF NOT EXISTS contents (
@@ -189,6 +248,14 @@ class SqliteStore(SqliteFile):
     schema = _SCHEMA
     busy_seconds = SQLITE_BUSY_SECONDS
 
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        with self._connect() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
+            if "host" not in columns:  # a file of an earlier release
+                db.execute("ALTER TABLE subscriptions ADD COLUMN host TEXT NOT NULL DEFAULT ''")
+            db.execute("CREATE INDEX IF NOT EXISTS subscriptions_host ON subscriptions (host)")
+
     def check_writable(self) -> None:
         """Raise unless a write could start now (read-only file or directory, lock held)."""
         with self._transaction():
@@ -197,32 +264,49 @@ class SqliteStore(SqliteFile):
     def get(self, callback: str, topic: str) -> Subscription | None:
         with self._connect() as db:
             row = db.execute(
-                "SELECT callback, topic, secret, expires_at FROM subscriptions"
+                "SELECT callback, topic, secret, expires_at, host FROM subscriptions"
                 " WHERE callback = ? AND topic = ?",
                 (callback, topic),
             ).fetchone()
         return subscription_from(*row) if row else None
 
-    def put(self, subscription: Subscription, limit: int) -> bool:
-        """Add or renew; a new subscription beyond `limit` is refused (False)."""
+    def refusal(self, callback: str, topic: str, host: str, limits: Limits) -> str | None:
+        with self._connect() as db:
+            return self._refusal(db, callback, topic, host, limits)
+
+    @staticmethod
+    def _refusal(
+        db: sqlite3.Connection, callback: str, topic: str, host: str, limits: Limits
+    ) -> str | None:
+        known = db.execute(
+            "SELECT 1 FROM subscriptions WHERE callback = ? AND topic = ?", (callback, topic)
+        ).fetchone()
+        if known:
+            return None  # a renewal
+        (total,) = db.execute("SELECT count(*) FROM subscriptions").fetchone()
+        (hosts,) = db.execute(
+            "SELECT count(*) FROM subscriptions WHERE host = ?", (host,)
+        ).fetchone()
+        (topics,) = db.execute(
+            "SELECT count(*) FROM subscriptions WHERE topic = ?", (topic,)
+        ).fetchone()
+        return limits.refusal(total, hosts, topics)
+
+    def put(self, subscription: Subscription, limits: Limits) -> str | None:
+        """Add or renew; a new subscription beyond a limit is refused (the reason)."""
         s = subscription
         with self._transaction() as db:
-            known = db.execute(
-                "SELECT 1 FROM subscriptions WHERE callback = ? AND topic = ?",
-                (s.callback, s.topic),
-            ).fetchone()
-            if (
-                not known
-                and db.execute("SELECT count(*) FROM subscriptions").fetchone()[0] >= limit
-            ):
-                return False
+            refused = self._refusal(db, s.callback, s.topic, s.host, limits)
+            if refused:
+                return refused
             db.execute(
-                "INSERT INTO subscriptions (callback, topic, secret, expires_at)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (callback, topic) DO UPDATE"
-                " SET secret = excluded.secret, expires_at = excluded.expires_at",
-                (s.callback, s.topic, s.secret, s.expires_at),
+                "INSERT INTO subscriptions (callback, topic, secret, expires_at, host)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (callback, topic) DO UPDATE"
+                " SET secret = excluded.secret, expires_at = excluded.expires_at,"
+                " host = excluded.host",
+                (s.callback, s.topic, s.secret, s.expires_at, s.host),
             )
-        return True
+        return None
 
     def remove(self, callback: str, topic: str) -> None:
         with self._transaction() as db:
@@ -341,10 +425,19 @@ def _sid(callback: str, topic: str) -> str:
     return hashlib.sha256(f"{callback}\0{topic}".encode()).hexdigest()[:32]
 
 
+_COUNTS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return false end
+return {redis.call('HLEN', KEYS[1]), redis.call('SCARD', KEYS[2]), redis.call('SCARD', KEYS[3])}
+"""
 _PUT = """
-local known = redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1
-if not known and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3])
+    or redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[4])
+    or redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[5]) then return 0 end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
 return 1
 """
 _ENQUEUE = """
@@ -386,25 +479,28 @@ return 1
 class RedisStore:
     """The same store in Redis, for hosts that share FEEDS_CACHE_REDIS_URL.
 
-    Keys: `subs` (hash id -> JSON subscription), `queued` (hash id -> content key last
-    queued), `due` (sorted set id -> due time), `delivery:<id>` (hash) and
-    `content:<key>` (hash, expiring). Claims and their
+    Keys, all under the deployment's prefix (`feeds:<16 hex>:websub:`, so deployments that
+    share a Redis never see each other's): `subs` (hash id -> JSON subscription), `queued`
+    (hash id -> content key last queued), `due` (sorted set id -> due time),
+    `delivery:<id>` (hash) and `content:<key>` (hash, expiring). Claims and their
     completion are Lua scripts, so they are atomic across hosts.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str) -> None:
+        self.prefix = prefix
         self.client = redis.Redis.from_url(
             url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
         )
         self._put = self.client.register_script(_PUT)
+        self._counts = self.client.register_script(_COUNTS)
         self._enqueue = self.client.register_script(_ENQUEUE)
         self._claim = self.client.register_script(_CLAIM)
         self._finish = self.client.register_script(_FINISH)
-        self.subs, self.due = REDIS_PREFIX + "subs", REDIS_PREFIX + "due"
-        self.queued = REDIS_PREFIX + "queued"
+        self.subs, self.due = prefix + "subs", prefix + "due"
+        self.queued = prefix + "queued"
 
     def _delivery(self, sid: str) -> str:
-        return f"{REDIS_PREFIX}delivery:{sid}"
+        return f"{self.prefix}delivery:{sid}"
 
     def _all(self) -> list[Subscription]:
         found = (_subscription_json(raw) for raw in self.client.hvals(self.subs))
@@ -417,23 +513,44 @@ class RedisStore:
         raw = self.client.hget(self.subs, _sid(callback, topic))
         return _subscription_json(raw) if raw else None
 
-    def put(self, subscription: Subscription, limit: int) -> bool:
-        sid = _sid(subscription.callback, subscription.topic)
+    def _quota_keys(self, topic: str, host: str) -> list[str]:
+        """The subscriptions hash, and the sets of ids of one callback host and one topic."""
+        topic_id = hashlib.sha256(topic.encode()).hexdigest()[:32]
+        return [self.subs, f"{self.prefix}host:{host}", f"{self.prefix}topic:{topic_id}"]
+
+    def refusal(self, callback: str, topic: str, host: str, limits: Limits) -> str | None:
+        keys = self._quota_keys(topic, host)
+        counts = self._counts(keys=keys, args=[_sid(callback, topic)])
+        return None if counts is None else limits.refusal(*(int(n) for n in counts))
+
+    def put(self, subscription: Subscription, limits: Limits) -> str | None:
+        s = subscription
+        sid = _sid(s.callback, s.topic)
+        earlier = self.get(s.callback, s.topic)
         raw = json.dumps(
             {
-                "callback": subscription.callback,
-                "topic": subscription.topic,
-                "secret": subscription.secret,
-                "expires_at": subscription.expires_at,
+                "callback": s.callback,
+                "topic": s.topic,
+                "secret": s.secret,
+                "expires_at": s.expires_at,
+                "host": s.host,
             }
         )
-        return bool(self._put(keys=[self.subs], args=[sid, raw, limit]))
+        args = [sid, raw, limits.total, limits.per_host, limits.per_topic]
+        if not self._put(keys=self._quota_keys(s.topic, s.host), args=args):
+            return self.refusal(s.callback, s.topic, s.host, limits) or "the hub is full"
+        if earlier is not None and earlier.host != s.host:  # renewed from another address
+            self.client.srem(self._quota_keys(s.topic, earlier.host)[1], sid)
+        return None
 
     def remove(self, callback: str, topic: str) -> None:
         sid = _sid(callback, topic)
+        stored = self.get(callback, topic)
         with self.client.pipeline() as pipe:
             pipe.hdel(self.subs, sid).hdel(self.queued, sid)
-            pipe.delete(self._delivery(sid)).zrem(self.due, sid).execute()
+            pipe.delete(self._delivery(sid)).zrem(self.due, sid)
+            _, host_set, topic_set = self._quota_keys(topic, stored.host if stored else "")
+            pipe.srem(host_set, sid).srem(topic_set, sid).execute()
 
     def count(self) -> int:
         return int(self.client.hlen(self.subs))
@@ -445,7 +562,7 @@ class RedisStore:
         targets = [s for s in self._all() if s.topic == topic and s.live(now)]
         if not targets:
             return 0
-        content_key = f"{REDIS_PREFIX}content:{content.key}"
+        content_key = f"{self.prefix}content:{content.key}"
         mapping = {
             "body": content.body,
             "content_type": content.content_type,
@@ -464,7 +581,7 @@ class RedisStore:
 
     def claim(self, now: float, hold_seconds: float) -> Claim | None:
         """The delivery due first, held for `hold_seconds`; malformed ones are dropped."""
-        args = [now, now + hold_seconds, "", REDIS_PREFIX + "delivery:"]
+        args = [now, now + hold_seconds, "", self.prefix + "delivery:"]
         for _ in range(MAX_SKIPS):
             args[2] = token = secrets.token_hex(8)
             found = self._claim(keys=[self.due], args=args)
@@ -472,14 +589,14 @@ class RedisStore:
                 return None
             if found:
                 sid, callback, topic, attempts, content_key = found
-                content = self._content(REDIS_PREFIX.encode() + b"content:" + content_key)
+                content = self._content(self.prefix.encode() + b"content:" + content_key)
                 claim = claim_from(callback, topic, attempts, token, content)
                 if claim is not None and _sid(claim.callback, claim.topic).encode() == sid:
                     return claim
                 if claim is not None:
                     log.warning("websub store: dropped a malformed delivery (%.80r)", sid)
                 with self.client.pipeline() as pipe:
-                    pipe.delete(REDIS_PREFIX.encode() + b"delivery:" + sid).zrem(self.due, sid)
+                    pipe.delete(self.prefix.encode() + b"delivery:" + sid).zrem(self.due, sid)
                     pipe.execute()
             else:
                 log.warning("websub store: dropped a malformed delivery record")
@@ -518,13 +635,16 @@ class RedisStore:
         return len(expired)
 
 
+_FIELDS = {"callback", "topic", "secret", "expires_at"}
+
+
 def _subscription_json(raw: bytes) -> Subscription | None:
     """A subscription from the JSON the hub wrote (JSON only: nothing is ever unpickled)."""
     try:
         value = json.loads(raw)
     except (ValueError, RecursionError):
         value = None
-    if not isinstance(value, dict) or set(value) != {"callback", "topic", "secret", "expires_at"}:
+    if not isinstance(value, dict) or not _FIELDS <= set(value) <= {*_FIELDS, "host"}:
         log.warning("websub store: skipped a malformed subscription (%.80r)", raw)
         return None
     return subscription_from(**value)

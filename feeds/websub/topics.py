@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 from feeds.cache import Rendered
 from feeds.index.search import Filter
@@ -17,6 +19,10 @@ class UnknownTopic(ValueError):
     """Not one of our current feed URLs; the message says why, in one line."""
 
 
+class ForeignTopic(UnknownTopic):
+    """A URL of another origin: this deployment neither accepts nor pushes it."""
+
+
 def origin(url: str) -> str:
     try:
         parts = urlsplit(url)
@@ -25,14 +31,31 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def topic_address(topic: str) -> tuple[str, str] | None:
-    """The (kind, slug) of the feed a topic URL names, as the index keys feeds; else None.
+def stored_base(settings: Mapping[str, Any], topic: str) -> str:
+    """The base URL a stored topic is pushed under: FEEDS_BASE_URL, whose URLs alone this
+    deployment pushes, else (no configured origin) the origin the topic was accepted at."""
+    return settings["BASE_URL"] or origin(topic)
 
-    A custom feed's key is ("custom", its canonical query).
-    """
+
+def _within(topic: str, base: str) -> SplitResult:
+    """The path, query and fragment of `topic` below `base` (an origin, perhaps with the
+    path prefix of FEEDS_BASE_URL); ForeignTopic when it is not one of base's URLs."""
+    origin(topic)  # a URL at all
+    rest = topic[len(base) :] if topic.startswith(base) else ""
+    if not rest.startswith("/") or rest.startswith("//"):
+        raise ForeignTopic(f"hub.topic must be a feed of {base}")
     try:
-        parts = urlsplit(topic)
+        return urlsplit(rest)
     except ValueError:
+        raise UnknownTopic("hub.topic is not a URL") from None
+
+
+def topic_address(topic: str, base: str) -> tuple[str, str] | None:
+    """The (kind, slug) of the feed a topic URL of `base` names, as the index keys feeds;
+    else None. A custom feed's key is ("custom", its canonical query)."""
+    try:
+        parts = _within(topic, base)
+    except UnknownTopic:
         return None
     if _custom_extension(parts.path):
         return ("custom", parts.query)
@@ -56,15 +79,18 @@ def _custom_extension(path: str) -> str | None:
     return extension if dot and stem == CUSTOM_PATH and extension in FORMATS else None
 
 
-def topic_feed(site: Site, topic: str) -> Rendered:
-    """The current document of `topic`, rendered as a GET of that URL would send it.
+def topic_feed(site: Site, topic: str, base: str) -> Rendered:
+    """The current document of `topic`, one of `base`'s URLs, rendered as a GET of that URL
+    would send it (links under `base`); ForeignTopic for a URL of another origin.
 
     Topics are current feeds without a query (the URL a feed gives as rel=self), or
     custom feeds by their canonical URL; archive pages never change and have nothing
     to push.
     """
-    parts = urlsplit(topic)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+    if urlsplit(base).scheme not in ("http", "https"):
+        raise UnknownTopic("hub.topic must be a feed URL, like /feeds/all.rss")
+    parts = _within(topic, base)
+    if parts.fragment:
         raise UnknownTopic("hub.topic must be a feed URL, like /feeds/all.rss")
     limit = site.settings["DEFAULT_ITEMS"]
     extension = _custom_extension(parts.path)
@@ -83,4 +109,4 @@ def topic_feed(site: Site, topic: str) -> Rendered:
             selection = site.selection(address.kind, address.slug)
     except UnknownFeed as unknown:
         raise UnknownTopic(f"hub.topic: {unknown}") from None
-    return site.feed(selection, extension, limit, origin(topic))
+    return site.feed(selection, extension, limit, base)
