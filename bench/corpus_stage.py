@@ -2,7 +2,7 @@
 
 Generates a corpus with `feeds.corpus.generate` (or takes one with `--corpus`), reads
 every file once to warm the page cache, then, pinned to one core and round after round,
-times two passes over the same files in alternating order:
+times (in CPU seconds) two passes over the same files in alternating order:
 
 - baseline: read each file, cut the front matter at its `---` lines and parse it with
   yaml-rs (the options the pipeline uses): the least any corpus stage must do;
@@ -12,6 +12,10 @@ times two passes over the same files in alternating order:
 It prints the median of each and their ratio (issue #23 asks for at most 2). Run with:
 
     python -m bench.corpus_stage --documents 100000 [--rounds 3] [--corpus DIR]
+
+`--against REV` measures a change instead: the pipeline of git revision REV (its `feeds`
+exported to a temporary folder) and of the working tree, each pass in a fresh process
+pinned to the same core, alternating, so both sides meet the same machine load.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -51,9 +57,11 @@ def pipeline(root: Path, labels: list[str]) -> int:
 
 
 def timed(run: Pass, root: Path, labels: list[str]) -> tuple[float, int]:
-    started = time.perf_counter()
+    """CPU seconds (user and system) of one pass: on a shared machine, wall time mostly
+    measures the neighbours, while the CPU time of a one-core pass is the work itself."""
+    started = time.process_time()
     count = run(root, labels)
-    return time.perf_counter() - started, count
+    return time.process_time() - started, count
 
 
 def measure(root: Path, rounds: int) -> tuple[dict[str, list[float]], int]:
@@ -85,6 +93,51 @@ def one_core() -> str:
     return f"pinned to CPU {cpu}"
 
 
+def one_pass(root: Path, side: str) -> float:
+    """Seconds of one warm pass of `side` over the corpus, in this process."""
+    labels = [found.path for found in scan(root) if isinstance(found, Found)]
+    run = baseline if side == "baseline" else pipeline
+    run(root, labels[:200])  # imports, compiled patterns, the page cache
+    return timed(run, root, labels)[0]
+
+
+def against(revision: str, root: Path, rounds: int) -> dict[str, list[float]]:
+    """Pipeline seconds per pass of `revision` and of the working tree, alternating."""
+    project = Path(__file__).resolve().parent.parent
+    seconds: dict[str, list[float]] = {revision: [], "working tree": []}
+    with tempfile.TemporaryDirectory(prefix="corpus-rev-") as tree:
+        archive = subprocess.run(
+            ["git", "-C", str(project), "archive", revision, "feeds"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
+        trees = {revision: tree, "working tree": str(project)}
+        for number in range(rounds):
+            order = list(trees) if number % 2 == 0 else list(reversed(trees))
+            for name in order:
+                command = [sys.executable, "-m", "bench.corpus_stage", "--corpus", str(root)]
+                command += ["--one-pass", "pipeline"]
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join([trees[name], str(project)])}
+                done = subprocess.run(
+                    command, env=env, cwd=trees[name], capture_output=True, text=True, check=True
+                )
+                seconds[name].append(float(done.stdout.split()[-1]))
+    return seconds
+
+
+def report_against(seconds: dict[str, list[float]], documents: int) -> None:
+    (before, after) = seconds
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"{'pipeline of':<14}{'median s':>10}{'µs/doc':>10}   all rounds (s)")
+    for name, values in seconds.items():
+        rounds = " ".join(f"{value:.2f}" for value in values)
+        print(
+            f"{name:<14}{medians[name]:>10.2f}{medians[name] / documents * 1e6:>10.1f}   {rounds}"
+        )
+    print(f"after / before: {medians[after] / medians[before]:.2f}")
+
+
 def report(seconds: dict[str, list[float]], documents: int) -> None:
     base = statistics.median(seconds["baseline"])
     ours = statistics.median(seconds["pipeline"])
@@ -101,11 +154,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--corpus", type=Path, help="an existing corpus instead of a new one")
+    parser.add_argument("--against", metavar="REV", help="compare with the pipeline of REV")
+    parser.add_argument("--one-pass", choices=["baseline", "pipeline"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.one_pass:
+        one_core()
+        print(f"{one_pass(args.corpus, args.one_pass):.6f}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="corpus-stage-") as directory:
         root = args.corpus or Path(directory)
         if args.corpus is None:
             write_corpus(root, args.documents, args.seed, workers=os.cpu_count() or 1)
+        if args.against:
+            documents = sum(isinstance(found, Found) for found in scan(root))
+            report_against(against(args.against, root, args.rounds), documents)
+            return 0
         print(one_core())
         report(*measure(root, args.rounds))
     return 0
