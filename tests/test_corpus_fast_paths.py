@@ -8,8 +8,17 @@ that make each check decide (spaces of every kind, controls, `<`, `>`, `:`, `@`,
 from __future__ import annotations
 
 from random import Random
+from urllib.parse import urlsplit
 
-from feeds.corpus.normalize import clean_text, cleaned
+from feeds.corpus.normalize import (
+    _PLAIN_URL,
+    checked_url,
+    clean_text,
+    cleaned,
+    http_url,
+    identity_spelling,
+    identity_url,
+)
 
 ROUNDS = 20_000
 
@@ -26,3 +35,36 @@ def test_text_passed_by_the_quick_check_is_what_cleaning_gives() -> None:
     for limit in (5, 300):
         for text in strings(TEXT_ALPHABET, seed=limit):
             assert clean_text(text, "title", limit) == cleaned(text, limit), repr(text)
+
+
+URL_STARTS = ["https://", "http://", "HTTPS://", "https:/", "ftp://", "//", "https://u@", ""]
+URL_ALPHABET = ["a", "B", "0", ".", "-", "/", "?", "#", "&", "=", ":", "@", "[", "]", "%"]
+URL_ALPHABET += ["é", " ", "\t", "\x7f", "\\", "utm_x=1", "fbclid=2", ".JPG", ".png", ":80"]
+
+
+def urls(seed: int) -> list[str]:
+    rng = Random(seed)
+    starts = rng.choices(URL_STARTS, weights=[8, 4, 1, 1, 1, 1, 1, 1], k=ROUNDS)
+    return [start + text for start, text in zip(starts, strings(URL_ALPHABET, seed), strict=True)]
+
+
+def test_urls_passed_by_the_quick_pattern_are_what_the_whole_check_gives() -> None:
+    quick = 0
+    for url in urls(seed=1):
+        link = http_url(url)
+        assert link == checked_url(url.strip()), repr(url)
+        if link is None:
+            continue
+        assert identity_url(link) == identity_spelling(link), repr(link)
+        plain = _PLAIN_URL.fullmatch(link)
+        if plain:  # what image_mime_type and identity_url read from it instead of urlsplit
+            parts = urlsplit(link)
+            assert (parts.scheme, parts.hostname, parts.port) == (
+                plain["scheme"],
+                plain["host"].lower(),
+                None,
+            )
+            groups = (plain["path"] or "", plain["query"] or "", plain["fragment"] or "")
+            assert (parts.path, parts.query, parts.fragment) == groups, repr(link)
+            quick += 1
+    assert quick > ROUNDS // 40  # the quick paths were taken, not only the whole ones

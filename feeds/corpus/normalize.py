@@ -19,6 +19,14 @@ _XML_UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]")
 # Text that cleaning leaves as it is: words of safe characters other than `<`, single
 # spaces between them. Most corpus text is such, and one match costs less than the subs.
 _ALREADY_CLEAN = re.compile(rf"[^\s<{_UNSAFE_CHARS}]+(?: [^\s<{_UNSAFE_CHARS}]+)*")
+# An http(s) URL in the spelling almost every link has: a plain ASCII host (no user, port
+# or brackets), then path, query and fragment without space or control characters. For
+# these `urlsplit` would only confirm what the pattern shows, so its groups stand in.
+_URL_TEXT = rf"[^\s{_UNSAFE_CHARS}"
+_PLAIN_URL = re.compile(
+    rf"(?P<scheme>https?)://(?P<host>[A-Za-z0-9.-]+)(?P<path>/{_URL_TEXT}?#]*)?"
+    rf"(?:\?(?P<query>{_URL_TEXT}#]*))?(?:#(?P<fragment>{_URL_TEXT}]*))?"
+)
 _WHITESPACE = re.compile(r"\s+")
 _ANY_SPACE = re.compile(r"\s")  # the characters str.isspace() accepts, for str patterns
 _HOST_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
@@ -81,6 +89,13 @@ def http_url(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     url = value.strip()
+    if len(url) <= _MAX_URL and _PLAIN_URL.fullmatch(url):
+        return url
+    return checked_url(url)
+
+
+def checked_url(url: str) -> str | None:
+    """The whole check of `http_url`, for URLs its quick pattern does not pass."""
     if len(url) > _MAX_URL or _XML_UNSAFE.search(url) or _ANY_SPACE.search(url):
         return None
     try:
@@ -103,6 +118,27 @@ def identity_url(url: str) -> str:
     `/story.html` stays). A link already spelled this way is returned unchanged, so the
     ids of such links are the ones they always had.
     """
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain and _spelled_for_identity(plain):
+        return url
+    return identity_spelling(url)
+
+
+def _spelled_for_identity(plain: re.Match[str]) -> bool:
+    """Whether a plain URL already has its identity spelling, so nothing would change."""
+    path = plain["path"]
+    return (
+        plain["scheme"] == "https"
+        and plain["query"] is None
+        and plain["fragment"] is None
+        and plain["host"].islower()
+        and path is not None
+        and (path.endswith("/") or "." in path.rsplit("/", 1)[-1])
+    )
+
+
+def identity_spelling(url: str) -> str:
+    """The whole rewriting of `identity_url`, for links not spelled that way already."""
     parts = urlsplit(url)
     normal = SplitResult(
         scheme="https",
@@ -241,6 +277,7 @@ def positive_int(value: Any) -> int | None:
 
 def image_mime_type(url: str) -> str | None:
     """The MIME type named by the URL path's extension; None rather than a guess."""
-    path = urlsplit(url).path.lower()
+    plain = _PLAIN_URL.fullmatch(url)
+    path = (plain["path"] or "" if plain else urlsplit(url).path).lower()
     extension = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
     return _IMAGE_TYPES.get(extension)
