@@ -10,8 +10,13 @@ from __future__ import annotations
 from random import Random
 from urllib.parse import urlsplit
 
+import pytest
+from frontmatter.default_handlers import YAMLHandler
+
+from feeds.corpus.frontmatter import front_matter_text
 from feeds.corpus.normalize import (
     _PLAIN_URL,
+    Unusable,
     checked_url,
     clean_text,
     cleaned,
@@ -68,3 +73,34 @@ def test_urls_passed_by_the_quick_pattern_are_what_the_whole_check_gives() -> No
             assert (parts.path, parts.query, parts.fragment) == groups, repr(link)
             quick += 1
     assert quick > ROUNDS // 40  # the quick paths were taken, not only the whole ones
+
+
+SPLIT_ALPHABET = ["---", "-", "--", "\n", "\n", " ", "\t", "\x0c", "\x85", "\u2028", "a: b", "..."]
+
+
+def python_frontmatter_split(text: str) -> str | None:
+    """What the loader took as front matter before: python-frontmatter's YAML handler."""
+    handler = YAMLHandler()
+    if not handler.detect(text):
+        return None
+    try:
+        return handler.split(text)[0]
+    except ValueError:
+        return None
+
+
+def cut(text: str) -> str | None:
+    try:
+        return front_matter_text(text)
+    except Unusable:
+        return None
+
+
+@pytest.mark.parametrize("opening", ["", "---\n"])
+def test_front_matter_is_cut_where_python_frontmatter_cut_it(opening: str) -> None:
+    found = 0
+    for tail in strings(SPLIT_ALPHABET, seed=len(opening), longest=14):
+        text = opening + tail
+        assert cut(text) == python_frontmatter_split(text), repr(text)
+        found += cut(text) is not None
+    assert found > (ROUNDS // 10 if opening else 20)  # both verdicts were reached

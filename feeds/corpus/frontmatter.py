@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 import yaml_rs
-from frontmatter.default_handlers import YAMLHandler
 
 from feeds.corpus.normalize import Unusable
 
@@ -29,18 +28,33 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
     if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise Unusable("binary file: contains NUL bytes")
     text = _decode(raw).replace("\r\n", "\n").replace("\r", "\n")
-    handler = YAMLHandler()
-    if not handler.detect(text):
-        raise Unusable("no front matter: the file must start with a '---' line")
-    try:
-        front, _body = handler.split(text)
-    except ValueError:
-        raise Unusable("no front matter: the closing '---' line is missing") from None
-    metadata = _parse_yaml(front)
+    metadata = _parse_yaml(front_matter_text(text))
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
     _withhold_secret(metadata)
     return metadata
+
+
+# A delimiter line as python-frontmatter's YAML handler reads it: three or more dashes,
+# then whitespace up to a line's end (which may cross blank lines, so the front matter
+# starts after them and YAML's line numbers stay the file's).
+_DELIMITER = re.compile(r"^-{3,}\s*$", re.M)
+
+
+def front_matter_text(text: str) -> str:
+    """The text between the opening delimiter line and the next one, as python-frontmatter
+    cut it. Its split ran the pattern at every position of the file; a closing line
+    starts with `\\n---`, so `str.find` proposes each and the pattern confirms it."""
+    opening = _DELIMITER.match(text)
+    if opening is None:
+        raise Unusable("no front matter: the file must start with a '---' line")
+    start = opening.end()
+    candidate = text.find("\n---", start)
+    while candidate != -1:
+        if _DELIMITER.match(text, candidate + 1):
+            return text[start : candidate + 1]
+        candidate = text.find("\n---", candidate + 1)
+    raise Unusable("no front matter: the closing '---' line is missing")
 
 
 # Reasons in our own words: a YAML library's messages quote the document (and so could
