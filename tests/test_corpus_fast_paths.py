@@ -7,13 +7,14 @@ that make each check decide (spaces of every kind, controls, `<`, `>`, `:`, `@`,
 
 from __future__ import annotations
 
+import re
 from random import Random
 from urllib.parse import urlsplit
 
 import pytest
 from frontmatter.default_handlers import YAMLHandler
 
-from feeds.corpus.frontmatter import front_matter_text
+from feeds.corpus.frontmatter import _WIDE_PREFIX, front_matter_text, has_wide_line
 from feeds.corpus.normalize import (
     _PLAIN_URL,
     Unusable,
@@ -104,3 +105,17 @@ def test_front_matter_is_cut_where_python_frontmatter_cut_it(opening: str) -> No
         assert cut(text) == python_frontmatter_split(text), repr(text)
         found += cut(text) is not None
     assert found > (ROUNDS // 10 if opening else 20)  # both verdicts were reached
+
+
+INDENT_ALPHABET = [" " * 8, " ", "\t", "?", ":", "-", "- ", "\n", "\n", "\r", "a", "[", "\x85"]
+
+
+def test_a_wide_line_is_found_wherever_a_multiline_search_finds_one() -> None:
+    """check_nesting measures exactly when a line starts wide: at the text's start or after
+    any newline, as `^` with re.M finds it."""
+    reference = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
+    wide = 0
+    for text in strings(INDENT_ALPHABET, seed=3, longest=12):
+        assert has_wide_line(text) == bool(reference.search(text)), repr(text)
+        wide += has_wide_line(text)
+    assert wide > 50  # both verdicts were reached

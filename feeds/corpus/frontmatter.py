@@ -124,7 +124,15 @@ _FEW_BRACKETS = 16
 
 _WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
 
-_WIDE_LINE = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
+# A wide line prefix at the start or after a newline: a leading `\n` lets the regex engine
+# skip to each newline, where `^` with re.M tried every position of the text.
+_WIDE_FIRST_LINE = re.compile(rf"[ \t?:-]{{{_WIDE_PREFIX}}}")
+_WIDE_LATER_LINE = re.compile(rf"\n[ \t?:-]{{{_WIDE_PREFIX}}}")
+
+
+def has_wide_line(front: str) -> bool:
+    """Whether a line starts with _WIDE_PREFIX indentation or indicator characters."""
+    return bool(_WIDE_FIRST_LINE.match(front) or _WIDE_LATER_LINE.search(front))
 
 
 def check_nesting(front: str) -> None:
@@ -140,7 +148,7 @@ def check_nesting(front: str) -> None:
     from libyaml's event stream, which is flat and built without recursion.
     """
     brackets = front.count("[") + front.count("{")
-    if brackets <= _FEW_BRACKETS and not _WIDE_LINE.search(front):
+    if brackets <= _FEW_BRACKETS and not has_wide_line(front):
         return
     depth = 0
     for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
