@@ -7,13 +7,16 @@ that make each check decide (spaces of every kind, controls, `<`, `>`, `:`, `@`,
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from random import Random
 from urllib.parse import urlsplit
 
 import pytest
 from frontmatter.default_handlers import YAMLHandler
 
+from feeds.corpus.files import read_regular_file
 from feeds.corpus.frontmatter import _WIDE_PREFIX, front_matter_text, has_wide_line
 from feeds.corpus.normalize import (
     _PLAIN_URL,
@@ -119,3 +122,37 @@ def test_a_wide_line_is_found_wherever_a_multiline_search_finds_one() -> None:
         assert has_wide_line(text) == bool(reference.search(text)), repr(text)
         wide += has_wide_line(text)
     assert wide > 50  # both verdicts were reached
+
+
+# What reading gave for each kind of link before links were resolved only on ELOOP.
+LINKS = {
+    "inside.txt": ("real.txt", None),
+    "chain.txt": ("inside.txt", None),
+    "outside.txt": ("{outside}", "a symbolic link to outside the corpus"),
+    "dangling-inside.txt": ("gone.txt", "unreadable: No such file or directory"),
+    "dangling-outside.txt": ("/nonexistent/x.txt", "a symbolic link to outside the corpus"),
+    "loop.txt": ("loop.txt", "unreadable: Too many levels of symbolic links"),
+    "to-dir.txt": ("dir", "not a regular file: a FIFO, device, socket or directory"),
+    "to-fifo.txt": ("fifo", "not a regular file: a FIFO, device, socket or directory"),
+    "to-dev.txt": ("/dev/zero", "a symbolic link to outside the corpus"),
+}
+
+
+def test_every_kind_of_link_reads_as_before(tmp_path: Path) -> None:
+    root = tmp_path / "corpus"
+    (root / "dir").mkdir(parents=True)
+    (root / "real.txt").write_bytes(b"---\na: b\n---\n")
+    (tmp_path / "outside.txt").write_bytes(b"---\n")
+    os.mkfifo(root / "fifo")
+    for name, (target, _) in LINKS.items():
+        (root / name).symlink_to(target.format(outside=tmp_path / "outside.txt"))
+    (root / "dir" / "loop").symlink_to(root / "dir")
+    expected = {name: reason for name, (_, reason) in LINKS.items()}
+    expected["dir/loop/x.txt"] = "unreadable: No such file or directory"
+    for label, reason in expected.items():
+        try:
+            raw = read_regular_file(root, label, 100)
+        except Unusable as error:
+            assert str(error) == reason, label
+        else:
+            assert reason is None and raw == b"---\na: b\n---\n", label
