@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from frontmatter.default_handlers import YAMLHandler
 
+from feeds.corpus import fields
 from feeds.corpus.files import read_regular_file
 from feeds.corpus.frontmatter import _WIDE_PREFIX, front_matter_text, has_wide_line
 from feeds.corpus.normalize import (
@@ -156,3 +157,13 @@ def test_every_kind_of_link_reads_as_before(tmp_path: Path) -> None:
             assert str(error) == reason, label
         else:
             assert reason is None and raw == b"---\na: b\n---\n", label
+
+
+def test_the_name_caches_hold_only_short_strings() -> None:
+    """A hostile corpus of megabyte-long domains must not fill memory through the cache."""
+    before = fields._cached_domain_name.cache_info().currsize
+    for index in range(50):
+        assert fields._domain_name(f"{index}" + "a" * 100_000 + ".example") is None
+    assert fields._cached_domain_name.cache_info().currsize == before
+    assert fields._domain_name("www.Example.com") == "example.com"
+    assert fields._cached_domain_name.cache_info().currsize <= before + 1
