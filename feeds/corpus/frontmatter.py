@@ -175,9 +175,15 @@ def _withhold_secret(metadata: dict[str, Any]) -> None:
     texts = _texts(metadata)
     if secret is None:
         return
-    whole, joined = set(texts), "\0".join(texts)  # one search per secret, not per value
+    joined = "\0".join(texts)  # one search per secret, not per value
+    whole: set[str] | None = None  # made only for a short secret string: rare
     for text in filter(None, _texts(secret)):
-        if text in whole or (len(text) >= MIN_SECRET_MATCH and text in joined):
+        if len(text) >= MIN_SECRET_MATCH:
+            found = text in joined  # a whole value is a part of the joined text too
+        else:
+            whole = set(texts) if whole is None else whole
+            found = text in whole
+        if found:
             raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
 
 
