@@ -146,6 +146,9 @@ def _quality(value: Any, repairs: list[str]) -> float:
     except (TypeError, ValueError):
         repairs.append("quality is not a number; taken as 0")
         return 0.0
+    except OverflowError:  # an int of hundreds of digits
+        repairs.append("quality is too large; taken as 0")
+        return 0.0
 
 
 def _as_list(value: Any, field_name: str, repairs: list[str]) -> list[Any]:

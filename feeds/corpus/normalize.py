@@ -67,7 +67,10 @@ def clean_text(value: Any, field: str, max_length: int) -> str:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise Unusable(f"{field} is a {type(value).__name__}, not text")
-    text = str(value)
+    try:
+        text = str(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits() (4,300 digits)
+        raise Unusable(f"{field} is a number too long to write as text") from None
     if len(text) <= max_length and _already_clean(text):
         return text
     return cleaned(text, max_length)
@@ -290,7 +293,10 @@ def positive_int(value: Any) -> int | None:
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, str) and value.strip().isdigit():
-        number = int(value.strip())
+        try:
+            number = int(value.strip())
+        except ValueError:  # digits int() does not read (`²`), or more than 4,300 of them
+            return None
     else:
         return None
     return number if 0 < number < 1_000_000 else None
