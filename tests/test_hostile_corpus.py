@@ -225,6 +225,38 @@ def test_many_broken_documents_lose_no_good_one(tmp_path: Path) -> None:
     assert all(skip.reason for skip in corpus.report.skipped)
 
 
+HUGE_NUMBERS = {
+    "quality of 400 digits": (dict(quality="1" + "0" * 400), "quality is too large; taken as 0"),
+    "title of 5,000 digits": (dict(title="1" * 5000), "title is a number too long to write"),
+    "topic of 5,000 digits": (dict(topics="\n  - " + "7" * 5000), "topic is a number too long"),
+    "excerpt of 5,000 digits": (dict(excerpt="3" * 5000), "excerpt is a number too long"),
+    "width of 5,000 quoted digits": (
+        dict(images='\n  - url: "https://ok.example/a.png"\n    width: "' + "9" * 5000 + '"'),
+        None,
+    ),
+    "width in superscript digits": (
+        dict(images='\n  - url: "https://ok.example/a.png"\n    width: "²³"'),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HUGE_NUMBERS)
+def test_numbers_python_cannot_convert_are_skipped_or_repaired(tmp_path: Path, case: str) -> None:
+    """int() and str() refuse ints past 4,300 digits and float() past 1e308: before, one
+    such value raised out of the loader and stopped the whole corpus load."""
+    fields, reason = HUGE_NUMBERS[case]
+    write(tmp_path, "huge.txt", document(webUrl='"https://example.com/huge"', **fields))
+    write(tmp_path, "good.txt", GOOD)
+    corpus = load_corpus(tmp_path, LoadOptions())
+    said = [skip.reason for skip in corpus.report.skipped] + [n for _, n in corpus.report.repairs]
+    assert "The good one" in [article.title for article in corpus.articles]
+    if reason is None:
+        assert corpus.report.loaded == 2 and not said
+    else:
+        assert [note for note in said if note.startswith(reason)], said
+
+
 SECRET_TRICKS = {
     "alias as the title": f'secured: &s "{SECRET}"\ntitle: *s\n',
     "alias as a topic": f'secured: &s "{SECRET}"\ntopics: [AI, *s]\n',

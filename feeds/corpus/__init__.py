@@ -12,7 +12,13 @@ from feeds.corpus.frontmatter import parse_front_matter
 from feeds.corpus.load import load_corpus, read_document
 from feeds.corpus.outcome import CorpusError, LoadOptions, LoadReport, Parsed, Skip
 
+# What a file parses to is pinned by tests/fixtures/corpus_golden.json: any change of an
+# Article, repair or skip reason bumps this number (and the golden file, `python -m
+# tests.golden --write`), so stored parses can tell they are stale without reading source.
+PARSER_VERSION = 1
+
 __all__ = [
+    "PARSER_VERSION",
     "SUFFIXES",
     "CorpusError",
     "Found",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from feeds.corpus.normalize import (
@@ -31,6 +32,20 @@ MAX_TOPICS = 20
 MAX_IMAGES_SCANNED = 20
 
 MAX_RELATED = 10
+
+
+# Names and hosts repeat across a corpus (hundreds of topics, thousands of providers), so
+# each distinct one is slugged or checked once per process. Both are pure functions of a
+# short string (names are cut to MAX_NAME first; longer hosts are not cached).
+_slug = lru_cache(maxsize=8192)(slugify)
+_cached_domain_name = lru_cache(maxsize=8192)(domain_name)
+_LONGEST_CACHED_HOST = 300  # past 253 characters no value is a host name anyway
+
+
+def _domain_name(value: Any) -> str | None:
+    if type(value) is str and len(value) <= _LONGEST_CACHED_HOST:
+        return _cached_domain_name(value)
+    return domain_name(value)
 
 
 class Filtered(Unusable):
@@ -105,7 +120,7 @@ def _provider(value: Any, link: str | None, repairs: list[str]) -> Provider:
     name: Any = None
     domain: str | None = None
     if isinstance(value, dict):
-        name, domain = value.get("name"), domain_name(value.get("domain"))
+        name, domain = value.get("name"), _domain_name(value.get("domain"))
         if value.get("domain") not in (None, "") and domain is None:
             repairs.append("provider.domain is not a host name; ignored")
     elif isinstance(value, str):
@@ -114,12 +129,12 @@ def _provider(value: Any, link: str | None, repairs: list[str]) -> Provider:
         repairs.append(f"provider is a {type(value).__name__}; ignored")
     clean_name = clean_text(name, "provider.name", MAX_NAME) if isinstance(name, str) else ""
     if not domain and not clean_name and link:
-        domain = domain_name(link.split("/")[2].split("@")[-1].split(":")[0])
+        domain = _domain_name(link.split("/")[2].split("@")[-1].split(":")[0])
         repairs.append("provider missing; taken from the link's host")
     if domain:
         return Provider(clean_name or domain, domain, domain)
     if clean_name:
-        return Provider(clean_name, slugify(clean_name))
+        return Provider(clean_name, _slug(clean_name))
     raise Unusable("provider is missing: no name, domain or link")
 
 
@@ -130,6 +145,9 @@ def _quality(value: Any, repairs: list[str]) -> float:
         return float(value)
     except (TypeError, ValueError):
         repairs.append("quality is not a number; taken as 0")
+        return 0.0
+    except OverflowError:  # an int of hundreds of digits
+        repairs.append("quality is too large; taken as 0")
         return 0.0
 
 
@@ -152,7 +170,8 @@ def _topics(value: Any, repairs: list[str]) -> tuple[Topic, ...]:
             continue
         name = clean_text(item, "topic", MAX_NAME)
         if name and len(topics) < MAX_TOPICS:
-            topics.setdefault(slugify(name), Topic(name, slugify(name)))
+            slug = _slug(name)
+            topics.setdefault(slug, Topic(name, slug))
     return tuple(topics.values())
 
 

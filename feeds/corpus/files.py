@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -72,12 +73,15 @@ def read_regular_file(root: Path, label: str, limit: int) -> bytes:
 
     The file is opened without blocking and without following a final symbolic link, and
     only then checked: opening a FIFO for reading would wait for a writer forever, and a
-    device may never end. A symbolic link is followed only to a file inside the corpus.
+    device may never end. A symbolic link is followed only to a file inside the corpus:
+    opening without following fails on a link (ELOOP), and only then is it resolved.
     """
     try:
-        descriptor = os.open(_target(root, root / label), _OPEN_FLAGS)
+        descriptor = os.open(os.path.join(root, label), _OPEN_FLAGS)
     except OSError as error:
-        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+        if error.errno != errno.ELOOP:
+            raise _unreadable(error) from None
+        descriptor = _open_link(root, root / label)
     try:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
@@ -86,12 +90,24 @@ def read_regular_file(root: Path, label: str, limit: int) -> bytes:
             raise Unusable(f"too large: {info.st_size} bytes, limit {limit}")
         raw = _read_up_to(descriptor, limit + 1, info.st_size)
     except OSError as error:
-        raise Unusable(f"unreadable: {error.strerror or error.__class__.__name__}") from None
+        raise _unreadable(error) from None
     finally:
         os.close(descriptor)
     if len(raw) > limit:
         raise Unusable(f"too large: more than {limit} bytes")
     return raw
+
+
+def _unreadable(error: OSError) -> Unusable:
+    return Unusable(f"unreadable: {error.strerror or error.__class__.__name__}")
+
+
+def _open_link(root: Path, path: Path) -> int:
+    """A descriptor of what a link names inside the corpus (or of a path that loops)."""
+    try:
+        return os.open(_target(root, path), _OPEN_FLAGS)
+    except OSError as error:
+        raise _unreadable(error) from None
 
 
 def _target(root: Path, path: Path) -> str:

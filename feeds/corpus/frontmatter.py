@@ -9,7 +9,6 @@ from typing import Any
 
 import yaml
 import yaml_rs
-from frontmatter.default_handlers import YAMLHandler
 
 from feeds.corpus.normalize import Unusable
 
@@ -29,18 +28,33 @@ def parse_front_matter(raw: bytes) -> dict[str, Any]:
     if b"\x00" in raw and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise Unusable("binary file: contains NUL bytes")
     text = _decode(raw).replace("\r\n", "\n").replace("\r", "\n")
-    handler = YAMLHandler()
-    if not handler.detect(text):
-        raise Unusable("no front matter: the file must start with a '---' line")
-    try:
-        front, _body = handler.split(text)
-    except ValueError:
-        raise Unusable("no front matter: the closing '---' line is missing") from None
-    metadata = _parse_yaml(front)
+    metadata = _parse_yaml(front_matter_text(text))
     if not isinstance(metadata, dict):
         raise Unusable(f"front matter is a {type(metadata).__name__}, not a mapping")
     _withhold_secret(metadata)
     return metadata
+
+
+# A delimiter line as python-frontmatter's YAML handler reads it: three or more dashes,
+# then whitespace up to a line's end (which may cross blank lines, so the front matter
+# starts after them and YAML's line numbers stay the file's).
+_DELIMITER = re.compile(r"^-{3,}\s*$", re.M)
+
+
+def front_matter_text(text: str) -> str:
+    """The text between the opening delimiter line and the next one, as python-frontmatter
+    cut it. Its split ran the pattern at every position of the file; a closing line
+    starts with `\\n---`, so `str.find` proposes each and the pattern confirms it."""
+    opening = _DELIMITER.match(text)
+    if opening is None:
+        raise Unusable("no front matter: the file must start with a '---' line")
+    start = opening.end()
+    candidate = text.find("\n---", start)
+    while candidate != -1:
+        if _DELIMITER.match(text, candidate + 1):
+            return text[start : candidate + 1]
+        candidate = text.find("\n---", candidate + 1)
+    raise Unusable("no front matter: the closing '---' line is missing")
 
 
 # Reasons in our own words: a YAML library's messages quote the document (and so could
@@ -110,7 +124,15 @@ _FEW_BRACKETS = 16
 
 _WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
 
-_WIDE_LINE = re.compile(rf"^[ \t?:-]{{{_WIDE_PREFIX}}}", re.M)
+# A wide line prefix at the start or after a newline: a leading `\n` lets the regex engine
+# skip to each newline, where `^` with re.M tried every position of the text.
+_WIDE_FIRST_LINE = re.compile(rf"[ \t?:-]{{{_WIDE_PREFIX}}}")
+_WIDE_LATER_LINE = re.compile(rf"\n[ \t?:-]{{{_WIDE_PREFIX}}}")
+
+
+def has_wide_line(front: str) -> bool:
+    """Whether a line starts with _WIDE_PREFIX indentation or indicator characters."""
+    return bool(_WIDE_FIRST_LINE.match(front) or _WIDE_LATER_LINE.search(front))
 
 
 def check_nesting(front: str) -> None:
@@ -126,7 +148,7 @@ def check_nesting(front: str) -> None:
     from libyaml's event stream, which is flat and built without recursion.
     """
     brackets = front.count("[") + front.count("{")
-    if brackets <= _FEW_BRACKETS and not _WIDE_LINE.search(front):
+    if brackets <= _FEW_BRACKETS and not has_wide_line(front):
         return
     depth = 0
     for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
@@ -153,9 +175,15 @@ def _withhold_secret(metadata: dict[str, Any]) -> None:
     texts = _texts(metadata)
     if secret is None:
         return
-    whole, joined = set(texts), "\0".join(texts)  # one search per secret, not per value
+    joined = "\0".join(texts)  # one search per secret, not per value
+    whole: set[str] | None = None  # made only for a short secret string: rare
     for text in filter(None, _texts(secret)):
-        if text in whole or (len(text) >= MIN_SECRET_MATCH and text in joined):
+        if len(text) >= MIN_SECRET_MATCH:
+            found = text in joined  # a whole value is a part of the joined text too
+        else:
+            whole = set(texts) if whole is None else whole
+            found = text in whole
+        if found:
             raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
 
 
