@@ -46,13 +46,16 @@ def expected_objects(schema: str) -> frozenset[Object]:
         return frozenset(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
 
 
-def verify_schema(db: sqlite3.Connection, path: Path | str, schema: str) -> None:
-    """Raise UntrustedDatabase unless every object in the file is one `schema` creates.
+def verify_schema(
+    db: sqlite3.Connection, path: Path | str, schema: str, earlier: tuple[str, ...] = ()
+) -> None:
+    """Raise UntrustedDatabase unless every object in the file is one `schema` creates, or
+    one of the `earlier` scripts (a past release's layout, and that layout migrated).
 
     Objects it lacks are fine (the schema script creates them); a trigger, view, table or
     index it does not create, or one whose definition differs, is refused. Reading
     sqlite_master runs nothing of the file's."""
-    expected = expected_objects(schema)
+    expected = expected_objects(schema).union(*map(expected_objects, earlier))
     found = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
     unknown = [row for row in found if tuple(row) not in expected]
     if unknown:  # a trigger or view first: what would run
@@ -62,7 +65,12 @@ def verify_schema(db: sqlite3.Connection, path: Path | str, schema: str) -> None
 
 
 def open_file(
-    path: Path, schema: str, busy_seconds: float, *, read_only: bool = False
+    path: Path,
+    schema: str,
+    busy_seconds: float,
+    *,
+    read_only: bool = False,
+    earlier: tuple[str, ...] = (),
 ) -> sqlite3.Connection:
     """A hardened autocommit connection to a file whose schema has been checked."""
     if read_only:
@@ -79,7 +87,7 @@ def open_file(
         )
     try:
         harden(db)
-        verify_schema(db, path, schema)
+        verify_schema(db, path, schema, earlier)
     except BaseException:
         db.close()
         raise
@@ -87,11 +95,13 @@ def open_file(
 
 
 @contextmanager
-def connection(path: Path, busy_seconds: float, schema: str) -> Iterator[sqlite3.Connection]:
+def connection(
+    path: Path, busy_seconds: float, schema: str, earlier: tuple[str, ...] = ()
+) -> Iterator[sqlite3.Connection]:
     """A short-lived connection in autocommit mode: nothing is shared across forks, threads
     or greenlets. With WAL, NORMAL syncs at checkpoints, not at every commit: these calls
     block a gevent worker's every connection, so they must not wait for the disk each time."""
-    db = open_file(path, schema, busy_seconds)
+    db = open_file(path, schema, busy_seconds, earlier=earlier)
     try:
         db.execute("PRAGMA synchronous=NORMAL")
         yield db
@@ -116,6 +126,7 @@ class SqliteFile:
     (nothing shared across forks, threads or greenlets), each checked before use."""
 
     schema = ""
+    earlier: tuple[str, ...] = ()  # past layouts, each with its migration: still trusted
     busy_seconds = 1.0
 
     def __init__(self, path: Path) -> None:
@@ -123,10 +134,14 @@ class SqliteFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
+            self.migrate(db)
             db.executescript(self.schema)
 
+    def migrate(self, db: sqlite3.Connection) -> None:
+        """Bring a file of an earlier release forward, before the schema script runs."""
+
     def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
-        return connection(self.path, self.busy_seconds, self.schema)
+        return connection(self.path, self.busy_seconds, self.schema, self.earlier)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -257,11 +257,32 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
+# The tables of the release before the limits: a file it wrote is trusted, and the schema
+# script drops its two unbounded tables (feeds.sqlite.verify_schema).
+_SCHEMA_BEFORE_LIMITS = """
+CREATE TABLE IF NOT EXISTS day_keys (day INTEGER PRIMARY KEY, key BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS reports (
+    feed TEXT NOT NULL, service TEXT NOT NULL, feed_id TEXT NOT NULL,
+    subscribers INTEGER NOT NULL, seen_ns INTEGER NOT NULL,
+    PRIMARY KEY (feed, service, feed_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pollers (
+    feed TEXT NOT NULL, key_day INTEGER NOT NULL, hour INTEGER NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (feed, key_day, hour, hash)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history (
+    feed TEXT NOT NULL, day INTEGER NOT NULL, subscribers INTEGER NOT NULL,
+    PRIMARY KEY (feed, day)
+) WITHOUT ROWID;
+"""
+
+
 class SqliteStore(SqliteFile):
     """One file per deployment in the data directory; a connection per operation (forks,
     greenlets). Every table is bounded by the limits per feed and day, and pruned."""
 
     schema = _SCHEMA
+    earlier = (_SCHEMA_BEFORE_LIMITS,)
     busy_seconds = SQLITE_BUSY_SECONDS
 
     def day_key(self, day: int) -> bytes:

@@ -231,6 +231,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     host TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (callback, topic));
 CREATE INDEX IF NOT EXISTS subscriptions_topic ON subscriptions (topic, expires_at);
+CREATE INDEX IF NOT EXISTS subscriptions_host ON subscriptions (host);
 CREATE TABLE IF NOT EXISTS contents (
     key TEXT PRIMARY KEY, content_type TEXT NOT NULL, link_header TEXT NOT NULL,
     body BLOB NOT NULL);
@@ -242,19 +243,28 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_at);
 """
 
 
+# Releases before the quotas made subscriptions without `host`; such a file gains the
+# column (ALTER TABLE rewrites the table's definition as below). Both layouts are trusted.
+_SUBSCRIPTIONS_WITHOUT_HOST = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    callback TEXT NOT NULL, topic TEXT NOT NULL, secret TEXT NOT NULL,
+    expires_at REAL NOT NULL, queued_key TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (callback, topic));
+"""
+_ADD_HOST = "ALTER TABLE subscriptions ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+
+
 class SqliteStore(SqliteFile):
     """A connection per operation: nothing is shared across forks, threads or greenlets."""
 
     schema = _SCHEMA
+    earlier = (_SUBSCRIPTIONS_WITHOUT_HOST, _SUBSCRIPTIONS_WITHOUT_HOST + _ADD_HOST)
     busy_seconds = SQLITE_BUSY_SECONDS
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        with self._connect() as db:
-            columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
-            if "host" not in columns:  # a file of an earlier release
-                db.execute("ALTER TABLE subscriptions ADD COLUMN host TEXT NOT NULL DEFAULT ''")
-            db.execute("CREATE INDEX IF NOT EXISTS subscriptions_host ON subscriptions (host)")
+    def migrate(self, db: sqlite3.Connection) -> None:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
+        if columns and "host" not in columns:  # a file of an earlier release
+            db.execute(_ADD_HOST)
 
     def check_writable(self) -> None:
         """Raise unless a write could start now (read-only file or directory, lock held)."""
