@@ -19,6 +19,10 @@ CORS_HEADERS = (
 )
 
 
+# Each coding's strong ETag is the body's with a suffix: the same whichever is made first.
+ETAG_SUFFIXES = {"": "", "gzip": "-gz", "br": "-br"}
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
@@ -78,10 +82,8 @@ class Variant:
 
 def _variant(rendered: Rendered, encoding: str) -> Variant:
     """The answers of one representation; each coding has its own strong ETag."""
-    body, etag = {
-        "br": (rendered.br_body, rendered.etag + "-br"),
-        "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
-    }.get(encoding, (rendered.body, rendered.etag))
+    body = rendered.encoded(encoding)
+    etag = rendered.etag + ETAG_SUFFIXES[encoding]
     headers = [
         ("Content-Type", rendered.content_type),
         ("ETag", f'"{etag}"'),
