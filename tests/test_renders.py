@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from feeds import renders
 from feeds.app import create_app
 from feeds.renders import CLIENT, Busy, RenderGate
 from tests.support import Server
@@ -99,6 +100,20 @@ def test_work_without_a_client_and_renders_inside_renders_take_no_slot() -> None
     finally:
         CLIENT.reset(token)
     assert gate.in_flight == 0
+
+
+def test_the_locks_are_made_in_each_process_that_uses_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Made in the preloading master, they would be real OS locks in gevent workers."""
+    gate = RenderGate(running=1, waiting=0)
+    assert gate._slots is None and gate._lock is None  # nothing made when the app is built
+    assert admits(gate, "10.0.0.1")
+    made = gate._slots
+    assert made is not None and admits(gate, "10.0.0.1") and gate._slots is made
+    monkeypatch.setattr(renders.os, "getpid", lambda: -1)  # as in a forked worker
+    assert admits(gate, "10.0.0.1")
+    assert gate._slots is not made
 
 
 def wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
