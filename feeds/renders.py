@@ -93,6 +93,10 @@ class RenderGate:
         """Renders running or waiting in this process now."""
         return self._in_flight
 
+    def has_share(self, client: str) -> bool:
+        """Whether `client` may start another render now (a read: no lock, no wait)."""
+        return self._by_client.get(client, 0) < self.per_client
+
     @contextmanager
     def admit(self) -> Iterator[None]:
         """Hold a render slot for the current client, or raise Busy at once (or after a

@@ -21,6 +21,7 @@ import requests
 
 from feeds import renders
 from feeds.app import create_app
+from feeds.http.fastpath import BUSY, FastPath
 from feeds.renders import CLIENT, Busy, RenderGate
 from tests.support import Server
 
@@ -121,6 +122,20 @@ def wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
     while not done():
         assert time.monotonic() < deadline, "not done in time"
         time.sleep(0.01)
+
+
+def test_the_fast_path_refuses_a_new_query_from_a_client_whose_renders_are_in_flight() -> None:
+    gate = RenderGate(running=2, waiting=0, per_client=1)
+    fast = FastPath(lambda: "view", 10, 10**6, gate)
+    asking = {"REQUEST_METHOD": "GET", "PATH_INFO": "/feeds/custom.rss", "REMOTE_ADDR": "10.0.0.1"}
+    with slot_taken(gate, "10.0.0.1"):
+        refused = fast.lookup({**asking, "QUERY_STRING": "q=new"})
+        assert refused is BUSY and refused.status == 503
+        assert ("Retry-After", "1") in refused.headers
+        assert fast.lookup(asking) is None  # no query: Flask answers
+        assert fast.lookup({**asking, "QUERY_STRING": "q=new", "REMOTE_ADDR": "10.0.0.2"}) is None
+    wait_until(lambda: gate.in_flight == 0)
+    assert fast.lookup({**asking, "QUERY_STRING": "q=new"}) is None
 
 
 # Through Flask: the 503, and cached answers while every slot is taken.
@@ -228,16 +243,15 @@ def flood(url: str, seconds: float, index: int) -> list[tuple[int, str]]:
     return outcomes
 
 
-def poll(url: str, seconds: float) -> list[tuple[int, float]]:
+def poll(session: requests.Session, url: str, seconds: float) -> list[tuple[int, float]]:
     """A reader of a cached feed: (status, seconds) of each request, for `seconds`."""
     answers = []
     deadline = time.monotonic() + seconds
-    with requests.Session() as session:
-        while time.monotonic() < deadline:
-            started = time.perf_counter()
-            status = session.get(f"{url}/feeds/all.rss", timeout=30).status_code
-            answers.append((status, time.perf_counter() - started))
-            time.sleep(POLL_PAUSE)
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        status = session.get(f"{url}/feeds/all.rss", timeout=30).status_code
+        answers.append((status, time.perf_counter() - started))
+        time.sleep(POLL_PAUSE)
     return answers
 
 
@@ -253,11 +267,12 @@ def test_a_poller_of_a_cached_feed_is_answered_through_a_flood_of_first_renders(
         FEEDS_RENDER_QUEUE="2",
         FEEDS_RENDERS_PER_CLIENT="3",
     )
-    assert server.get("/feeds/all.rss").status_code == 200  # cached from here on
-    with ThreadPoolExecutor(FLOODERS + 1) as pool:
+    reader = requests.Session()  # a poller keeps its connection: opened before the flood
+    assert reader.get(f"{server.url}/feeds/all.rss", timeout=30).status_code == 200
+    with reader, ThreadPoolExecutor(FLOODERS + 1) as pool:
         flooders = [pool.submit(flood, server.url, FLOOD_SECONDS, i) for i in range(FLOODERS)]
         time.sleep(0.5)  # the flood is on
-        polled = pool.submit(poll, server.url, FLOOD_SECONDS - 1).result()
+        polled = pool.submit(poll, reader, server.url, FLOOD_SECONDS - 1).result()
         outcomes = [outcome for future in flooders for outcome in future.result()]
     statuses = [status for status, _ in polled]
     slowest = max(seconds for _, seconds in polled)
