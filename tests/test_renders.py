@@ -9,6 +9,7 @@ asked twice are rendered once.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -285,3 +286,28 @@ def test_a_poller_of_a_cached_feed_is_answered_through_a_flood_of_first_renders(
     assert refused and all(retry == "1" for _, retry in refused)
     assert {status for status, _ in outcomes} <= {200, 503}
     assert health(server)["renders_in_flight"] == 0
+
+
+def test_a_poller_takes_turns_with_clients_looping_on_quick_refusals(
+    server_factory: Callable[..., Server], generated: Path
+) -> None:
+    """wrk asks again the moment each 400 arrives; gevent would read those requests
+    back to back without serving anyone else, unless each Flask request pauses first."""
+    server = server_factory(FEEDS_CORPUS_DIR=str(generated), WEB_CONCURRENCY="1")
+    reader = requests.Session()
+    assert reader.get(f"{server.url}/feeds/all.rss", timeout=30).status_code == 200
+    command = [
+        "wrk",
+        "-t1",
+        "-c32",
+        f"-d{FLOOD_SECONDS:.0f}s",
+        f"{server.url}/feeds/custom.rss?x=1",
+    ]
+    with reader, subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as wrk:
+        time.sleep(0.5)
+        polled = poll(reader, server.url, FLOOD_SECONDS - 1.5)
+        flood_report = wrk.communicate(timeout=FLOOD_SECONDS + 30)[0]
+    assert "Non-2xx or 3xx responses" in flood_report  # the 400s were sent
+    times = sorted(seconds for _, seconds in polled)
+    assert {status for status, _ in polled} == {200}
+    assert times[len(times) // 2] < 0.15, f"median poll {times[len(times) // 2]:.2f}s"
