@@ -109,13 +109,19 @@ def start_gunicorn(name: str, command: list[str], env: dict[str, str], log_dir: 
     return launch({"WEB_CONCURRENCY": WORKERS, **env}, command, log_dir, name)
 
 
-def start_ours(corpus: Path, args: argparse.Namespace) -> Server:
+def start_ours(
+    corpus: Path, args: argparse.Namespace, settings: dict[str, str] | None = None
+) -> Server:
     """Our server on `corpus`, with this run's own index directory.
 
     A fresh index directory per run makes the first start a real first start (no
     index left by an earlier run) and the restart a start from that index.
     """
-    env = {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(args.data_dir)}
+    env = {
+        "FEEDS_CORPUS_DIR": str(corpus),
+        "FEEDS_DATA_DIR": str(args.data_dir),
+        **(settings or {}),
+    }
     return start_gunicorn("feeds", procfile_command(), env, args.log_dir)
 
 

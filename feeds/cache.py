@@ -39,6 +39,7 @@ import redis
 from cachelib import BaseCache, FileSystemCache, RedisCache
 
 from feeds.fingerprint import files_hash
+from feeds.renders import Busy, RenderGate, pause
 
 log = logging.getLogger("feeds.cache")
 
@@ -50,25 +51,55 @@ RETRY_AFTER_FAILURE_SECONDS = 5.0
 REDIS_SOCKET_TIMEOUT_SECONDS = 0.25
 
 
+# How each content coding is made. Levels are chosen for the first request's latency:
+# gzip 6 and brotli 5 take a few milliseconds for a 50-entry feed and get within a few
+# percent of their maximum ratio.
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": lambda body: gzip.compress(body, compresslevel=6, mtime=0),
+    "br": lambda body: brotli.compress(body, quality=5),
+}
+# Compressions done by this process, per coding (reported by /healthz).
+COMPRESSIONS: dict[str, int] = dict.fromkeys(COMPRESSORS, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """One feed document ready to send, in every encoding we offer."""
+    """One document ready to send; each compressed form is made when first asked for.
+
+    A client that takes identity costs no compression, and each coding is made once per
+    document and kept for the next client that asks for it. Both forms are deterministic
+    (gzip without a time stamp), so the validators of every coding follow from `body`
+    alone, whichever coding was served first and on whichever host.
+    """
 
     body: bytes
-    gzip_body: bytes
-    br_body: bytes
     etag: str  # strong validator of `body`, without quotes
     last_modified: datetime
     content_type: str
     cache_control: str
     link_header: str = ""
+    # Compressed forms made so far, by coding ("gzip", "br").
+    encodings: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
     # Both answers (200, 304) per content coding, filled by responses.feed_answer.
     variants: dict = field(default_factory=dict, compare=False, repr=False)
 
+    def encoded(self, coding: str) -> bytes:
+        """The body in `coding` ("" is identity), compressed now if nobody asked before."""
+        if not coding:
+            return self.body
+        found = self.encodings.get(coding)
+        if found is None:
+            pause()  # a big body's compression is CPU work: let waiting clients in first
+            found = self.encodings[coding] = COMPRESSORS[coding](self.body)
+            COMPRESSIONS[coding] += 1
+        return found
+
     @property
     def size(self) -> int:
-        """Bytes held, for the memory bound of the in-process caches."""
-        return len(self.body) + len(self.gzip_body) + len(self.br_body)
+        """Bytes held, for the memory bound of the in-process caches: the body and room for
+        its compressed forms (together at most about the body's size), so the figure does
+        not change while a cache holds it."""
+        return 2 * len(self.body)
 
 
 def prepare(
@@ -78,15 +109,9 @@ def prepare(
     cache_control: str,
     link_header: str = "",
 ) -> Rendered:
-    """Compress once, at render time, never per request.
-
-    Levels are chosen for the first request's latency: gzip 6 and brotli 5 take a few
-    milliseconds for a 50-entry feed and get within a few percent of their maximum ratio.
-    """
+    """A document ready to send; nothing is compressed until a client asks for a coding."""
     return Rendered(
         body=body,
-        gzip_body=gzip.compress(body, compresslevel=6, mtime=0),
-        br_body=brotli.compress(body, quality=5),
         etag=_etag(body),
         last_modified=last_modified,
         content_type=content_type,
@@ -142,37 +167,64 @@ def _size(value: Any) -> int:
 
 
 class FeedCache:
-    """Get a rendered feed by key, rendering it at most once per process and key."""
+    """Get a rendered feed by key, rendering it at most once per process and key.
 
-    def __init__(self, shared: SharedStore | None, capacity: int, max_bytes: int) -> None:
+    Renders go through `gate` (`feeds.renders`): bounded per worker and per client, and
+    refused with `Busy` beyond; what is cached is answered without asking the gate.
+    """
+
+    def __init__(
+        self, shared: SharedStore | None, capacity: int, max_bytes: int, gate: RenderGate
+    ) -> None:
         self.shared = shared
         self.local = LocalLRU(capacity, max_bytes)
+        self.gate = gate
         self._shared_down_until = 0.0
-        self.stats = {"local_hits": 0, "shared_hits": 0, "renders": 0, "shared_errors": 0}
+        self.stats = {
+            "local_hits": 0,
+            "shared_hits": 0,
+            "renders": 0,
+            "shared_errors": 0,
+            "busy": 0,
+        }
         self.on_render: Callable[[float], object] = lambda seconds: None  # the metrics' hook
 
-    def get_or_render(self, key: str, render: Callable[[], Rendered]) -> Rendered:
+    def get_or_render(
+        self, key: str, render: Callable[[], Rendered], shared: bool = True
+    ) -> Rendered:
         """No lock is held across the shared cache's I/O: under gevent that would deadlock.
 
         Two requests missing the same key at once may both render; the bytes are equal.
+        `shared=False` keeps the answer in this process only (answers cheap to make again
+        whose keys clients choose without bound).
         """
         found = self.local.get(key)
         if found is not None:
             self.stats["local_hits"] += 1
             TIER.set("local")
             return found
-        found = self._shared_get(key)
+        found = self._shared_get(key) if shared else None
         if found is not None:
             self.stats["shared_hits"] += 1
             TIER.set("shared")
         else:
-            started = time.perf_counter()
-            found = render()
-            self.on_render(time.perf_counter() - started)
-            self.stats["renders"] += 1
-            TIER.set("render")
-            self._shared_set(key, found)
+            found = self._render(render)
+            if shared:
+                self._shared_set(key, found)
         self.local.put(key, found)
+        return found
+
+    def _render(self, render: Callable[[], Rendered]) -> Rendered:
+        try:
+            with self.gate.admit():
+                started = time.perf_counter()
+                found = render()
+                self.on_render(time.perf_counter() - started)
+        except Busy:
+            self.stats["busy"] += 1
+            raise
+        self.stats["renders"] += 1
+        TIER.set("render")
         return found
 
     def _shared_usable(self) -> bool:
@@ -242,7 +294,7 @@ def cache_key(corpus_version: str, *parts: str) -> str:
 
 # The frame: MAGIC, then the byte length of each field (FIELDS order) as big-endian
 # 32-bit numbers, then the fields, then a 32-byte tag over the key and all of the above.
-MAGIC = b"feedsC\x00\x01"  # the last byte is the frame's version
+MAGIC = b"feedsC\x00\x02"  # the last byte is the frame's version (2: compressed forms optional)
 FIELDS = (
     "body",
     "gzip_body",
@@ -253,6 +305,7 @@ FIELDS = (
     "cache_control",
     "link_header",
 )
+FRAMED_CODINGS = {"gzip_body": "gzip", "br_body": "br"}  # frame field: content coding
 HEADER = struct.Struct(">8s" + "I" * len(FIELDS))
 TAG_BYTES = 32
 HEADER_TEXT = re.compile(r"[\x20-\x7e]*")  # what may go into a response header
@@ -298,6 +351,9 @@ class FrameCodec:
 
 
 def _field_bytes(rendered: Rendered, name: str) -> bytes:
+    """A field's bytes; a compressed form not made yet is stored empty."""
+    if name in FRAMED_CODINGS:
+        return rendered.encodings.get(FRAMED_CODINGS[name], b"")
     value = getattr(rendered, name)
     if isinstance(value, datetime):
         value = value.isoformat()
@@ -307,9 +363,9 @@ def _field_bytes(rendered: Rendered, name: str) -> bytes:
 def _coherent(values: dict[str, bytes]) -> Rendered | None:
     """A `Rendered` from the frame's fields, only when they agree with one another.
 
-    The ETag must name the body and each compressed body must give back the body, so
-    every client gets the same document under one validator; header text must be safe
-    to send; the date must say its time zone.
+    The ETag must name the body and each compressed body held must give back the body (an
+    empty one was not made yet), so every client gets the same document under one
+    validator; header text must be safe to send; the date must say its time zone.
     """
     body = values["body"]
     try:
@@ -317,21 +373,15 @@ def _coherent(values: dict[str, bytes]) -> Rendered | None:
         last_modified = datetime.fromisoformat(texts.pop("last_modified"))
     except ValueError:
         return None
+    held = {FRAMED_CODINGS[name]: values[name] for name in FRAMED_CODINGS if values[name]}
     if (
         last_modified.tzinfo is None
         or not all(HEADER_TEXT.fullmatch(text) for text in texts.values())
         or texts["etag"] != _etag(body)
-        or _gunzip(values["gzip_body"], len(body)) != body
-        or _unbrotli(values["br_body"], len(body)) != body
+        or any(DECOMPRESSORS[coding](data, len(body)) != body for coding, data in held.items())
     ):
         return None
-    return Rendered(
-        body=body,
-        gzip_body=values["gzip_body"],
-        br_body=values["br_body"],
-        last_modified=last_modified,
-        **texts,
-    )
+    return Rendered(body=body, last_modified=last_modified, encodings=held, **texts)
 
 
 def _gunzip(data: bytes, size: int) -> bytes | None:
@@ -352,6 +402,12 @@ def _unbrotli(data: bytes, size: int) -> bytes | None:
     except brotli.error:
         return None
     return out if inflater.is_finished() else None
+
+
+DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes | None]] = {
+    "gzip": _gunzip,
+    "br": _unbrotli,
+}
 
 
 class BytesSerializer:

@@ -218,6 +218,29 @@ SETTINGS: tuple[Setting, ...] = (
         "Megabytes of rendered responses each worker keeps in memory (twice: cache and fast path).",
     ),
     Setting(
+        "RENDERS",
+        2,
+        _positive_int,
+        "Documents each worker renders at once (a first request for a feed, page or filter); "
+        "cached answers never wait for them.",
+    ),
+    Setting(
+        "RENDER_QUEUE",
+        8,
+        _non_negative_int,
+        "Further renders each worker lets wait (up to 5 s) for one of `FEEDS_RENDERS`; beyond "
+        "that, and beyond `FEEDS_RENDERS_PER_CLIENT`, a request gets a quick 503 with "
+        "`Retry-After`.",
+    ),
+    Setting(
+        "RENDERS_PER_CLIENT",
+        1,
+        _positive_int,
+        "Renders one client address may have running or waiting in each worker, so one "
+        "client cannot take every slot. Behind a proxy that forwards no client address "
+        "every client shares one.",
+    ),
+    Setting(
         "MAX_AGE",
         300,
         _positive_int,

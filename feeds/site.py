@@ -26,11 +26,12 @@ from feeds.index.indexer import Target
 from feeds.index.reader import FeedArticles, IndexReader, View
 from feeds.index.search import Filter
 from feeds.publish.archive import IMMUTABLE_CACHE_CONTROL, Archive
-from feeds.publish.custom import custom_selection
+from feeds.publish.custom import canonical_query, custom_selection
 from feeds.publish.document import link_header
 from feeds.publish.selection import Selection, UnknownFeed, select
-from feeds.publish.urls import HUB_PATH
+from feeds.publish.urls import HUB_PATH, feed_path
 from feeds.render import FORMATS, FeedDocument
+from feeds.renders import RenderGate, pause
 
 log = logging.getLogger("feeds.site")
 
@@ -82,9 +83,7 @@ class Site:
 
     def feed(self, selection: Selection, extension: str, limit: int, base_url: str) -> Rendered:
         """The current feed document, from the cache or rendered now."""
-        url = f"{base_url}{selection.feed_path(extension)}"
-        joiner = "&" if "?" in url else "?"
-        self_url = url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}{joiner}limit={limit}"
+        self_url = self._self_url(selection.kind, selection.slug, extension, limit, base_url)
         archive = self.archive(selection)
         links = [("hub", self.hub_url(base_url))]
         # Only a document holding every unarchived article may lead into the archives.
@@ -101,6 +100,33 @@ class Site:
             tuple(links),
         )
         return self._rendered(extension, document, self.cache_control)
+
+    def custom_feed(self, selected: Filter, extension: str, limit: int, base_url: str) -> Rendered:
+        """A custom feed, found by its URL in this index version before any query runs.
+
+        The query is part of the render, so a filter asked for again costs a lookup, and a
+        first one waits for a render slot before it queries. Its document is then cached by
+        its articles' digest as every feed is, so a change that leaves its articles alone
+        costs a query but no render. UnknownFeed for a slug not indexed.
+        """
+        slug = canonical_query(selected)
+        self_url = self._self_url("custom", slug, extension, limit, base_url)
+
+        def query_and_render() -> Rendered:
+            selection = self.custom_selection(selected, limit)
+            pause()
+            return self.feed(selection, extension, limit, base_url)
+
+        # Only in this process: the document itself goes to the shared tier under its digest.
+        key = cache_key(self.output_version(self.catalog.version), "custom", self_url)
+        return self.cache.get_or_render(key, query_and_render, shared=False)
+
+    def _self_url(
+        self, kind: str, slug: str | None, extension: str, limit: int, base_url: str
+    ) -> str:
+        url = f"{base_url}{feed_path(kind, slug, extension)}"
+        joiner = "&" if "?" in url else "?"
+        return url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}{joiner}limit={limit}"
 
     def archive_page(
         self, selection: Selection, extension: str, page: int, base_url: str
@@ -166,6 +192,7 @@ class Site:
 
         def render() -> Rendered:
             body = fmt.render(document)
+            pause()
             return prepare(body, changed, fmt.content_type, cache_control, link_header(document))
 
         content_version = version or document.selection.version
@@ -183,5 +210,6 @@ class Site:
 def load_site(settings: dict[str, Any]) -> Site:
     """A site reading the index of the configured corpus (built by `feeds.index.indexer`)."""
     local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
-    cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes)
+    gate = RenderGate(settings["RENDERS"], settings["RENDER_QUEUE"], settings["RENDERS_PER_CLIENT"])
+    cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes, gate)
     return Site(settings, IndexReader(Target.from_settings(settings).path), cache)

@@ -78,8 +78,15 @@ def feed(body: bytes = b"<feed>one</feed>" * 50) -> Rendered:
     return prepare(body, when, "application/atom+xml", "public, max-age=300", '<a>; rel="hub"')
 
 
+CODINGS = {"gzip_body": "gzip", "br_body": "br"}
+
+
 def fields(rendered: Rendered) -> tuple:
-    return tuple(getattr(rendered, name) for name in FIELDS)
+    """Every field a frame holds, the compressed forms made now if they were not yet."""
+    return tuple(
+        rendered.encoded(CODINGS[name]) if name in CODINGS else getattr(rendered, name)
+        for name in FIELDS
+    )
 
 
 def reframe(values: dict[str, bytes], key: str = KEY, secret: str = "") -> bytes:
@@ -94,7 +101,7 @@ def reframe(values: dict[str, bytes], key: str = KEY, secret: str = "") -> bytes
 
 def raw_fields(rendered: Rendered) -> dict[str, bytes]:
     """The fields as a frame holds them: bytes, text as ASCII, the date in ISO 8601."""
-    values = {name: getattr(rendered, name) for name in FIELDS}
+    values = dict(zip(FIELDS, fields(rendered), strict=True))
     values["last_modified"] = rendered.last_modified.isoformat()
     return {name: v if isinstance(v, bytes) else v.encode() for name, v in values.items()}
 
@@ -103,9 +110,37 @@ def raw_fields(rendered: Rendered) -> dict[str, bytes]:
 def test_a_frame_gives_back_every_field(secret: str) -> None:
     codec = FrameCodec(secret)
     original = feed()
+    fields(original)  # both compressed forms made: the frame carries them
     found = codec.decode(KEY, codec.encode(KEY, original))
-    assert found is not None and fields(found) == fields(original)
+    assert found is not None and found.encodings == original.encodings
+    assert fields(found) == fields(original)
     assert found.last_modified.utcoffset() == timedelta(hours=2)
+
+
+@pytest.mark.parametrize("secret", ["", SECRET])
+def test_a_frame_holds_only_the_forms_made_and_the_others_come_out_alike(secret: str) -> None:
+    codec = FrameCodec(secret)
+    original = feed()
+    original.encoded("gzip")
+    found = codec.decode(KEY, codec.encode(KEY, original))
+    assert found is not None and set(found.encodings) == {"gzip"}
+    assert found.encoded("br") == feed().encoded("br")  # deterministic: the same validators
+    untouched = codec.decode(KEY, codec.encode(KEY, feed()))
+    assert untouched is not None and untouched.encodings == {}
+    assert fields(untouched) == fields(original)
+
+
+def test_a_document_is_compressed_only_in_the_codings_asked_for_and_once() -> None:
+    document = feed()
+    before = dict(cache.COMPRESSIONS)
+    assert document.encoded("") == document.body
+    assert document.encodings == {}
+    first = document.encoded("gzip")
+    assert document.encoded("gzip") is first
+    assert set(document.encodings) == {"gzip"}
+    assert gzip.decompress(first) == document.body
+    after = dict(cache.COMPRESSIONS)
+    assert after == {**before, "gzip": before["gzip"] + 1}
 
 
 def tampered_frames(frame: bytes) -> dict[str, bytes]:
@@ -148,8 +183,8 @@ def test_fields_that_disagree_are_a_miss_even_with_a_right_tag() -> None:
     other = feed(b"<feed>two</feed>" * 50)
     changes = {
         "etag": {"etag": other.etag.encode()},
-        "gzip": {"gzip_body": other.gzip_body},
-        "brotli": {"br_body": other.br_body},
+        "gzip": {"gzip_body": other.encoded("gzip")},
+        "brotli": {"br_body": other.encoded("br")},
         "not gzip": {"gzip_body": b"plain"},
         "not brotli": {"br_body": b"\xff\xff"},
         "header injection": {"link_header": b"<a>\r\nSet-Cookie: x=1"},

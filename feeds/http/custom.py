@@ -2,9 +2,10 @@
 
 Both read the filter strictly (`feeds.publish.custom.parse_filter`), send any other spelling of
 it to its canonical URL with a 301, and answer an unknown slug with 404 and a bad query
-with 400. Feeds are rendered and cached like every other feed (per-worker LRU caches,
-so memory stays bounded however many filters are asked for); the preview page is
-rendered per request.
+with 400. Feeds and preview pages are cached by their canonical URL and the index
+version (per-worker LRU caches, so memory stays bounded however many filters are asked
+for); a filter asked for again costs no query, and first renders are bounded per worker
+and per client (`feeds.renders`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from feeds.cache import prepare
-from feeds.http.pages import HTML, _site_context, alternates
+from feeds.cache import Rendered, prepare
+from feeds.http.pages import HTML, _site_context, alternates, page_key
 from feeds.http.responses import CORS_HEADERS
 from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
 from feeds.index.search import Filter
@@ -23,6 +24,7 @@ from feeds.publish.listing import Listing
 from feeds.publish.selection import Selection, UnknownFeed
 from feeds.publish.urls import CUSTOM_PATH, feed_path
 from feeds.render import FORMATS
+from feeds.renders import pause
 from feeds.site import Site
 
 blueprint = Blueprint("custom", __name__, template_folder="templates")
@@ -42,8 +44,10 @@ def custom_feed(extension: str) -> Response:
     query = canonical_query(selected) + _limit_query("&", site, limit)
     if request.query_string.decode("latin-1") != query:
         return moved(f"{CUSTOM_PATH}.{extension}?{query}")
-    selection = _selection(site, selected, limit)
-    return send(site, site.feed(selection, extension, limit, base_url(site)))
+    try:
+        return send(site, site.custom_feed(selected, extension, limit, base_url(site)))
+    except UnknownFeed as unknown:
+        raise NotFound(f"{unknown}; see / for every topic and provider") from None
 
 
 @blueprint.route(PAGE_PATH)
@@ -56,21 +60,27 @@ def custom_page() -> Response:
     query = canonical_query(selected) + _limit_query("&", site, limit)
     if request.query_string.decode("latin-1") != query:
         return moved(f"{PAGE_PATH}?{query}")
-    selection = _selection(site, selected, limit)
     origin = base_url(site)
-    articles = selection.articles[:limit]
-    newest = articles[0].published if articles else None
-    feed = Listing(selection, describe(site.catalog, selected), len(articles), newest)
-    html = render_template(
-        "custom.html",
-        site=_site_context(site),
-        origin=origin,
-        feed=feed,
-        articles=articles,
-        alternates=alternates(feed, origin),
-    )
-    rendered = prepare(html.encode("utf-8"), newest or EPOCH, HTML, site.cache_control)
-    return send(site, rendered, remember=False)
+
+    def render() -> Rendered:
+        selection = _selection(site, selected, limit)
+        pause()
+        articles = selection.articles[:limit]
+        newest = articles[0].published if articles else None
+        feed = Listing(selection, describe(site.catalog, selected), len(articles), newest)
+        html = render_template(
+            "custom.html",
+            site=_site_context(site),
+            origin=origin,
+            feed=feed,
+            articles=articles,
+            alternates=alternates(feed, origin),
+        )
+        return prepare(html.encode("utf-8"), newest or EPOCH, HTML, site.cache_control)
+
+    # Kept by this worker only: clients choose these keys without bound.
+    key = page_key(site, "custom", origin, query)
+    return send(site, site.cache.get_or_render(key, render, shared=False))
 
 
 def _filter_and_limit(site: Site) -> tuple[Filter, int]:

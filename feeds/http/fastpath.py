@@ -5,7 +5,9 @@ feed. Once the Flask view has answered a feed request, the exact request (scheme
 path, query) is remembered with its rendered bytes; the same request later is answered
 with the same `feed_answer` the view uses, by the outermost WSGI layer
 (`feeds.http.observe`). Anything else (first requests, errors, other methods, other
-pages) goes through Flask untouched.
+pages) goes through Flask untouched, except that a client whose every render slot is
+taken (`feeds.renders`) gets its 503 for a new query right here: a client looping on
+503s then costs the worker about what a cached answer costs, not a Flask request.
 """
 
 from __future__ import annotations
@@ -15,13 +17,29 @@ from http import HTTPStatus
 from typing import Any
 
 from feeds.cache import LocalLRU, Rendered
-from feeds.http.responses import Answer, feed_answer
+from feeds.http.responses import CORS_HEADERS, Answer, feed_answer
 from feeds.index.reader import NotReady
+from feeds.renders import RETRY_AFTER_SECONDS, RenderGate, pause
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
-STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304)}
+STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304, 503)}
 CACHED_METHODS = frozenset({"GET", "HEAD"})
+_BUSY_BODY = (
+    "503 Service Unavailable: this client's renders are all in flight; "
+    f"try again in {RETRY_AFTER_SECONDS} s\n"
+).encode("ascii")
+BUSY = Answer(
+    503,
+    [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Retry-After", str(RETRY_AFTER_SECONDS)),
+        ("Cache-Control", "no-store"),
+        *CORS_HEADERS,
+        ("Content-Length", str(len(_BUSY_BODY))),
+    ],
+    _BUSY_BODY,
+)
 
 
 def request_key(environ: dict) -> str:
@@ -45,8 +63,15 @@ class FastPath:
     feeds it touched are rendered again.
     """
 
-    def __init__(self, current_view: Callable[[], object], capacity: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        current_view: Callable[[], object],
+        capacity: int,
+        max_bytes: int,
+        gate: RenderGate | None = None,
+    ) -> None:
         self._current_view = current_view
+        self._gate = gate
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._view: object = None
@@ -71,4 +96,14 @@ class FastPath:
             rendered = self.answers().get(request_key(environ))
         except NotReady:  # no index yet: Flask answers 503
             return None
-        return None if rendered is None else feed_answer(rendered, environ)
+        if rendered is not None:
+            return feed_answer(rendered, environ)
+        # A query is what clients vary to ask for new renders; without one, Flask answers.
+        if (
+            self._gate is not None
+            and environ.get("QUERY_STRING")
+            and not self._gate.has_share(environ.get("REMOTE_ADDR") or "unknown")
+        ):
+            pause()  # its next request may be read at once: let the others in first
+            return BUSY
+        return None

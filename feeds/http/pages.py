@@ -23,6 +23,7 @@ from feeds.publish.listing import Listing
 from feeds.publish.selection import UnknownFeed
 from feeds.render import FORMATS, opml
 from feeds.render.xmlfeed import STYLESHEET_PATH
+from feeds.renders import pause
 from feeds.site import Site
 
 blueprint = Blueprint("pages", __name__, template_folder="templates")
@@ -47,10 +48,11 @@ def directory() -> Response:
     site = current_site()
     origin = base_url(site)
     query = _query()
-    feeds = list(listing.listings(site.catalog, *_titles(site)))
-    shown = [feed for feed in feeds[1:] if matches(feed, query)]
 
     def render() -> Rendered:
+        feeds = list(listing.listings(site.catalog, *_titles(site)))
+        shown = [feed for feed in feeds[1:] if matches(feed, query)]
+        pause()
         html = render_template(
             "directory.html",
             site=_site_context(site),
@@ -71,10 +73,10 @@ def directory() -> Response:
         )
         return prepare(html.encode("utf-8"), _newest(site), HTML, site.cache_control)
 
-    # A filtered page is rendered per request, never cached: queries are unbounded.
-    if query:
-        return send(site, render(), remember=False)
-    return send(site, site.cache.get_or_render(_key(site, "directory", origin), render))
+    # A search (`?q=`) is cached by its normalised words, by this worker only: clients
+    # choose those keys without bound, and a search is cheap to render again elsewhere.
+    key = page_key(site, "directory", origin, query)
+    return send(site, site.cache.get_or_render(key, render, shared=not query))
 
 
 @blueprint.route("/<any(topics, providers):kind>/<slug>")
@@ -100,7 +102,7 @@ def feed_page(kind: str, slug: str) -> Response:
         modified = feed.newest or EPOCH
         return prepare(html.encode("utf-8"), modified, HTML, site.cache_control)
 
-    key = _key(site, "page", kind, slug, origin, str(limit))
+    key = page_key(site, "page", kind, slug, origin, str(limit))
     return send(site, site.cache.get_or_render(key, render))
 
 
@@ -120,7 +122,7 @@ def opml_export() -> Response:
         body = opml.build(feeds, origin, extension, title, _newest(site))
         return prepare(body, _newest(site), OPML_TYPE, site.cache_control)
 
-    return send(site, site.cache.get_or_render(_key(site, "opml", origin, extension), render))
+    return send(site, site.cache.get_or_render(page_key(site, "opml", origin, extension), render))
 
 
 @blueprint.route(f"/<any({', '.join(ASSETS)}):name>", methods=FEED_METHODS)
@@ -143,7 +145,7 @@ def asset(name: str) -> Response:
         )
         return prepare(body, modified, ASSETS[name], site.cache_control)
 
-    return send(site, site.cache.get_or_render(_key(site, "asset", name), render))
+    return send(site, site.cache.get_or_render(page_key(site, "asset", name), render))
 
 
 def _choices(feeds: list[Listing]) -> dict[str, list[tuple[str, str]]]:
@@ -220,5 +222,6 @@ def _newest(site: Site) -> datetime:
     return site.catalog.articles[0].published if site.catalog.articles else EPOCH
 
 
-def _key(site: Site, *parts: str) -> str:
+def page_key(site: Site, *parts: str) -> str:
+    """A page's cache key: its parts in this index version."""
     return cache_key(site.catalog.version, "pages", *parts)

@@ -19,6 +19,10 @@ CORS_HEADERS = (
 )
 
 
+# Each coding's strong ETag is the body's with a suffix: the same whichever is made first.
+ETAG_SUFFIXES = {"": "", "gzip": "-gz", "br": "-br"}
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
@@ -44,7 +48,8 @@ def feed_answer(rendered: Rendered, environ: dict) -> Answer:
     """200 with the best encoding, or 304 when the client's validators still match.
 
     Every client gets the same representation whatever its `Accept`, so only the coding
-    varies and a cache keeps one copy per URL and coding. This runs for every cached
+    varies and a cache keeps one copy per URL and coding; a coding's body is compressed
+    the first time a client asks for it (`Rendered.encoded`). This runs for every cached
     request, so both answers of each coding (200 and 304, headers included) are built once
     per rendered document and handed out as they are, and the common revalidation (the
     exact ETag we sent last time) is matched without parsing.
@@ -78,10 +83,8 @@ class Variant:
 
 def _variant(rendered: Rendered, encoding: str) -> Variant:
     """The answers of one representation; each coding has its own strong ETag."""
-    body, etag = {
-        "br": (rendered.br_body, rendered.etag + "-br"),
-        "gzip": (rendered.gzip_body, rendered.etag + "-gz"),
-    }.get(encoding, (rendered.body, rendered.etag))
+    body = rendered.encoded(encoding)
+    etag = rendered.etag + ETAG_SUFFIXES[encoding]
     headers = [
         ("Content-Type", rendered.content_type),
         ("ETag", f'"{etag}"'),

@@ -9,6 +9,7 @@ from feeds.model import Article
 from feeds.publish.document import FeedDocument
 from feeds.render.common import rfc3339
 from feeds.render.content import entry_html
+from feeds.renders import paced
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -27,7 +28,7 @@ def render(document: FeedDocument) -> bytes:
     hub = document.link("hub")
     if hub:
         feed["hubs"] = [{"type": "WebSub", "url": hub}]
-    feed["items"] = [_item(article) for article in document.articles]
+    feed["items"] = [_item(article) for article in paced(document.articles)]
     return json.dumps(feed, ensure_ascii=False, indent=2).encode("utf-8")
 
 

@@ -19,6 +19,7 @@ from feeds.model import Article, Image
 from feeds.publish.document import FeedDocument
 from feeds.render.common import GENERATOR, GENERATOR_URI
 from feeds.render.content import entry_html
+from feeds.renders import paced
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 HISTORY_NS = "http://purl.org/syndication/history/1.0"
@@ -131,7 +132,7 @@ def build(document: FeedDocument, self_type: str) -> FeedGenerator:
     generator.link(href=document.page_url, rel="alternate", type="text/html")
     generator.updated(document.updated)
     generator.ttl(document.ttl_minutes)
-    for article in document.articles:
+    for article in paced(document.articles):
         _add_entry(generator.add_entry(order="append"), article)
     return generator
 
