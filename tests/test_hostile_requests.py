@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -57,7 +58,7 @@ PATHS = [
 
 @pytest.mark.parametrize("path", PATHS)
 def test_hostile_paths_get_a_4xx_or_a_feed(seeds_server: Server, path: str) -> None:
-    answer = raw_request(seeds_server, f"GET {path} HTTP/1.0\r\nHost: x\r\n\r\n".encode())
+    answer = raw_request(seeds_server, f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
     assert status_of(answer) < 500, answer[:300]
     assert b"Traceback" not in answer
     assert b"root:" not in answer
@@ -86,7 +87,10 @@ def test_hostile_paths_get_a_4xx_or_a_feed(seeds_server: Server, path: str) -> N
     ],
 )
 def test_hostile_headers_get_a_4xx_or_a_feed(seeds_server: Server, headers: str) -> None:
-    request = f"GET /feeds/topics/ai.rss HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}\r\n"
+    request = (
+        "GET /feeds/topics/ai.rss HTTP/1.1\r\nHost: localhost\r\n"
+        f"Connection: close\r\n{headers}\r\n"
+    )
     answer = raw_request(seeds_server, request.encode())
     assert status_of(answer) < 500, answer[:300]
     assert b"Traceback" not in answer
@@ -96,13 +100,13 @@ def test_hostile_headers_get_a_4xx_or_a_feed(seeds_server: Server, headers: str)
     "request_bytes",
     [
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,  # a TLS hello
-        b"GET /feeds/all.rss HTTP/9.9\r\nHost: x\r\n\r\n",
-        b"G\xffT /feeds/all.rss HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET " + b"/" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /feeds/all.rss HTTP/9.9\r\nHost: localhost\r\n\r\n",
+        b"G\xffT /feeds/all.rss HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        b"GET " + b"/" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n",
         b"GET /feeds/all.rss HTTP/1.1\r\n" + b"X-Many: y\r\n" * 200 + b"\r\n",
         b"GET /feeds/all.rss HTTP/1.1\r\nX-Big: " + b"y" * 20000 + b"\r\n\r\n",
         b"GET /feeds/all.rss HTTP/1.1\r\nBad Header\r\n\r\n",
-        b"BREW /feeds/all.rss HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"BREW /feeds/all.rss HTTP/1.1\r\nHost: localhost\r\n\r\n",
     ],
 )
 def test_malformed_http_gets_a_4xx(seeds_server: Server, request_bytes: bytes) -> None:
@@ -121,8 +125,8 @@ def test_an_unusable_host_is_a_400_not_broken_links(seeds_server: Server, host: 
 
 def test_a_host_header_cannot_poison_what_others_get(seeds_server: Server) -> None:
     plain = seeds_server.get("/feeds/all.atom").content
-    evil = seeds_server.get("/feeds/all.atom", headers={"Host": "evil.example"}).content
-    assert b"evil.example" in evil
+    evil = seeds_server.get("/feeds/all.atom", headers={"Host": "evil.example"})
+    assert evil.status_code == 400
     assert seeds_server.get("/feeds/all.atom").content == plain
     assert b"evil.example" not in plain
 
@@ -133,7 +137,7 @@ def test_slow_clients_do_not_starve_normal_requests(seeds_server: Server) -> Non
     slow = []
     for _ in range(120):
         sock = socket.create_connection((host, int(port)), timeout=10)
-        sock.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /feeds/all.rss HTTP/1.1\r\nHost: localhost\r\n")
         slow.append(sock)
     stop = threading.Event()
 
@@ -173,22 +177,23 @@ def test_a_script_name_header_changes_no_link(server_factory, gunicorn_args: str
     paths = ["/", "/topics/ai", "/providers/nypost.com", "/feeds/topics/ai.atom"]
     for path in paths:
         request = (
-            f"GET //evil.example{path} HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: //evil.example\r\n"
-            "Connection: close\r\n\r\n"
+            f"GET //evil.example{path} HTTP/1.1\r\nHost: localhost\r\n"
+            "SCRIPT_NAME: //evil.example\r\nConnection: close\r\n\r\n"
         )
         answer = raw_request(server, request.encode())
         assert status_of(answer) in (200, 404), answer[:300]
         assert b"evil.example" not in links_of(answer)
     for _ in range(3):  # each worker has its own cache
         for path in paths:
-            response = server.get(path, headers={"Host": "x"})
+            response = server.get(path, headers={"Host": "localhost"})
             assert response.status_code == 200
             assert b"evil.example" not in response.content, path
 
 
 def test_a_script_name_header_the_path_lacks_is_no_server_error(seeds_server: Server) -> None:
     request = (
-        "GET /topics/ai HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /elsewhere\r\nConnection: close\r\n\r\n"
+        "GET /topics/ai HTTP/1.1\r\nHost: localhost\r\nSCRIPT_NAME: /elsewhere\r\n"
+        "Connection: close\r\n\r\n"
     )
     assert status_of(raw_request(seeds_server, request.encode())) == 200
 
@@ -207,7 +212,8 @@ def test_a_forwarded_scheme_changes_only_its_own_answers(seeds_server: Server) -
 def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
     server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
     request = (
-        "GET /topics/ai HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /other\r\nConnection: close\r\n\r\n"
+        "GET /topics/ai HTTP/1.1\r\nHost: localhost\r\nSCRIPT_NAME: /other\r\n"
+        "Connection: close\r\n\r\n"
     )
     for answer in (raw_request(server, request.encode()), server.get("/topics/ai").content):
         assert b'href="/news/providers/nypost.com"' in answer
@@ -230,11 +236,20 @@ def test_pages_feeds_and_the_xslt_link_under_the_base_url_path(server_factory) -
     assert 'href="/feeds.' not in xslt
 
 
-def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp_path) -> None:
-    """Random `Host`s with `?limit=500` once stalled a normal request for 20 s.
+def render_count(session: requests.Session, server: Server) -> float:
+    """Documents this worker has rendered (its own counters are flushed by the scrape)."""
+    text = session.get(server.url + "/metrics", timeout=5).text
+    match = re.search(r'^feeds_cache_answers_total\{tier="render"\} (\S+)$', text, re.M)
+    return float(match[1]) if match else 0.0
 
-    Without FEEDS_BASE_URL every new origin is its own set of rendered feeds; a worker
-    now renders for its first FEEDS_MAX_ORIGINS origins only and answers others 421.
+
+def test_a_flood_of_junk_hosts_costs_no_render_and_locks_no_one_out(
+    server_factory, tmp_path
+) -> None:
+    """Random `Host`s with `?limit=500` once stalled a normal request for 20 s; later, first
+    come first served origin slots let 8 junk names lock real ones out with a 421.
+
+    Only served names (FEEDS_ALLOWED_HOSTS, loopback ones by default) get past a 400 now.
     """
     write_corpus(tmp_path / "corpus", 600)
     server = server_factory(FEEDS_CORPUS_DIR=str(tmp_path / "corpus"), WEB_CONCURRENCY="1")
@@ -242,8 +257,9 @@ def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp
     with contextlib.ExitStack() as cleanup:
         session = cleanup.enter_context(requests.Session())
         assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        renders = render_count(session, server)
         # Connect first, then send every request at once: the worker wakes to all of them
-        # together, and each takes about 0.1 s of rendering without the bound.
+        # together, and each took about 0.1 s of rendering without the check.
         flood = [
             cleanup.enter_context(socket.create_connection((host, int(port)), timeout=10))
             for _ in range(200)
@@ -252,11 +268,60 @@ def test_a_flood_of_new_hosts_does_not_stall_normal_requests(server_factory, tmp
             extension = ("rss", "atom", "json")[number % 3]
             sock.sendall(
                 f"GET /feeds/all.{extension}?limit=500 HTTP/1.1\r\n"
-                f"Host: flood-{number}.example\r\n\r\n".encode()
+                f"Host: flood-{number}.example\r\nConnection: close\r\n\r\n".encode()
             )
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline:  # requests raises on its 5 s timeout
             assert session.get(server.url + "/feeds/all.rss", timeout=5).status_code == 200
+        for sock in flood:
+            answer = sock.recv(65536)
+            assert status_of(answer) == 400, answer[:200]
+        assert render_count(session, server) == renders
+        # Names never seen before, after 200 junk ones: every served one is answered.
+        for name in (f"localhost:{port}", "127.0.0.1:8101", "[::1]:8101", "LocalHost"):
+            for path in ("/feeds/all.rss", "/", "/topics/ai", "/feeds.opml"):
+                response = session.get(server.url + path, headers={"Host": name}, timeout=5)
+                assert response.status_code == 200, (name, path)
         late = session.get(server.url + "/feeds/all.rss", headers={"Host": "late.example"})
-        assert late.status_code == 421
-        assert "FEEDS_BASE_URL" in late.text
+        assert late.status_code == 400
+        assert "FEEDS_ALLOWED_HOSTS" in late.text
+
+
+def test_a_configured_name_is_served(server_factory) -> None:
+    server = server_factory(FEEDS_ALLOWED_HOSTS="feeds.example.org")
+    named = server.get("/feeds/all.atom", headers={"Host": "feeds.example.org:8443"})
+    assert named.status_code == 200
+    assert b"http://feeds.example.org:8443/feeds/all.atom" in named.content
+    assert server.get("/feeds/all.atom").status_code == 400  # loopback names were replaced
+    assert server.get("/healthz").status_code == 200  # load balancers probe by address
+
+
+def test_the_base_url_host_is_served(server_factory) -> None:
+    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+    for host in ("feeds.example.org", "localhost"):
+        assert server.get("/feeds/all.atom", headers={"Host": host}).status_code == 200
+    assert server.get("/feeds/all.atom", headers={"Host": "other.example"}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /feeds/all.atom HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Host: evil.example\r\n",
+        "GET /feeds/all.atom HTTP/1.1\r\nHost: localhost\r\nForwarded: host=evil.example\r\n",
+        "GET /feeds/all.atom HTTP/1.1\r\nHost: localhost\r\nX-Host: evil.example\r\n",
+        "GET http://evil.example/feeds/all.atom HTTP/1.1\r\nHost: localhost\r\n",
+        "GET http://localhost/feeds/all.atom HTTP/1.1\r\nHost: evil.example\r\n",
+        "GET http://evil.example/feeds/all.atom HTTP/1.0\r\n",
+        "GET /feeds/all.atom HTTP/1.0\r\n",
+    ],
+)
+def test_no_other_header_or_request_target_brings_a_host_past(
+    seeds_server: Server, head: str
+) -> None:
+    answer = raw_request(seeds_server, f"{head}Connection: close\r\n\r\n".encode())
+    assert status_of(answer) in (200, 400), answer[:300]
+    if status_of(answer) == 200:
+        assert b"evil.example" not in answer
+        assert b"http://localhost/feeds/all.atom" in answer
+    for _ in range(3):  # each worker has its own fast path
+        assert b"evil.example" not in seeds_server.get("/feeds/all.atom").content

@@ -20,7 +20,7 @@ from feeds.index.reader import NotReady
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
-STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304)}
+STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304, 400)}
 CACHED_METHODS = frozenset({"GET", "HEAD"})
 
 
