@@ -18,7 +18,7 @@ from flask import Flask
 
 from feeds import metrics
 from feeds.corpus import CorpusError
-from feeds.http import edge
+from feeds.http import edge, queries
 from feeds.http.custom import blueprint as custom_blueprint
 from feeds.http.fastpath import FastPath
 from feeds.http.hub import blueprint as websub_blueprint
@@ -61,6 +61,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
     app.register_blueprint(stats_blueprint)
+    app.before_request(queries.redirect_unknown_parameters)
     app.after_request(edge.add_security_headers)
     access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
     served = edge.served_names(settings["ALLOWED_HOSTS"], settings["BASE_URL"])

@@ -7,12 +7,13 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
 
 from feeds.corpus.generate import write_corpus
-from tests.support import Server
+from tests.support import Server, start_server
 
 
 def raw_request(server: Server, data: bytes) -> bytes:
@@ -325,3 +326,53 @@ def test_no_other_header_or_request_target_brings_a_host_past(
         assert b"http://localhost/feeds/all.atom" in answer
     for _ in range(3):  # each worker has its own fast path
         assert b"evil.example" not in seeds_server.get("/feeds/all.atom").content
+
+
+FIXED = ["/feeds/all.rss", "/feeds/topics/ai.atom", "/feeds/all/archive/1.json", "/"]
+FIXED += ["/topics/ai", "/feeds.opml", "/feeds.css", "/feed.xsl"]
+
+
+@pytest.fixture(scope="module")
+def archived_server() -> Iterator[Server]:
+    """The seeds with an archive page per article."""
+    server = start_server({"FEEDS_ARCHIVE_PAGE_SIZE": "1"})
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("path", FIXED)
+def test_unknown_parameters_are_a_redirect_never_an_entry(
+    archived_server: Server, path: str
+) -> None:
+    """`?x=N` once made a new full-size fast-path entry per N."""
+    url = archived_server.url
+    with requests.Session() as session:  # one connection: one worker
+        assert session.get(url + path, timeout=5).status_code == 200
+        entries = session.get(url + "/healthz", timeout=5).json()["cache"]
+        for number in range(30):
+            junk = f"{url}{path}?utm_source=feed&x={number}"
+            moved = session.get(junk, allow_redirects=False, timeout=5)
+            assert moved.status_code == 301, junk
+            assert moved.headers["Location"] == path
+            assert "max-age" in moved.headers["Cache-Control"]
+        after = session.get(url + "/healthz", timeout=5).json()["cache"]
+        assert after["fast_path_entries"] == entries["fast_path_entries"]
+        assert after["entries"] == entries["entries"]
+
+
+@pytest.mark.parametrize(
+    ("asked", "location"),
+    [
+        ("/feeds/all.rss?limit=5&utm_source=x", "/feeds/all.rss?limit=5"),
+        ("/feeds/all.rss?&&limit=5", "/feeds/all.rss?limit=5"),
+        ("/?q=new+york&fbclid=1", "/?q=new+york"),
+        ("/topics/ai?ref=home&limit=3", "/topics/ai?limit=3"),
+        ("/feeds.opml?format=atom&v=2", "/feeds.opml?format=atom"),
+    ],
+)
+def test_a_redirect_keeps_the_parameters_a_document_reads(
+    seeds_server: Server, asked: str, location: str
+) -> None:
+    moved = seeds_server.get(asked, allow_redirects=False)
+    assert (moved.status_code, moved.headers["Location"]) == (301, location)
+    assert seeds_server.get(location, allow_redirects=False).status_code == 200
