@@ -8,6 +8,10 @@ vcl 4.1;
 #   max-age + stale-while-revalidate have passed. Here objects are kept for their
 #   stale-if-error window, and served that stale only while the probe finds the origin
 #   sick; while it is healthy, stale-while-revalidate still bounds staleness.
+# - The client's address: varnishd itself appends client.ip to X-Forwarded-For before
+#   vcl_recv, so the origin never takes a client of this cache for a local one (the
+#   operator pages need the token through here). Do not unset it. Host passes as the
+#   client sent it: list the public name in FEEDS_ALLOWED_HOSTS or set FEEDS_BASE_URL.
 # Tested by tests/test_caches.py with the real varnishd.
 
 import std;
