@@ -52,7 +52,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["feeds"] = site
     local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
     fast_path = app.extensions["feeds.fast_path"] = FastPath(
-        site.reader.view, settings["CACHE_THRESHOLD"], local_bytes
+        site.reader.view,
+        settings["CACHE_THRESHOLD"],
+        local_bytes,
+        by_origin=not settings["BASE_URL"],  # with it, links follow no request header
     )
     recorder = app.extensions["feeds.recorder"] = Recorder(settings)
     site.cache.on_render = metrics.RENDER_SECONDS.observe

@@ -304,6 +304,20 @@ def test_the_base_url_host_is_served(server_factory) -> None:
     assert server.get("/feeds/all.atom", headers={"Host": "other.example"}).status_code == 400
 
 
+def test_under_the_base_url_the_port_of_a_served_name_is_no_new_entry(server_factory) -> None:
+    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org")
+    with requests.Session() as session:  # one connection: one worker
+        first = session.get(server.url + "/feeds/all.rss", timeout=5).content
+        entries = session.get(server.url + "/healthz", timeout=5).json()["cache"]
+        for port in range(1, 31):
+            for name in ("localhost", "feeds.example.org"):
+                headers = {"Host": f"{name}:{port}"}
+                response = session.get(server.url + "/feeds/all.rss", headers=headers, timeout=5)
+                assert response.content == first
+        after = session.get(server.url + "/healthz", timeout=5).json()["cache"]
+    assert after["fast_path_entries"] == entries["fast_path_entries"]
+
+
 @pytest.mark.parametrize(
     "head",
     [

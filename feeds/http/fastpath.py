@@ -37,6 +37,18 @@ def request_key(environ: dict) -> str:
     )
 
 
+def path_key(environ: dict) -> str:
+    """The same under `FEEDS_BASE_URL`, where links never follow the scheme or `Host`: each
+    port of a served name (`localhost:1`, `:2`, …) would otherwise be an entry of its own."""
+    return "\n".join(
+        (
+            environ.get("SCRIPT_NAME", ""),
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+        )
+    )
+
+
 class FastPath:
     """Remembered feed requests of the current view of the index.
 
@@ -45,8 +57,15 @@ class FastPath:
     feeds it touched are rendered again.
     """
 
-    def __init__(self, current_view: Callable[[], object], capacity: int, max_bytes: int) -> None:
+    def __init__(
+        self,
+        current_view: Callable[[], object],
+        capacity: int,
+        max_bytes: int,
+        by_origin: bool = True,
+    ) -> None:
         self._current_view = current_view
+        self._key = request_key if by_origin else path_key
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._view: object = None
@@ -61,14 +80,14 @@ class FastPath:
         return self._answers
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
-        self.answers().put(request_key(environ), rendered)
+        self.answers().put(self._key(environ), rendered)
 
     def lookup(self, environ: dict) -> Answer | None:
         """The answer to a GET or HEAD remembered for this view; None: Flask must answer."""
         if environ.get("REQUEST_METHOD") not in CACHED_METHODS:
             return None
         try:
-            rendered = self.answers().get(request_key(environ))
+            rendered = self.answers().get(self._key(environ))
         except NotReady:  # no index yet: Flask answers 503
             return None
         return None if rendered is None else feed_answer(rendered, environ)
