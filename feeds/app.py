@@ -72,7 +72,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         observe_middleware(
             app.wsgi_app,
             app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
-            edge.checking_hosts(served, fast_path.lookup),
+            edge.checking_hosts(served, not settings["BASE_URL"], fast_path.lookup),
         ),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )

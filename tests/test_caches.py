@@ -206,3 +206,21 @@ def test_a_proxy_that_forwards_no_address_still_passes_the_public_name(
     with running(nginx(operator_origin, tmp_path, forward_nothing)) as cache:
         assert "X-Forwarded-For" not in (tmp_path / "nginx.conf").read_text()
         assert_operator_pages_need_the_token(cache, PUBLIC_NAME)
+
+
+@pytest.mark.parametrize("starter", [varnish, nginx], ids=["varnish", "nginx"])
+def test_through_a_shipped_cache_the_port_in_host_reaches_no_link(
+    server_factory, tmp_path: Path, starter
+) -> None:
+    """Without FEEDS_BASE_URL links follow Host, port included: a port per request was a
+    render per request. Both caches pass the name only, as the origin's port rule wants."""
+    origin = server_factory()
+    with running(starter(origin, tmp_path)) as cache:
+        bodies = {
+            requests.get(
+                cache.url + "/feeds/all.atom", headers={"Host": f"127.0.0.1:{port}"}, timeout=10
+            ).content
+            for port in (1111, 2222, 3333)
+        }
+    assert len(bodies) == 1
+    assert b'href="http://127.0.0.1/feeds/all.atom"' in bodies.pop()

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from feeds.app import create_app
 from feeds.corpus.generate import write_corpus
 from tests.support import Server, start_server
 
@@ -286,6 +287,37 @@ def test_a_flood_of_junk_hosts_costs_no_render_and_locks_no_one_out(
         late = session.get(server.url + "/feeds/all.rss", headers={"Host": "late.example"})
         assert late.status_code == 400
         assert "FEEDS_ALLOWED_HOSTS" in late.text
+
+
+def test_a_remote_client_gets_no_render_per_port(tmp_path) -> None:
+    """Without FEEDS_BASE_URL links carry the Host's port, so `localhost:1`, `:2`, … were a
+    render each: 200 at once stalled a normal request 7.7 s. Remote clients get the
+    server's own port only; clients on this host (browsers, tunnels, proxies) any port.
+    Through the test client: a real server's tests have loopback peers only."""
+    app = create_app({"DATA_DIR": str(tmp_path)})
+    client, cache = app.test_client(), app.extensions["feeds"].cache
+    remote = {"REMOTE_ADDR": "192.0.2.7"}
+    assert client.get("/feeds/all.rss", environ_base=remote).status_code == 200
+    renders = cache.stats["renders"]
+    for port in range(1, 51):
+        answer = client.get(
+            "/feeds/all.rss", headers={"Host": f"localhost:{port}"}, environ_base=remote
+        )
+        assert answer.status_code == 400
+        assert b"FEEDS_BASE_URL" in answer.data
+    assert cache.stats["renders"] == renders
+    own = client.get("/feeds/all.rss", headers={"Host": "localhost:80"}, environ_base=remote)
+    assert own.status_code == 200  # the port the server listens on
+    local = client.get("/feeds/all.rss", headers={"Host": "localhost:8101"})
+    assert local.status_code == 200  # the test client's peer is 127.0.0.1
+    assert b"http://localhost:8101/feeds/all.rss" in local.data
+    under_base_url = create_app(
+        {"DATA_DIR": str(tmp_path), "BASE_URL": "https://feeds.example.org"}
+    )
+    answer = under_base_url.test_client().get(
+        "/feeds/all.rss", headers={"Host": "feeds.example.org:8443"}, environ_base=remote
+    )
+    assert answer.status_code == 200  # links follow no header: any port is one document
 
 
 def test_a_configured_name_is_served(server_factory) -> None:

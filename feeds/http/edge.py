@@ -9,6 +9,7 @@ the same call, so a cached answer is never sent for a name that is not served.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -28,18 +29,35 @@ def add_security_headers(response: Any) -> Any:
 
 
 @lru_cache(maxsize=1024)
-def host_name(host: str) -> str | None:
-    """The name of a `Host` value without its port, lower-cased; None when malformed."""
+def split_host(host: str) -> tuple[str, str] | None:
+    """(name, port) of a `Host` value, lower-cased, port `` when absent; None when malformed."""
     host = host.lower()
     if host.startswith("["):
-        name, bracket, port = host.partition("]")
+        name, bracket, rest = host.partition("]")
         name += bracket
+        if rest and not rest.startswith(":"):
+            return None
+        port = rest[1:]
     else:
         name, _, port = host.partition(":")
-        port = f":{port}" if port else ""
-    if port and not (port.startswith(":") and port[1:].isdigit() and len(port) <= 6):
+    if (port and not (port.isdigit() and len(port) <= 5)) or not name:
         return None
-    return name or None
+    return name, port
+
+
+def host_name(host: str) -> str | None:
+    """The name of a `Host` value without its port, lower-cased; None when malformed."""
+    parts = split_host(host)
+    return parts[0] if parts else None
+
+
+@lru_cache(maxsize=1024)
+def is_loopback_address(address: str) -> bool:
+    """A peer on this host (`REMOTE_ADDR`); a Unix socket's empty address is not."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # a Unix socket, or no address at all
+        return False
 
 
 def is_loopback_host(environ: Mapping[str, Any]) -> bool:
@@ -77,20 +95,41 @@ def refusal(host: str) -> Answer:
     )
 
 
+def other_port(host: str) -> Answer:
+    return bad_request(
+        f"this server answers for {host[:100]!a} on its own port only; "
+        "its operator can set FEEDS_BASE_URL"
+    )
+
+
 def checking_hosts(
-    names: frozenset[str], cached: Callable[[dict], Answer | None]
+    names: frozenset[str], by_origin: bool, cached: Callable[[dict], Answer | None]
 ) -> Callable[[dict], Answer | None]:
     """`cached` (the fast path's lookup) behind the host check: a 400 for names not served.
 
+    `by_origin` (no `FEEDS_BASE_URL`): links follow the `Host`, port included, so each port
+    is a render of its own. A port other than the one the server listens on is then served
+    to clients on this host only (a browser, a tunnel, a proxy), never to remote ones.
     A served `Host` is lower-cased in place, so `LOCALHOST` and `localhost` are one key.
     """
 
     def answer_first(environ: dict) -> Answer | None:
         host = environ.get("HTTP_HOST")
+        if environ.get("PATH_INFO") in UNCHECKED_PATHS:
+            return cached(environ)
         if host is None:
-            return None if environ.get("PATH_INFO") in UNCHECKED_PATHS else MISSING_HOST
-        if host_name(host) not in names and environ.get("PATH_INFO") not in UNCHECKED_PATHS:
+            return MISSING_HOST
+        parts = split_host(host)
+        if parts is None or parts[0] not in names:
             return refusal(host)
+        port = parts[1]
+        if (
+            by_origin
+            and port
+            and port != environ.get("SERVER_PORT")
+            and not is_loopback_address(environ.get("REMOTE_ADDR", ""))
+        ):
+            return other_port(host)
         environ["HTTP_HOST"] = host.lower()
         return cached(environ)
 

@@ -11,7 +11,6 @@ no address still passes the public `Host`: tokenless access also needs a loopbac
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,7 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from werkzeug.exceptions import NotFound
 
 from feeds import metrics
-from feeds.http.edge import is_loopback_host
+from feeds.http.edge import is_loopback_address, is_loopback_host
 from feeds.http.routes import current_site
 from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, Recorder
 from feeds.websub.store import open_store as open_websub_store
@@ -47,10 +46,7 @@ def allowed(environ: dict, token: str) -> bool:
         return hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())
     if any(name in environ for name in PROXY_HEADERS) or not is_loopback_host(environ):
         return False
-    try:
-        return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:  # a Unix socket, or no address at all
-        return False
+    return is_loopback_address(environ.get("REMOTE_ADDR", ""))
 
 
 @blueprint.before_request
