@@ -26,7 +26,11 @@ from tests.support import start_server
 
 
 def flood(documents: int, connections: int, seconds: float, ports: bool) -> str:
-    work = Path(tempfile.mkdtemp(prefix="feeds-host-flood-"))
+    with tempfile.TemporaryDirectory(prefix="feeds-host-flood-") as folder:
+        return _flood(Path(folder), documents, connections, seconds, ports)
+
+
+def _flood(work: Path, documents: int, connections: int, seconds: float, ports: bool) -> str:
     write_corpus(work / "corpus", documents)
     env = {
         "FEEDS_CORPUS_DIR": str(work / "corpus"),
