@@ -8,6 +8,12 @@ vcl 4.1;
 #   max-age + stale-while-revalidate have passed. Here objects are kept for their
 #   stale-if-error window, and served that stale only while the probe finds the origin
 #   sick; while it is healthy, stale-while-revalidate still bounds staleness.
+# - The client's address: varnishd itself appends client.ip to X-Forwarded-For before
+#   vcl_recv, so the origin never takes a client of this cache for a local one (the
+#   operator pages need the token through here). Do not unset it. Host passes without
+#   its port (as nginx's $host): one copy per name, and no client can make the origin
+#   render once per port. List the public name in FEEDS_ALLOWED_HOSTS or set
+#   FEEDS_BASE_URL.
 # Tested by tests/test_caches.py with the real varnishd.
 
 import std;
@@ -25,6 +31,7 @@ backend feeds {
 }
 
 sub vcl_recv {
+    set req.http.Host = regsub(req.http.Host, ":[0-9]+$", "");
     if (req.restarts == 0) {
         unset req.http.X-Feeds-Revalidate;  # only vcl_hit may ask for a fresh copy
     } elsif (req.http.X-Feeds-Revalidate) {

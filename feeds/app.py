@@ -18,6 +18,7 @@ from flask import Flask
 
 from feeds import metrics
 from feeds.corpus import CorpusError
+from feeds.http import edge, queries
 from feeds.http.custom import blueprint as custom_blueprint
 from feeds.http.fastpath import FastPath
 from feeds.http.hub import blueprint as websub_blueprint
@@ -51,7 +52,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["feeds"] = site
     local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
     fast_path = app.extensions["feeds.fast_path"] = FastPath(
-        site.reader.view, settings["CACHE_THRESHOLD"], local_bytes, site.cache.gate
+        site.reader.view,
+        settings["CACHE_THRESHOLD"],
+        local_bytes,
+        site.cache.gate,
+        by_origin=not settings["BASE_URL"],  # with it, links follow no request header
     )
     recorder = app.extensions["feeds.recorder"] = Recorder(settings)
     site.cache.on_render = metrics.RENDER_SECONDS.observe
@@ -60,12 +65,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages_blueprint)
     app.register_blueprint(websub_blueprint)
     app.register_blueprint(stats_blueprint)
+    app.before_request(queries.redirect_unknown_parameters)
+    app.after_request(edge.add_security_headers)
     access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
+    served = edge.served_names(settings["ALLOWED_HOSTS"], settings["BASE_URL"])
     app.wsgi_app = pinned_script_name(
         observe_middleware(
             app.wsgi_app,
             app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
-            fast_path.lookup,
+            edge.checking_hosts(served, not settings["BASE_URL"], fast_path.lookup),
         ),
         lambda: app.extensions["feeds"].settings["BASE_URL"],
     )

@@ -20,7 +20,6 @@ import hmac
 import logging
 import re
 import struct
-import tempfile
 import threading
 import time
 import zlib
@@ -40,6 +39,7 @@ from cachelib import BaseCache, FileSystemCache, RedisCache
 
 from feeds.fingerprint import files_hash
 from feeds.renders import Busy, RenderGate, pause
+from feeds.scratch import scratch_directory
 
 log = logging.getLogger("feeds.cache")
 
@@ -476,7 +476,7 @@ def make_shared_backend(settings: dict[str, Any]) -> SharedStore | None:
 def _backend(settings: dict[str, Any]) -> BaseCache | None:
     kind, ttl = settings["CACHE_TYPE"], settings["CACHE_TTL"]
     if kind == "filesystem":
-        directory = settings["CACHE_DIR"] or tempfile.mkdtemp(prefix="feeds-cache-")
+        directory = settings["CACHE_DIR"] or scratch_directory("feeds-cache-")
         return BytesFileSystemCache(
             directory, threshold=settings["CACHE_THRESHOLD"], default_timeout=ttl
         )

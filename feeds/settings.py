@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
@@ -87,6 +88,18 @@ def _base_url(value: Any) -> str:
     return text
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]")
+
+
+def _host_names(value: Any) -> tuple[str, ...]:
+    """Lower-case names without a port: `example.org`, `127.0.0.1`, `[::1]`."""
+    names = str(value).replace(",", " ").lower().split()
+    for name in names:
+        if not _HOST_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a host name (no port; IPv6 in brackets: [::1])")
+    return tuple(names)
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     name: str
@@ -111,12 +124,12 @@ SETTINGS: tuple[Setting, ...] = (
         "production.",
     ),
     Setting(
-        "MAX_ORIGINS",
-        8,
-        _positive_int,
-        "Without `FEEDS_BASE_URL`: distinct request origins (scheme and `Host`) each worker "
-        "renders links for; further ones get a 421, so random `Host` headers cannot make it "
-        "render without end.",
+        "ALLOWED_HOSTS",
+        "localhost, 127.0.0.1, [::1]",
+        _host_names,
+        "Host names (any port, comma-separated) this server answers for, besides "
+        "`FEEDS_BASE_URL`'s; any other `Host` gets a 400 before anything is rendered. List "
+        "the public name when a proxy passes it and `FEEDS_BASE_URL` is not set.",
     ),
     Setting(
         "DEPLOYMENT",
@@ -320,7 +333,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _secret,
         "Bearer token (32+ characters) that opens `/metrics`, `/stats` and `/stats.json` to "
-        "clients other than loopback ones that came through no proxy; empty: loopback only.",
+        "clients other than local ones (a loopback address and `Host` name, no proxy header); "
+        "empty: local clients only.",
     ),
     Setting(
         "ACCESS_LOG",

@@ -4,6 +4,7 @@ for every client, and keep serving every feed after the origin stops."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import shutil
@@ -97,11 +98,11 @@ def varnish(origin: Server, work: Path) -> Iterator[Cache]:
     stop(process)
 
 
-def nginx(origin: Server, work: Path) -> Iterator[Cache]:
+def nginx(origin: Server, work: Path, edit: Callable[[str], str] = str) -> Iterator[Cache]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is not installed; .ci/run installs it")
     url = f"http://127.0.0.1:{free_port()}"
-    text = config("nginx-proxy-cache.conf", origin).replace("{run}", str(work))
+    text = edit(config("nginx-proxy-cache.conf", origin)).replace("{run}", str(work))
     (work / "nginx.conf").write_text("user root;\n" + text.replace("{listen}", url[7:]))
     process = start([NGINX, "-p", str(work), "-c", str(work / "nginx.conf")], url)
 
@@ -147,3 +148,79 @@ def test_one_copy_per_feed_and_stale_copies_when_the_origin_is_down(cached) -> N
             assert response.content == bodies[path], (path, client)
     # The origin really is gone: a feed nobody asked for cannot be had.
     assert get(cache, "/feeds/topics/computer-vision.rss", "curl").status_code in {502, 503}
+
+
+TOKEN = "t" * 40
+OPERATOR_PAGES = ("/metrics", "/stats", "/stats.json")
+PUBLIC_NAME = "feeds.example.org"
+
+
+@contextlib.contextmanager
+def running(starter: Iterator[Cache]) -> Iterator[Cache]:
+    """A cache from one of the generators above, stopped whatever the test does."""
+    cache = next(starter)
+    try:
+        yield cache
+    finally:
+        next(starter, None)
+
+
+@pytest.fixture
+def operator_origin(server_factory) -> Server:
+    names = f"localhost 127.0.0.1 [::1] {PUBLIC_NAME}"
+    return server_factory(FEEDS_STATS_TOKEN=TOKEN, FEEDS_ALLOWED_HOSTS=names)
+
+
+def assert_operator_pages_need_the_token(cache: Cache, host: str | None = None) -> None:
+    named = {"Host": host} if host else {}
+    for path in OPERATOR_PAGES:
+        assert requests.get(cache.url + path, headers=named, timeout=10).status_code == 404
+        token = {**named, "Authorization": f"Bearer {TOKEN}"}
+        assert requests.get(cache.url + path, headers=token, timeout=10).status_code == 200
+        assert requests.get(cache.url + path, headers=named, timeout=10).status_code == 404
+    feed = requests.get(cache.url + "/feeds/all.rss", headers=named, timeout=10)
+    assert feed.status_code == 200
+
+
+@pytest.mark.parametrize("starter", [varnish, nginx], ids=["varnish", "nginx"])
+def test_through_a_shipped_cache_the_operator_pages_need_the_token(
+    operator_origin: Server, tmp_path: Path, starter
+) -> None:
+    """nginx-proxy-cache.conf once forwarded no client address: /stats.json, /stats and
+    /metrics answered 200 to every client of that nginx. Loopback names pass as Host here."""
+    with running(starter(operator_origin, tmp_path)) as cache:
+        assert_operator_pages_need_the_token(cache)
+    for path in OPERATOR_PAGES:  # a client on this host, straight to the origin
+        assert operator_origin.get(path).status_code == 200
+
+
+def test_a_proxy_that_forwards_no_address_still_passes_the_public_name(
+    operator_origin: Server, tmp_path: Path
+) -> None:
+    """An operator's own proxy without X-Forwarded-For: its clients come from loopback,
+    but ask for the public name, and only local clients name the host by a loopback name."""
+
+    def forward_nothing(text: str) -> str:
+        return re.sub(r"^.*X-Forwarded-For.*$", "", text, flags=re.M)
+
+    with running(nginx(operator_origin, tmp_path, forward_nothing)) as cache:
+        assert "X-Forwarded-For" not in (tmp_path / "nginx.conf").read_text()
+        assert_operator_pages_need_the_token(cache, PUBLIC_NAME)
+
+
+@pytest.mark.parametrize("starter", [varnish, nginx], ids=["varnish", "nginx"])
+def test_through_a_shipped_cache_the_port_in_host_reaches_no_link(
+    server_factory, tmp_path: Path, starter
+) -> None:
+    """Without FEEDS_BASE_URL links follow Host, port included: a port per request was a
+    render per request. Both caches pass the name only, as the origin's port rule wants."""
+    origin = server_factory()
+    with running(starter(origin, tmp_path)) as cache:
+        bodies = {
+            requests.get(
+                cache.url + "/feeds/all.atom", headers={"Host": f"127.0.0.1:{port}"}, timeout=10
+            ).content
+            for port in (1111, 2222, 3333)
+        }
+    assert len(bodies) == 1
+    assert b'href="http://127.0.0.1/feeds/all.atom"' in bodies.pop()

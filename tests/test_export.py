@@ -17,6 +17,7 @@ import requests
 from feeds.app import create_app
 from feeds.corpus.generate import write_corpus
 from feeds.http.export import create_file, export_paths, export_site
+from feeds.http.responses import PAGE_POLICY
 from tests.support import PROJECT_ROOT, document, free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -82,6 +83,8 @@ def test_nginx_serves_the_same_bytes_as_the_server(nginx_export, server_factory)
         assert static.status_code == live.status_code == 200, path
         assert static.content == live.content, path
         assert static.headers["Content-Type"] == live.headers["Content-Type"], path
+        for header in ("X-Content-Type-Options", "Content-Security-Policy", "Referrer-Policy"):
+            assert static.headers.get(header) == live.headers.get(header), (path, header)
 
 
 def test_precompressed_siblings_and_pages(nginx_export) -> None:
@@ -100,6 +103,10 @@ def test_precompressed_siblings_and_pages(nginx_export) -> None:
     assert 'rel="alternate"' in home.text
     topic = requests.get(origin + "/topics/ai", timeout=10)
     assert topic.status_code == 200
+    for page in (home, topic):  # the live server's security headers
+        assert page.headers["Content-Security-Policy"] == PAGE_POLICY
+        assert page.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert requests.get(origin + "/feeds/topics/missing.rss", timeout=10).status_code == 404
 
 

@@ -245,6 +245,7 @@ def test_every_key_in_redis_expires(server_factory, redis_server: RedisServer) -
     settings = {
         **redis_settings(redis_server, FEEDS_CACHE_TTL="600", FEEDS_ARCHIVE_PAGE_SIZE="1"),
         "FEEDS_BASE_URL": "",
+        "FEEDS_ALLOWED_HOSTS": "a.example b.example",
     }
     server = server_factory(**settings)
     for host in ("a.example", "b.example:8080"):

@@ -262,7 +262,11 @@ def test_other_addresses_need_the_token(app_client: FlaskClient, path: str) -> N
 
 
 def test_the_rule_without_a_token() -> None:
-    assert allowed({"REMOTE_ADDR": "127.0.0.1"}, "")
+    assert allowed({"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost:8000"}, "")
+    assert allowed({"REMOTE_ADDR": "::1", "HTTP_HOST": "[::1]:8000"}, "")
+    # A proxy that forwards no address still passes the public name.
+    assert not allowed({"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "feeds.example.org"}, "")
+    assert not allowed({"REMOTE_ADDR": "127.0.0.1"}, "")
     assert not allowed({"REMOTE_ADDR": "10.0.0.1", "HTTP_AUTHORIZATION": "Bearer "}, "")
     assert not allowed({"REMOTE_ADDR": "10.0.0.1"}, "")
     assert not allowed({"REMOTE_ADDR": ""}, "")

@@ -17,13 +17,13 @@ from http import HTTPStatus
 from typing import Any
 
 from feeds.cache import LocalLRU, Rendered
-from feeds.http.responses import CORS_HEADERS, Answer, feed_answer
+from feeds.http.responses import CORS_HEADERS, Answer, feed_answer, security_headers
 from feeds.index.reader import NotReady
 from feeds.renders import RETRY_AFTER_SECONDS, RenderGate, pause
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict, StartResponse], Iterable[bytes]]
-STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304, 503)}
+STATUS_LINES = {code: f"{code} {HTTPStatus(code).phrase}" for code in (200, 304, 400, 503)}
 CACHED_METHODS = frozenset({"GET", "HEAD"})
 _BUSY_BODY = (
     "503 Service Unavailable: this client's renders are all in flight; "
@@ -36,6 +36,7 @@ BUSY = Answer(
         ("Retry-After", str(RETRY_AFTER_SECONDS)),
         ("Cache-Control", "no-store"),
         *CORS_HEADERS,
+        *security_headers("text/plain"),
         ("Content-Length", str(len(_BUSY_BODY))),
     ],
     _BUSY_BODY,
@@ -48,6 +49,18 @@ def request_key(environ: dict) -> str:
         (
             environ.get("wsgi.url_scheme", ""),
             environ.get("HTTP_HOST", ""),
+            environ.get("SCRIPT_NAME", ""),
+            environ.get("PATH_INFO", ""),
+            environ.get("QUERY_STRING", ""),
+        )
+    )
+
+
+def path_key(environ: dict) -> str:
+    """The same under `FEEDS_BASE_URL`, where links never follow the scheme or `Host`: each
+    port of a served name (`localhost:1`, `:2`, …) would otherwise be an entry of its own."""
+    return "\n".join(
+        (
             environ.get("SCRIPT_NAME", ""),
             environ.get("PATH_INFO", ""),
             environ.get("QUERY_STRING", ""),
@@ -69,9 +82,11 @@ class FastPath:
         capacity: int,
         max_bytes: int,
         gate: RenderGate | None = None,
+        by_origin: bool = True,
     ) -> None:
         self._current_view = current_view
         self._gate = gate
+        self._key = request_key if by_origin else path_key
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._view: object = None
@@ -86,14 +101,14 @@ class FastPath:
         return self._answers
 
     def remember(self, environ: dict, rendered: Rendered) -> None:
-        self.answers().put(request_key(environ), rendered)
+        self.answers().put(self._key(environ), rendered)
 
     def lookup(self, environ: dict) -> Answer | None:
         """The answer to a GET or HEAD remembered for this view; None: Flask must answer."""
         if environ.get("REQUEST_METHOD") not in CACHED_METHODS:
             return None
         try:
-            rendered = self.answers().get(request_key(environ))
+            rendered = self.answers().get(self._key(environ))
         except NotReady:  # no index yet: Flask answers 503
             return None
         if rendered is not None:

@@ -3,13 +3,14 @@
 They answer clients on loopback that came through no proxy, or requests that carry
 `Authorization: Bearer <FEEDS_STATS_TOKEN>`; anyone else gets the 404 of a page that does
 not exist. A request with `X-Forwarded-For` or `Forwarded` came through a proxy on this
-host, so its loopback socket address says nothing about who sent it.
+host, so its loopback socket address says nothing about who sent it. A proxy that forwards
+no address still passes the public `Host`: tokenless access also needs a loopback name in
+`Host` (`localhost`, `127.0.0.1`, `[::1]`), as a local client sends.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -17,6 +18,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from werkzeug.exceptions import NotFound
 
 from feeds import metrics
+from feeds.http.edge import is_loopback_address, is_loopback_host
 from feeds.http.routes import current_site
 from feeds.stats.recorder import RETRY_AFTER_SECONDS, Recorder
 from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, StoreUnavailable
@@ -51,16 +53,13 @@ def websub_store() -> WebsubStore:
 
 
 def allowed(environ: dict, token: str) -> bool:
-    """Loopback and no proxy header, or the right bearer token."""
+    """Loopback address and `Host` and no proxy header, or the right bearer token."""
     given = environ.get("HTTP_AUTHORIZATION", "")
     if token and given.startswith("Bearer "):
         return hmac.compare_digest(given.removeprefix("Bearer ").encode(), token.encode())
-    if any(name in environ for name in PROXY_HEADERS):
+    if any(name in environ for name in PROXY_HEADERS) or not is_loopback_host(environ):
         return False
-    try:
-        return ipaddress.ip_address(environ.get("REMOTE_ADDR", "")).is_loopback
-    except ValueError:  # a Unix socket, or no address at all
-        return False
+    return is_loopback_address(environ.get("REMOTE_ADDR", ""))
 
 
 @blueprint.before_request

@@ -21,23 +21,36 @@
 - gunicorn's control socket defaults to one path per user that every instance shares
   (the last one started takes it over); it is off unless FEEDS_CONTROL_SOCKET gives this
   instance its own.
+- gevent patches the master first, before the app (and redis, which imports ssl) is
+  loaded: patching in each worker after preload warned (MonkeyPatchWarning, once per
+  worker), and locks made while loading were real OS locks in the workers.
+- No client address in any log line: feeds.server.gunicorn_logger filters gunicorn's
+  messages, and the classic access log has `-` where gunicorn puts the address.
+- Temporary directories made here (metrics, the filesystem cache's default) go when the
+  master exits.
 """
 
-import logging
-import os
-import tempfile
+from gevent import monkey
+
+monkey.patch_all()
+
+import logging  # noqa: E402  (everything below comes after gevent's patching)
+import os  # noqa: E402
+
+from feeds.scratch import scratch_directory  # noqa: E402
 
 # prometheus_client picks per-process files only when this is set before it is imported
 # (by feeds.app): every worker's counters then add up in one scrape. A fresh directory per
-# master, so no counts of an earlier run are summed in.
+# master, so no counts of an earlier run are summed in; it is removed when the master exits.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="feeds-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = scratch_directory("feeds-metrics-")
 
-from feeds.app import BACKGROUND_INDEX_ENV
-from feeds.http.observe import start_flusher, worker_gone
-from feeds.server.supervisor import Indexer
-from feeds.settings import load_settings
-from feeds.websub import delivery
+from feeds.app import BACKGROUND_INDEX_ENV  # noqa: E402
+from feeds.http.observe import start_flusher, worker_gone  # noqa: E402
+from feeds.server.gunicorn_logger import ACCESS_LOG_FORMAT, Logger  # noqa: E402
+from feeds.server.supervisor import Indexer  # noqa: E402
+from feeds.settings import load_settings  # noqa: E402
+from feeds.websub import delivery  # noqa: E402
 
 os.environ.setdefault(BACKGROUND_INDEX_ENV, "1")
 FEEDS = load_settings()
@@ -59,6 +72,8 @@ forwarder_headers = ""
 control_socket_disable = not FEEDS["CONTROL_SOCKET"]
 control_socket = FEEDS["CONTROL_SOCKET"] or None
 accesslog = "-" if FEEDS["ACCESS_LOG"] == "classic" else None  # json: feeds.http.observe writes it
+access_log_format = ACCESS_LOG_FORMAT
+logger_class = Logger
 
 
 def when_ready(server):
