@@ -38,7 +38,7 @@ import redis
 from cachelib import BaseCache, FileSystemCache, RedisCache
 
 from feeds.fingerprint import files_hash
-from feeds.renders import Busy, RenderGate, pause
+from feeds.renders import WAIT_SECONDS, Busy, RenderGate, pause
 from feeds.scratch import scratch_directory
 
 log = logging.getLogger("feeds.cache")
@@ -188,30 +188,52 @@ class FeedCache:
             "busy": 0,
         }
         self.on_render: Callable[[float], object] = lambda seconds: None  # the metrics' hook
+        # Keys being rendered in this process now; each Event is made by the request that
+        # renders (in a worker, after gevent patched threading), never in the master.
+        self._rendering: dict[str, threading.Event] = {}
 
     def get_or_render(
         self, key: str, render: Callable[[], Rendered], shared: bool = True
     ) -> Rendered:
         """No lock is held across the shared cache's I/O: under gevent that would deadlock.
 
-        Two requests missing the same key at once may both render; the bytes are equal.
-        `shared=False` keeps the answer in this process only (answers cheap to make again
-        whose keys clients choose without bound).
+        Requests missing a key that this process is rendering now wait for that render
+        (no CPU, no render slot) instead of rendering it again: after a release or a change,
+        every poller of a feed asks at once. `shared=False` keeps the answer in this process
+        only (answers cheap to make again whose keys clients choose without bound).
         """
-        found = self.local.get(key)
+        found = self._local_get(key)
         if found is not None:
-            self.stats["local_hits"] += 1
-            TIER.set("local")
             return found
+        pending = self._rendering.get(key)
+        if pending is not None and pending.wait(WAIT_SECONDS):
+            found = self._local_get(key)
+            if found is not None:
+                return found  # else its render was refused or failed: try ours
         found = self._shared_get(key) if shared else None
         if found is not None:
             self.stats["shared_hits"] += 1
             TIER.set("shared")
-        else:
+            self.local.put(key, found)
+            return found
+        done = threading.Event()
+        mine = self._rendering.setdefault(key, done) is done  # else one that waited too long
+        try:
             found = self._render(render)
             if shared:
                 self._shared_set(key, found)
-        self.local.put(key, found)
+            self.local.put(key, found)
+        finally:
+            if mine:
+                del self._rendering[key]
+                done.set()
+        return found
+
+    def _local_get(self, key: str) -> Rendered | None:
+        found = self.local.get(key)
+        if found is not None:
+            self.stats["local_hits"] += 1
+            TIER.set("local")
         return found
 
     def _render(self, render: Callable[[], Rendered]) -> Rendered:

@@ -61,8 +61,12 @@ def paced(items: Iterable[T]) -> Iterator[T]:
 
 
 class RenderGate:
-    """At most `running` renders at once and `waiting` more queued, per process, and at
-    most `per_client` of those (running or waiting) for one client address.
+    """At most `running` renders at once and `waiting` more queued, per process; once no
+    slot is free, at most `per_client` of those (running or waiting) for one client address.
+
+    A free slot is anyone's: a reader whose feeds all need a first render (after a release)
+    is not refused while the worker is idle. Under contention a client that already has its
+    share is refused at once, and the queue is left to the others.
 
     The semaphore and the lock are made on first use in each process, never at import
     or in the gunicorn master: made there, before gevent patches `threading`, they would
@@ -95,7 +99,7 @@ class RenderGate:
 
     def has_share(self, client: str) -> bool:
         """Whether `client` may start another render now (a read: no lock, no wait)."""
-        return self._by_client.get(client, 0) < self.per_client
+        return self._in_flight < self.running or self._by_client.get(client, 0) < self.per_client
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -108,7 +112,7 @@ class RenderGate:
         slots, lock = self._parts()
         with lock:
             full = self._in_flight >= self.running + self.waiting
-            if full or self._by_client.get(client, 0) >= self.per_client:
+            if full or not self.has_share(client):
                 self.refused += 1
                 raise Busy
             self._in_flight += 1

@@ -92,8 +92,10 @@ _HOST_NAME = re.compile(r"[a-z0-9_.-]+|\[[0-9a-f:.]+\]")
 
 
 def _host_names(value: Any) -> tuple[str, ...]:
-    """Lower-case names without a port: `example.org`, `127.0.0.1`, `[::1]`."""
-    names = str(value).replace(",", " ").lower().split()
+    """Lower-case names without a port: `example.org`, `127.0.0.1`, `[::1]`; from text
+    (commas or spaces between) or a list (TOML, or settings already parsed)."""
+    parts = value if isinstance(value, list | tuple) else [value]
+    names = " ".join(map(str, parts)).replace(",", " ").lower().split()
     for name in names:
         if not _HOST_NAME.fullmatch(name):
             raise ValueError(f"{name!r} is not a host name (no port; IPv6 in brackets: [::1])")

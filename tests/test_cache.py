@@ -7,6 +7,8 @@ import hmac
 import io
 import os
 import pickle
+import threading
+import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta, timezone
 from hashlib import sha256
@@ -21,12 +23,14 @@ from feeds.cache import (
     HEADER,
     MAGIC,
     BytesSerializer,
+    FeedCache,
     FrameCodec,
     LocalLRU,
     Rendered,
     cache_key,
     prepare,
 )
+from feeds.renders import CLIENT, RenderGate
 from feeds.settings import SettingsError, load_settings
 
 
@@ -250,3 +254,36 @@ def test_the_cache_secret_must_be_long_enough() -> None:
     with pytest.raises(SettingsError):
         load_settings({"CACHE_SECRET": "short"}, environ={})
     assert load_settings({"CACHE_SECRET": SECRET}, environ={})["CACHE_SECRET"] == SECRET
+
+
+def test_requests_missing_a_key_being_rendered_wait_for_that_render() -> None:
+    """After a release every poller of a feed asks at once: one render, the rest wait."""
+    gate = RenderGate(running=1, waiting=0, per_client=1)
+    cache = FeedCache(None, 10, 10**6, gate)
+    started, release = threading.Event(), threading.Event()
+    renders: list[str] = []
+
+    def slow() -> Rendered:
+        renders.append("rendered")
+        started.set()
+        release.wait(5)
+        return prepare(b"<rss/>", datetime(2024, 1, 1, tzinfo=UTC), "application/rss+xml", "public")
+
+    def ask(client: str, results: list[Rendered]) -> None:
+        CLIENT.set(client)
+        results.append(cache.get_or_render("feed", slow))
+
+    first: list[Rendered] = []
+    second: list[Rendered] = []
+    threads = [threading.Thread(target=ask, args=("10.0.0.1", first))]
+    threads[0].start()
+    assert started.wait(5)
+    threads.append(threading.Thread(target=ask, args=("10.0.0.1", second)))
+    threads[1].start()  # same client, no slot free: without waiting it would be refused
+    time.sleep(0.1)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert renders == ["rendered"]
+    assert first == second and len(second) == 1
+    assert gate.refused == 0

@@ -235,7 +235,7 @@ def test_a_planted_store_with_a_trigger_is_refused_without_running_it(
 ) -> None:
     path = tmp_path / f"{store}.sqlite3"
     if store == "stats":
-        schema, table = StatsStore.schema, "reports"
+        schema, table = StatsStore.schema, "history"
     else:
         schema, table = WebSubStore.schema, "subscriptions"
     plant(path, schema, MARK_TRIGGER.format(table=table))

@@ -102,7 +102,7 @@ def test_planted_databases_are_refused_and_never_run(
     db.commit()
     db.close()
     stats, websub = stats_path(settings), websub_path(settings)
-    plant(stats, StatsStore.schema, MARK_TRIGGER.format(table="pollers"))
+    plant(stats, StatsStore.schema, MARK_TRIGGER.format(table="history"))
     plant(websub, WebSubStore.schema, MARK_TRIGGER.format(table="subscriptions"))
     server = server_factory(**env)  # answers once the index is rebuilt beside the planted one
     serves(server)

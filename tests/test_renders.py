@@ -62,15 +62,30 @@ def admits(gate: RenderGate, client: str) -> bool:
 
 
 def test_one_client_gets_its_share_and_others_still_render() -> None:
+    gate = RenderGate(running=1, waiting=2, per_client=1)
+    admitted, release, _ = in_thread(gate, "10.0.0.1")
+    assert admitted.wait(5)
+    assert not admits(gate, "10.0.0.1")  # no slot free, its one render in flight: refused
+    second, release_second, outcome = in_thread(gate, "10.0.0.2")  # waits for the slot
+    wait_until(lambda: gate.in_flight == 2)
+    release.set()
+    assert second.wait(5)  # the other client's turn came
+    release_second.set()
+    wait_until(lambda: outcome == ["rendered"] and gate.in_flight == 0)
+    assert admits(gate, "10.0.0.1")  # its render is done: its share is back
+    assert gate.refused == 1
+
+
+def test_a_free_slot_is_anyones() -> None:
+    """A reader whose feeds all need a first render (a release) is not refused while the
+    worker has a slot free; only under contention does its share bind."""
     gate = RenderGate(running=2, waiting=2, per_client=1)
     admitted, release, _ = in_thread(gate, "10.0.0.1")
     assert admitted.wait(5)
-    assert not admits(gate, "10.0.0.1")  # its one render is in flight: refused at once
-    assert admits(gate, "10.0.0.2")
+    assert admits(gate, "10.0.0.1")  # the second slot was free
     release.set()
     wait_until(lambda: gate.in_flight == 0)
-    assert admits(gate, "10.0.0.1")  # its render is done: its share is back
-    assert gate.refused == 1
+    assert gate.refused == 0
 
 
 def test_renders_beyond_the_running_and_waiting_bound_are_refused_at_once() -> None:
@@ -126,7 +141,7 @@ def wait_until(done: Callable[[], bool], timeout: float = 10) -> None:
 
 
 def test_the_fast_path_refuses_a_new_query_from_a_client_whose_renders_are_in_flight() -> None:
-    gate = RenderGate(running=2, waiting=0, per_client=1)
+    gate = RenderGate(running=1, waiting=0, per_client=1)  # no slot free once it renders
     fast = FastPath(lambda: "view", 10, 10**6, gate)
     asking = {"REQUEST_METHOD": "GET", "PATH_INFO": "/feeds/custom.rss", "REMOTE_ADDR": "10.0.0.1"}
     with slot_taken(gate, "10.0.0.1"):

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from feeds.sqlite import UntrustedDatabase
 from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 from feeds.stats.subscribers import (
     DAY,
@@ -136,9 +137,9 @@ class Recorder:
         command's arguments (binary hashes)."""
         self.errors += 1
         if self._failed_at is None:
-            log.warning(
-                "stats store unavailable (%s); notes dropped until it answers", type(error).__name__
-            )
+            # Our own words name a refused file; other errors by class only.
+            why = str(error) if isinstance(error, UntrustedDatabase) else type(error).__name__
+            log.warning("stats store unavailable (%s); notes dropped until it answers", why)
         self._failed_at = time.monotonic()
 
     def _skip(self, skipped: Counter[str] | dict[str, int]) -> None:
