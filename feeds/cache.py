@@ -249,23 +249,28 @@ class FeedCache:
         TIER.set("render")
         return found
 
-    def _shared_usable(self) -> bool:
-        return self.shared is not None and time.monotonic() >= self._shared_down_until
+    def _usable_shared(self) -> SharedStore | None:
+        """The shared store, unless there is none or it failed a moment ago."""
+        if time.monotonic() < self._shared_down_until:
+            return None
+        return self.shared
 
     def _shared_get(self, key: str) -> Rendered | None:
-        if not self._shared_usable():
+        shared = self._usable_shared()
+        if shared is None:
             return None
         try:
-            return self.shared.get(key)
+            return shared.get(key)
         except Exception as error:  # any backend failure degrades to local rendering
             self._shared_failed("read", error)
             return None
 
     def _shared_set(self, key: str, value: Rendered) -> None:
-        if not self._shared_usable():
+        shared = self._usable_shared()
+        if shared is None:
             return
         try:
-            self.shared.set(key, value)
+            shared.set(key, value)
         except Exception as error:  # any backend failure degrades to local rendering
             self._shared_failed("write", error)
 
@@ -403,7 +408,15 @@ def _coherent(values: dict[str, bytes]) -> Rendered | None:
         or any(DECOMPRESSORS[coding](data, len(body)) != body for coding, data in held.items())
     ):
         return None
-    return Rendered(body=body, last_modified=last_modified, encodings=held, **texts)
+    return Rendered(
+        body=body,
+        etag=texts["etag"],
+        last_modified=last_modified,
+        content_type=texts["content_type"],
+        cache_control=texts["cache_control"],
+        link_header=texts["link_header"],
+        encodings=held,
+    )
 
 
 def _gunzip(data: bytes, size: int) -> bytes | None:
@@ -459,11 +472,11 @@ class BytesSerializer:
 
 
 class BytesRedisCache(RedisCache):
-    serializer = BytesSerializer()
+    serializer = BytesSerializer()  # type: ignore[assignment]  # same methods, bytes only
 
 
 class BytesFileSystemCache(FileSystemCache):
-    serializer = BytesSerializer()
+    serializer = BytesSerializer()  # type: ignore[assignment]  # same methods, bytes only
 
 
 class SharedStore:

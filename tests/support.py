@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -90,7 +90,7 @@ class Server:
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])
 
-    def get(self, path: str, **kwargs: object) -> requests.Response:
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
         return requests.get(self.url + path, timeout=10, **kwargs)
 
     def log(self) -> str:

@@ -76,6 +76,7 @@ def put(
 ) -> None:
     """Record what the file at `stamp.path` is now, and settle the articles it touches."""
     old = db.execute("SELECT article_id FROM documents WHERE path = ?", (stamp.path,)).fetchone()
+    row: tuple[str, str, str | None, str, str | None]
     if isinstance(outcome, Parsed):
         row = (outcome.digest, "article", None, json.dumps(outcome.repairs), outcome.article.id)
         quality: float | None = outcome.quality
@@ -89,8 +90,9 @@ def put(
         (stamp.path, stamp.size, stamp.mtime_ns, stamp.read_ns, *row, quality, due),
     )
     in_hand = {stamp.path: outcome} if isinstance(outcome, Parsed) else {}
-    for article_id in {old[0] if old else None, row[4]} - {None}:
-        settle(db, article_id, in_hand, reparse, live)
+    for article_id in {old[0] if old else None, row[4]}:
+        if article_id is not None:
+            settle(db, article_id, in_hand, reparse, live)
 
 
 def remove(db: sqlite3.Connection, path: str, reparse: Reparse, live: bool = True) -> None:
@@ -394,7 +396,7 @@ def finish_first_build(db: sqlite3.Connection, size: int, now: int) -> list[tupl
     yet): counting, naming and hashing them here in a few queries gives the same rows as
     joining them in any order, at a fraction of the cost.
     """
-    db.create_aggregate("xor_digest", 1, _XorDigest)
+    db.create_aggregate("xor_digest", 1, _XorDigest)  # type: ignore[arg-type]  # typeshed: step(*args)
     db.execute("DELETE FROM feeds")
     db.execute("DELETE FROM names")
     db.execute(_NAME_USES)

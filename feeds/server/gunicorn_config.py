@@ -134,4 +134,4 @@ def release_log_handlers() -> None:
     _removeHandlerRef". Nothing logs after this hook, so the worker lets go of them here.
     """
     logging.shutdown()
-    del logging._handlerList[:]  # what teardown would walk; shutdown() leaves it filled
+    del logging._handlerList[:]  # type: ignore[attr-defined]  # what teardown would walk

@@ -465,7 +465,10 @@ class RedisStore:
         # Expires when day + 1 ends: it is used on days day - 1 and day (see the module).
         ttl = int((day + 2) * DAY - time.time()) + 1
         self.client.set(name, secrets.token_bytes(32), nx=True, ex=max(ttl, 1))
-        return self.client.get(name)
+        key = self.client.get(name)
+        if not isinstance(key, bytes):  # expired or evicted between the two calls
+            raise redis.RedisError("the day's key is gone")
+        return key
 
     def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]:
         skipped: Counter[str] = Counter()
@@ -478,7 +481,7 @@ class RedisStore:
                 continue
             here.append((source, service, feed_id))
             value = f"{seen_ns} {count} {service}\t{feed_id}"
-            args = [source, value, MAX_REPORT_SOURCES, _expiry(key_day)]
+            args: list[bytes | str | int] = [source, value, MAX_REPORT_SOURCES, _expiry(key_day)]
             self._set_report(keys=[self._reports(feed, key_day)], args=args, client=pipe)
         for feed, key_day, hour, source, agent in pollers:
             keys = [self._sources(feed, key_day), self._pollers(feed, key_day, hour)]
@@ -515,7 +518,8 @@ class RedisStore:
 
     def report(self, now: float) -> list[FeedStats]:
         today, hour = int(now // DAY), int(now // HOUR)
-        feeds = sorted(raw.decode("utf-8", "replace") for raw in self.client.smembers(self.feeds))
+        members: set[bytes] = self.client.smembers(self.feeds)  # type: ignore[assignment]
+        feeds = sorted(raw.decode("utf-8", "replace") for raw in members)
         pipe = self.client.pipeline(transaction=False)
         hours = range(hour - WINDOW_HOURS + 1, hour + 1)
         for feed in feeds:

@@ -93,7 +93,7 @@ def resolve(url: str, allow_private: bool) -> Target:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError):
             raise CallbackRefused(f"hub.callback host {host} does not resolve") from None
-        addresses = [info[4][0] for info in infos]
+        addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise CallbackRefused(f"hub.callback host {host} does not resolve")
     if not allow_private and not all(is_public(a) for a in addresses):
@@ -131,7 +131,7 @@ def call(
             )
         else:
             connection = http.client.HTTPConnection(target.host, target.port)
-        connection.sock = channel  # type: ignore[assignment]  # http.client never connects itself
+        connection.sock = channel  # http.client never connects itself
         connection.request(method, path, body=body, headers={**headers, "Connection": "close"})
         response = connection.getresponse()
         return Reply(response.status, response.read(READ_CAP_BYTES))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import redis
+from redis.typing import EncodableT, FieldT
 
 from feeds.settings import deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
@@ -546,7 +547,7 @@ class RedisStore:
                 "host": s.host,
             }
         )
-        args = [sid, raw, limits.total, limits.per_host, limits.per_topic]
+        args: list[str | int] = [sid, raw, limits.total, limits.per_host, limits.per_topic]
         if not self._put(keys=self._quota_keys(s.topic, s.host), args=args):
             return self.refusal(s.callback, s.topic, s.host, limits) or "the hub is full"
         if earlier is not None and earlier.host != s.host:  # renewed from another address
@@ -557,10 +558,14 @@ class RedisStore:
         sid = _sid(callback, topic)
         stored = self.get(callback, topic)
         with self.client.pipeline() as pipe:
-            pipe.hdel(self.subs, sid).hdel(self.queued, sid)
-            pipe.delete(self._delivery(sid)).zrem(self.due, sid)
+            pipe.hdel(self.subs, sid)
+            pipe.hdel(self.queued, sid)
+            pipe.delete(self._delivery(sid))
+            pipe.zrem(self.due, sid)
             _, host_set, topic_set = self._quota_keys(topic, stored.host if stored else "")
-            pipe.srem(host_set, sid).srem(topic_set, sid).execute()
+            pipe.srem(host_set, sid)
+            pipe.srem(topic_set, sid)
+            pipe.execute()
 
     def count(self) -> int:
         return int(self.client.hlen(self.subs))
@@ -573,25 +578,27 @@ class RedisStore:
         if not targets:
             return 0
         content_key = f"{self.prefix}content:{content.key}"
-        mapping = {
+        mapping: dict[FieldT, EncodableT] = {
             "body": content.body,
             "content_type": content.content_type,
             "link_header": content.link_header,
         }
         with self.client.pipeline() as pipe:
-            pipe.hset(content_key, mapping=mapping).expire(content_key, 30 * 86400).execute()
+            pipe.hset(content_key, mapping=mapping)
+            pipe.expire(content_key, 30 * 86400)
+            pipe.execute()
         token = secrets.token_hex(8)
         queued = 0
         for s in targets:
             sid = _sid(s.callback, s.topic)
             keys = [self.queued, self.due, self._delivery(sid)]
-            args = [sid, content.key, s.callback, s.topic, token, now]
+            args: list[str | float] = [sid, content.key, s.callback, s.topic, token, now]
             queued += int(self._enqueue(keys=keys, args=args))
         return queued
 
     def claim(self, now: float, hold_seconds: float) -> Claim | None:
         """The delivery due first, held for `hold_seconds`; malformed ones are dropped."""
-        args = [now, now + hold_seconds, "", self.prefix + "delivery:"]
+        args: list[str | float] = [now, now + hold_seconds, "", self.prefix + "delivery:"]
         for _ in range(MAX_SKIPS):
             args[2] = token = secrets.token_hex(8)
             found = self._claim(keys=[self.due], args=args)
@@ -606,7 +613,8 @@ class RedisStore:
                 if claim is not None:
                     log.warning("websub store: dropped a malformed delivery (%.80r)", sid)
                 with self.client.pipeline() as pipe:
-                    pipe.delete(self.prefix.encode() + b"delivery:" + sid).zrem(self.due, sid)
+                    pipe.delete(self.prefix.encode() + b"delivery:" + sid)
+                    pipe.zrem(self.due, sid)
                     pipe.execute()
             else:
                 log.warning("websub store: dropped a malformed delivery record")
@@ -648,7 +656,7 @@ class RedisStore:
 _FIELDS = {"callback", "topic", "secret", "expires_at"}
 
 
-def _subscription_json(raw: bytes) -> Subscription | None:
+def _subscription_json(raw: bytes | str) -> Subscription | None:
     """A subscription from the JSON the hub wrote (JSON only: nothing is ever unpickled)."""
     try:
         value = json.loads(raw)
