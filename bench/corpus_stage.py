@@ -1,6 +1,6 @@
 """The corpus stage against its floor: `read_document` beside reading and parsing alone.
 
-Generates a corpus with `feeds.corpus.generate` (or takes one with `--corpus`), reads
+Generates a corpus with `tests.generate` (or takes one with `--corpus`), reads
 every file once to warm the page cache, then, pinned to one core and round after round,
 times (in CPU seconds) two passes over the same files in alternating order:
 
@@ -34,7 +34,7 @@ import yaml_rs
 
 from feeds.corpus import Found, LoadOptions, read_document, scan
 from feeds.corpus.frontmatter import YAML_OPTIONS
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 
 Pass = Callable[[Path, list[str]], int]
 

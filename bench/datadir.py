@@ -18,6 +18,7 @@ from pathlib import Path
 
 from feeds.index.indexer import Target, update
 from feeds.settings import load_settings
+from tests.support import PROJECT_ROOT
 
 PAGE_SIZES = (50, 40, 30, 20, 10)
 
@@ -28,8 +29,8 @@ def main() -> None:
     count = parser.parse_args().count
     work = Path(tempfile.mkdtemp(prefix="feeds-datadir-"))
     corpus, data = work / "corpus", work / "data"
-    generate = [sys.executable, "-m", "feeds.corpus.generate", str(corpus), "--count", str(count)]
-    subprocess.run(generate, check=True, capture_output=True)
+    generate = [sys.executable, "-m", "tests.generate", str(corpus), "--count", str(count)]
+    subprocess.run(generate, check=True, capture_output=True, cwd=PROJECT_ROOT)
     removed: list[str] = []
 
     class Removals(logging.Handler):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 from tests.support import start_server
 
 

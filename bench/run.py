@@ -215,7 +215,7 @@ def ensure_corpus(count: int, root: Path) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     log(f"generating {count:,} documents into {corpus}")
-    command = [sys.executable, "-m", "feeds.corpus.generate", str(partial), "--count", str(count)]
+    command = [sys.executable, "-m", "tests.generate", str(partial), "--count", str(count)]
     subprocess.run(command, cwd=ROOT, check=True)
     partial.rename(corpus)
     return corpus

@@ -1,6 +1,6 @@
 """Which YAML library should read front matter: speed per document and the values it gives.
 
-Generates documents with `feeds.corpus.generate` (plus the two seeds and a few hand-written
+Generates documents with `tests.generate` (plus the two seeds and a few hand-written
 YAML 1.1/1.2 edge cases), takes each front matter as python-frontmatter splits it, and
 for every library times the parse of every document (the median of several rounds,
 libraries interleaved within each round), then compares each library's values and the
@@ -31,9 +31,9 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feeds.corpus import LoadOptions, to_parsed
-from feeds.corpus import generate as corpusgen
 from feeds.corpus.frontmatter import YAML_OPTIONS
 from feeds.corpus.normalize import Unusable
+from tests import generate as corpusgen
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 FIELDS = (

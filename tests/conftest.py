@@ -26,8 +26,8 @@ def indexes_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A generated corpus of 800 documents (with skips, repairs and duplicates); read only."""
     root = tmp_path_factory.mktemp("generated")
-    command = [sys.executable, "-m", "feeds.corpus.generate", str(root), "--count", "800"]
-    subprocess.run(command, check=True, capture_output=True)
+    command = [sys.executable, "-m", "tests.generate", str(root), "--count", "800"]
+    subprocess.run(command, check=True, capture_output=True, cwd=PROJECT_ROOT)
     return root
 
 

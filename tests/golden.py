@@ -1,6 +1,6 @@
 """The golden parse: what the corpus stage makes of a fixed corpus, pinned in a file.
 
-The corpus is a generated one (`feeds.corpus.generate`, fixed count and seed), hand-made
+The corpus is a generated one (`tests.generate`, fixed count and seed), hand-made
 hostile and repairable documents (every branch of framing, YAML, the secret and field
 cleaning), and the seeds. Each file's outcome (the Article's fields with its digest,
 quality and repairs, or the Skip's reason and kind) is written as canonical JSON; the
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from feeds.corpus import PARSER_VERSION, Found, LoadOptions, Parsed, Skip, read_document, scan
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 from tests.support import PROJECT_ROOT, SEEDS, document
 
 GOLDEN_FILE = PROJECT_ROOT / "tests" / "fixtures" / "corpus_golden.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import feedparser
 
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 from tests.support import SEEDS
 
 FEEDS = str(Path(sys.executable).parent / "feeds")

@@ -16,7 +16,7 @@ import yaml
 from frontmatter.default_handlers import YAMLHandler
 
 from feeds.corpus import LoadOptions, load_corpus, parse_front_matter, scan, to_parsed
-from feeds.corpus import generate as corpusgen
+from tests import generate as corpusgen
 from tests.support import SEEDS, document
 
 

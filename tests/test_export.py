@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from feeds.app import create_app
-from feeds.corpus.generate import write_corpus
 from feeds.http.export import create_file, export_paths, export_site
 from feeds.http.responses import PAGE_POLICY
+from tests.generate import write_corpus
 from tests.support import PROJECT_ROOT, document, free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from feeds.app import create_app
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 from tests.support import Server, start_server
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from feeds.corpus.generate import write_corpus
+from tests.generate import write_corpus
 from tests.support import Server, launch, start_server, wait_for
 
 

@@ -9,7 +9,7 @@ Speed matters at a million documents, so YAML is written with f-strings (not
 `yaml.dump`), text comes from phrase banks built once per corpus, and draws use
 `random()` arithmetic rather than the slower `randint`/`choice`.
 
-    python -m feeds.corpus.generate DIR --count N [--seed S] [--workers W]
+    python -m tests.generate DIR --count N [--seed S] [--workers W]
 """
 
 from __future__ import annotations
@@ -428,7 +428,7 @@ def write_corpus(directory: Path, count: int, seed: int = 0, *, workers: int = 1
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m feeds.corpus.generate",
+        prog="python -m tests.generate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
