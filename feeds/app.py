@@ -42,22 +42,22 @@ WAIT_FOR_OTHER_WRITER_SECONDS = 120.0
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
-    configure_logging(settings["LOG_LEVEL"])
+    configure_logging(settings.log_level)
     app = Flask(__name__)
     app.json = _InOrderJSON(app)
     site = load_site(settings)
     if not os.environ.get(BACKGROUND_INDEX_ENV):
         index_now(Target.from_settings(settings), site.reader)
-        if settings["STRICT"] and (skipped := site.catalog.counts()["skipped"]):
+        if settings.strict and (skipped := site.catalog.counts()["skipped"]):
             raise CorpusError(f"strict mode: {skipped} documents were skipped")
     app.extensions["feeds"] = site
-    local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
+    local_bytes = settings.cache_local_mb * 1024 * 1024
     fast_path = app.extensions["feeds.fast_path"] = FastPath(
         site.reader.view,
-        settings["CACHE_THRESHOLD"],
+        settings.cache_threshold,
         local_bytes,
         site.cache.gate,
-        by_origin=not settings["BASE_URL"],  # with it, links follow no request header
+        by_origin=not settings.base_url,  # with it, links follow no request header
     )
     recorder = app.extensions["feeds.recorder"] = Recorder(settings)
     site.cache.on_render = metrics.RENDER_SECONDS.observe
@@ -68,15 +68,15 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(stats_blueprint)
     app.before_request(queries.redirect_unknown_parameters)
     app.after_request(edge.add_security_headers)
-    access_log = AccessLog() if settings["ACCESS_LOG"] == "json" else None
-    served = edge.served_names(settings["ALLOWED_HOSTS"], settings["BASE_URL"])
+    access_log = AccessLog() if settings.access_log == "json" else None
+    served = edge.served_names(settings.allowed_hosts, settings.base_url)
     app.wsgi_app = pinned_script_name(  # type: ignore[method-assign,assignment]  # Flask's way
         observe_middleware(
             app.wsgi_app,
             app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
-            edge.checking_hosts(served, not settings["BASE_URL"], fast_path.lookup),
+            edge.checking_hosts(served, not settings.base_url, fast_path.lookup),
         ),
-        lambda: app.extensions["feeds"].settings["BASE_URL"],
+        lambda: app.extensions["feeds"].settings.base_url,
     )
     return app
 

@@ -40,6 +40,7 @@ from cachelib import BaseCache, FileSystemCache, RedisCache
 from feeds.fingerprint import files_hash
 from feeds.renders import WAIT_SECONDS, Busy, RenderGate, pause
 from feeds.scratch import scratch_directory
+from feeds.settings import Settings
 
 log = logging.getLogger("feeds.cache")
 
@@ -500,26 +501,26 @@ class SharedStore:
         self.backend.set(key, self.codec.encode(key, value), timeout=self.ttl)
 
 
-def make_shared_backend(settings: dict[str, Any]) -> SharedStore | None:
+def make_shared_backend(settings: Settings) -> SharedStore | None:
     """The shared tier the settings ask for; None for `simple`, where the LRU is the cache."""
     backend = _backend(settings)
     if backend is None:
         return None
-    return SharedStore(backend, FrameCodec(settings["CACHE_SECRET"]), settings["CACHE_TTL"])
+    return SharedStore(backend, FrameCodec(settings.cache_secret), settings.cache_ttl)
 
 
-def _backend(settings: dict[str, Any]) -> BaseCache | None:
-    kind, ttl = settings["CACHE_TYPE"], settings["CACHE_TTL"]
+def _backend(settings: Settings) -> BaseCache | None:
+    kind, ttl = settings.cache_type, settings.cache_ttl
     if kind == "filesystem":
-        directory = settings["CACHE_DIR"] or scratch_directory("feeds-cache-")
+        directory = settings.cache_dir or scratch_directory("feeds-cache-")
         return BytesFileSystemCache(
-            directory, threshold=settings["CACHE_THRESHOLD"], default_timeout=ttl
+            directory, threshold=settings.cache_threshold, default_timeout=ttl
         )
     if kind == "redis":
-        if not settings["CACHE_SECRET"]:
+        if not settings.cache_secret:
             log.warning("FEEDS_CACHE_SECRET is empty: who can write to Redis can change feeds")
         client = redis.Redis.from_url(
-            settings["CACHE_REDIS_URL"],
+            settings.cache_redis_url,
             socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
         )

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -22,7 +23,7 @@ from feeds.index.reader import index_report
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
 from feeds.server.follow import follow as follow_corpus
-from feeds.settings import SettingsError, load_settings
+from feeds.settings import Settings, SettingsError, load_settings
 
 
 @click.group(help="A feed server for a corpus of article documents.")
@@ -41,7 +42,7 @@ def serve(host: str, port: int) -> None:
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 def check(directory: Path | None) -> None:
     settings = _settings()
-    root = directory or Path(settings["CORPUS_DIR"])
+    root = directory or Path(settings.corpus_dir)
     if not root.is_dir():
         raise click.ClickException(f"{root} is not a directory")
     options = LoadOptions.from_settings(settings)
@@ -59,8 +60,8 @@ def check(directory: Path | None) -> None:
 def index(directory: Path | None, follow: bool) -> None:
     settings = _settings()
     if directory is not None:
-        settings["CORPUS_DIR"] = str(directory)
-    configure_logging(settings["LOG_LEVEL"])
+        settings = replace(settings, corpus_dir=str(directory))
+    configure_logging(settings.log_level)
     if follow:
         follow_corpus(settings)
         return
@@ -87,8 +88,8 @@ def index(directory: Path | None, follow: bool) -> None:
 @main.command("list", help="Print the URL of every feed, in every format.")
 def list_feeds() -> None:
     site = create_app().extensions["feeds"]
-    origin = site.settings["BASE_URL"] or "http://127.0.0.1:8000"
-    titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
+    origin = site.settings.base_url or "http://127.0.0.1:8000"
+    titles = (site.settings.site_title, site.settings.site_description)
     for selection in all_selections(site.catalog, *titles):
         for extension in FORMATS:
             click.echo(f"{origin}{selection.feed_path(extension)}")
@@ -145,7 +146,7 @@ def print_report(report: LoadReport) -> None:
     )
 
 
-def _settings() -> dict:
+def _settings() -> Settings:
     try:
         return load_settings()
     except SettingsError as error:

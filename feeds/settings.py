@@ -1,8 +1,10 @@
-"""The one table of settings: name, default, parser and help.
+"""The settings: one frozen, typed `Settings`, each field a documented row (default, parser,
+help), parsed once at start and handed to the stages as is.
 
 Values come from the defaults below, then a TOML file (``config/feeds.toml``, or the
 file named by ``FEEDS_CONFIG``), then the environment with the ``FEEDS_`` prefix.
-The settings table of docs/settings.md is generated from ``SETTINGS`` so the two cannot drift.
+The settings table of docs/settings.md is generated from the fields (``SETTINGS``), so
+the two cannot drift; nothing reads a setting by its name as a string.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -104,255 +106,266 @@ def _host_names(value: Any) -> tuple[str, ...]:
 
 @dataclass(frozen=True, slots=True)
 class Setting:
+    """One row of the documented table: `FEEDS_<name>`, its default, parser and help."""
+
     name: str
     default: Any
     parse: Callable[[Any], Any]
     help: str
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting(
-        "CORPUS_DIR",
+def setting(default: Any, parse: Callable[[Any], Any], help: str) -> Any:
+    """A field of `Settings`: its default, its parser and its help."""
+    return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting, parsed and typed: read once at start, then passed on as is.
+
+    Each field is one row of the documented table (`settings_table`): its default, its
+    parser (text from the TOML file or the environment to the value) and its help.
+    """
+
+    corpus_dir: str = setting(
         str(BUNDLED_CORPUS),
         str,
         "Directory read recursively for `*.txt` and `*.md` documents.",
-    ),
-    Setting(
-        "BASE_URL",
+    )
+    base_url: str = setting(
         "",
         _base_url,
         "Public origin for absolute links (`https://feeds.example.org`, or with a path prefix "
         "the proxy strips: `https://example.org/news`); empty: from each request. Set it in "
         "production.",
-    ),
-    Setting(
-        "ALLOWED_HOSTS",
+    )
+    allowed_hosts: tuple[str, ...] = setting(
         "localhost, 127.0.0.1, [::1]",
         _host_names,
         "Host names (any port, comma-separated) this server answers for, besides "
         "`FEEDS_BASE_URL`'s; any other `Host` gets a 400 before anything is rendered. List "
         "the public name when a proxy passes it and `FEEDS_BASE_URL` is not set.",
-    ),
-    Setting(
-        "DEPLOYMENT",
+    )
+    deployment: str = setting(
         "",
         str,
         "Name of this deployment in shared stores (Redis): hub subscriptions, deliveries and "
         "subscriber counts are kept under it, so two deployments on one Redis never see each "
         "other's; empty: derived from `FEEDS_BASE_URL`, else from the corpus directory's path.",
-    ),
-    Setting("SITE_TITLE", "feeds", str, "Name of the site, used in feed titles and pages."),
-    Setting(
-        "SITE_DESCRIPTION",
+    )
+    site_title: str = setting(
+        "feeds",
+        str,
+        "Name of the site, used in feed titles and pages.",
+    )
+    site_description: str = setting(
         "Articles from the corpus, as RSS, Atom and JSON feeds.",
         str,
         "One line describing the site, used in feed descriptions.",
-    ),
-    Setting(
-        "DEFAULT_ITEMS", 50, _positive_int, "Entries per feed when the request gives no `?limit=`."
-    ),
-    Setting(
-        "MAX_ITEMS", 500, _positive_int, "Largest `?limit=` accepted; larger values are a 400."
-    ),
-    Setting("INCLUDE_UNPUBLISHED", True, _bool, "Serve documents marked `published: false`."),
-    Setting(
-        "MIN_QUALITY",
+    )
+    default_items: int = setting(
+        50,
+        _positive_int,
+        "Entries per feed when the request gives no `?limit=`.",
+    )
+    max_items: int = setting(
+        500,
+        _positive_int,
+        "Largest `?limit=` accepted; larger values are a 400.",
+    )
+    include_unpublished: bool = setting(
+        True,
+        _bool,
+        "Serve documents marked `published: false`.",
+    )
+    min_quality: float | None = setting(
         None,
         _optional_float,
         "Skip documents whose `quality` is below this number; empty: no minimum.",
-    ),
-    Setting("STRICT", False, _bool, "Refuse to start when any document was skipped."),
-    Setting(
-        "MAX_FILE_BYTES",
+    )
+    strict: bool = setting(
+        False,
+        _bool,
+        "Refuse to start when any document was skipped.",
+    )
+    max_file_bytes: int = setting(
         1_048_576,
         _positive_int,
         "Documents larger than this are skipped unread, so one file cannot bloat every feed.",
-    ),
-    Setting(
-        "DATA_DIR",
+    )
+    data_dir: str = setting(
         "",
         str,
         "Directory of the corpus index (one SQLite file per corpus directory and load options); "
         "empty: `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`).",
-    ),
-    Setting(
-        "WATCH",
+    )
+    watch: bool = setting(
         True,
         _bool,
         "Follow the corpus directory's change events (inotify): a new, changed or removed file "
         "reaches the feeds within a second. Off on file systems without events (NFS, SMB, "
         "some container mounts); then `FEEDS_RESCAN_SECONDS` finds changes.",
-    ),
-    Setting(
-        "RESCAN_SECONDS",
+    )
+    rescan_seconds: int = setting(
         3600,
         _non_negative_int,
         "Seconds between full rescans of the corpus directory (a safety net for missed events; "
         "the way to follow a file system without events, e.g. 5); 0: only at start and SIGHUP.",
-    ),
-    Setting(
-        "SCHEDULE",
+    )
+    schedule: bool = setting(
         True,
         _bool,
         "Hold back documents dated in the future until their time, then publish and push them; "
         "off: serve them at once.",
-    ),
-    Setting(
-        "CACHE_TYPE",
+    )
+    cache_type: str = setting(
         "simple",
         _cache_type,
         "`simple` (in-process), `filesystem` (workers of one host) or `redis` (several hosts).",
-    ),
-    Setting(
-        "CACHE_DIR", "", str, "Directory for the `filesystem` cache; empty: a temporary directory."
-    ),
-    Setting("CACHE_REDIS_URL", "redis://127.0.0.1:6379/0", str, "Redis URL for the `redis` cache."),
-    Setting(
-        "CACHE_THRESHOLD",
+    )
+    cache_dir: str = setting(
+        "",
+        str,
+        "Directory for the `filesystem` cache; empty: a temporary directory.",
+    )
+    cache_redis_url: str = setting(
+        "redis://127.0.0.1:6379/0",
+        str,
+        "Redis URL for the `redis` cache.",
+    )
+    cache_threshold: int = setting(
         2000,
         _positive_int,
         "Rendered responses kept per process, and by the `filesystem` backend.",
-    ),
-    Setting(
-        "CACHE_TTL",
+    )
+    cache_ttl: int = setting(
         86_400,
         _positive_int,
         "Seconds each rendered response is kept in the `filesystem` or `redis` cache.",
-    ),
-    Setting(
-        "CACHE_SECRET",
+    )
+    cache_secret: str = setting(
         "",
         _secret,
         "Key (32+ characters) of an HMAC-SHA256 on each shared cache value, so that who can "
         "write to Redis cannot change the feeds served; empty: a checksum only.",
-    ),
-    Setting(
-        "CACHE_LOCAL_MB",
+    )
+    cache_local_mb: int = setting(
         128,
         _positive_int,
         "Megabytes of rendered responses each worker keeps in memory (twice: cache and fast path).",
-    ),
-    Setting(
-        "RENDERS",
+    )
+    renders: int = setting(
         2,
         _positive_int,
         "Documents each worker renders at once (a first request for a feed, page or filter); "
         "cached answers never wait for them.",
-    ),
-    Setting(
-        "RENDER_QUEUE",
+    )
+    render_queue: int = setting(
         8,
         _non_negative_int,
         "Further renders each worker lets wait (up to 5 s) for one of `FEEDS_RENDERS`; beyond "
         "that, and beyond `FEEDS_RENDERS_PER_CLIENT`, a request gets a quick 503 with "
         "`Retry-After`.",
-    ),
-    Setting(
-        "RENDERS_PER_CLIENT",
+    )
+    renders_per_client: int = setting(
         1,
         _positive_int,
         "Renders one client address may have running or waiting in each worker, so one "
         "client cannot take every slot. Behind a proxy that forwards no client address "
         "every client shares one.",
-    ),
-    Setting(
-        "MAX_AGE",
+    )
+    max_age: int = setting(
         300,
         _positive_int,
         "`Cache-Control: max-age` in seconds for feeds; the RSS `<ttl>` says the same in minutes.",
-    ),
-    Setting(
-        "ARCHIVE_PAGE_SIZE",
+    )
+    archive_page_size: int = setting(
         50,
         _positive_int,
         "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`); a change builds a "
         "new index, whose pages are cut afresh.",
-    ),
-    Setting(
-        "WEBSUB_HUB_URL",
+    )
+    websub_hub_url: str = setting(
         "",
         _base_url,
         "An external WebSub hub to advertise; empty: the built-in hub at `/websub`.",
-    ),
-    Setting(
-        "WEBSUB_DB",
+    )
+    websub_db: str = setting(
         "",
         str,
         "SQLite file of the built-in hub's subscriptions and deliveries (Redis holds them "
         "when `FEEDS_CACHE_TYPE=redis`); empty: one file per corpus in `FEEDS_DATA_DIR`.",
-    ),
-    Setting(
-        "WEBSUB_ALLOW_PRIVATE_CALLBACKS",
+    )
+    websub_allow_private_callbacks: bool = setting(
         False,
         _bool,
         "Let WebSub callbacks be loopback, private or reserved addresses (tests, intranets).",
-    ),
-    Setting(
-        "WEBSUB_MAX_SUBSCRIPTIONS",
+    )
+    websub_max_subscriptions: int = setting(
         10_000,
         _positive_int,
         "Most subscriptions the built-in hub holds, over all topics and callbacks.",
-    ),
-    Setting(
-        "WEBSUB_MAX_PER_HOST",
+    )
+    websub_max_per_host: int = setting(
         100,
         _positive_int,
         "Most subscriptions of one callback host (the IPv4 address, or IPv6 /64, that answered "
         "the verification), so one party cannot fill the hub; renewals are never refused.",
-    ),
-    Setting(
-        "WEBSUB_MAX_PER_TOPIC",
+    )
+    websub_max_per_topic: int = setting(
         1000,
         _positive_int,
         "Most subscriptions of one topic (feed URL); renewals are never refused.",
-    ),
-    Setting(
-        "WEBSUB_MIN_LEASE_SECONDS",
+    )
+    websub_min_lease_seconds: int = setting(
         60,
         _positive_int,
         "Shortest lease granted; longer asks are capped at 30 days, none asked gets 10 days.",
-    ),
-    Setting(
-        "WEBSUB_RETRY_SECONDS",
+    )
+    websub_retry_seconds: int = setting(
         60,
         _positive_int,
         "Wait before retrying a failed push; it doubles after each further failure.",
-    ),
-    Setting(
-        "WEBSUB_MAX_ATTEMPTS",
+    )
+    websub_max_attempts: int = setting(
         8,
         _positive_int,
         "Failed pushes in a row after which a subscription is dropped.",
-    ),
-    Setting(
-        "WEBSUB_TIMEOUT_SECONDS",
+    )
+    websub_timeout_seconds: int = setting(
         15,
         _positive_int,
         "Longest any one exchange with a WebSub callback may take, connecting to last byte.",
-    ),
-    Setting(
-        "STATS_TOKEN",
+    )
+    stats_token: str = setting(
         "",
         _secret,
         "Bearer token (32+ characters) that opens `/metrics`, `/stats` and `/stats.json` to "
         "clients other than local ones (a loopback address and `Host` name, no proxy header); "
         "empty: local clients only.",
-    ),
-    Setting(
-        "ACCESS_LOG",
+    )
+    access_log: str = setting(
         "json",
         _access_log,
         "Access log on standard output: `json` (one object per line), `classic` (gunicorn's "
         "format) or `off`.",
-    ),
-    Setting("LOG_LEVEL", "INFO", str, "Python logging level for the `feeds` loggers."),
-    Setting(
-        "CONTROL_SOCKET",
+    )
+    log_level: str = setting(
+        "INFO",
+        str,
+        "Python logging level for the `feeds` loggers.",
+    )
+    control_socket: str = setting(
         "",
         str,
         "Path of this instance's gunicorn control socket (for `gunicornc`); empty: none. "
         "gunicorn's default path is shared by every instance a user runs.",
-    ),
+    )
+
+
+SETTINGS: tuple[Setting, ...] = tuple(
+    Setting(f.name.upper(), f.default, f.metadata["parse"], f.metadata["help"])
+    for f in fields(Settings)
 )
 
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -360,7 +373,7 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
-) -> dict[str, Any]:
+) -> Settings:
     """Defaults, then the TOML file, then the environment, then explicit overrides (tests)."""
     environ = os.environ if environ is None else environ
     raw: dict[str, Any] = {s.name: s.default for s in SETTINGS}
@@ -376,13 +389,13 @@ def load_settings(
                 raw[name] = value
     for key, value in (overrides or {}).items():
         raw[_known(key.upper(), "overrides")] = value
-    return {name: _parse(_BY_NAME[name], value) for name, value in raw.items()}
+    return Settings(**{name.lower(): _parse(_BY_NAME[name], value) for name, value in raw.items()})
 
 
-def data_directory(settings: Mapping[str, Any]) -> Path:
+def data_directory(settings: Settings) -> Path:
     """`FEEDS_DATA_DIR`, else `$XDG_DATA_HOME/feeds` (`~/.local/share/feeds`): what a restart
     must find again (the corpus index, the hub's subscriptions)."""
-    configured = str(settings["DATA_DIR"]).strip()
+    configured = str(settings.data_dir).strip()
     if configured:
         return Path(configured)
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(
@@ -397,21 +410,21 @@ def corpus_key(corpus: str | os.PathLike[str]) -> str:
     return hashlib.sha256(os.fsencode(os.path.realpath(corpus))).hexdigest()[:16]
 
 
-def deployment_key(settings: Mapping[str, Any]) -> str:
+def deployment_key(settings: Settings) -> str:
     """The prefix of every key this deployment keeps in a shared store: its own namespace.
 
     Hosts of one deployment share it (same `FEEDS_DEPLOYMENT`, else the same public origin,
     else the same corpus path); staging and production on one Redis never do.
     """
     name = (
-        str(settings["DEPLOYMENT"]).strip()
-        or str(settings["BASE_URL"])
-        or os.path.realpath(settings["CORPUS_DIR"])
+        str(settings.deployment).strip()
+        or str(settings.base_url)
+        or os.path.realpath(settings.corpus_dir)
     )
     return "feeds:" + hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ":"
 
 
-def writable_data_directory(settings: Mapping[str, Any], purpose: str) -> Path:
+def writable_data_directory(settings: Settings, purpose: str) -> Path:
     """The data directory, created if needed; the temp directory (logged) when this process
     cannot write there, so a read-only data directory costs `purpose` its persistence only."""
     directory = data_directory(settings)

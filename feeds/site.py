@@ -12,7 +12,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from feeds.cache import (
     FeedCache,
@@ -32,6 +31,7 @@ from feeds.publish.selection import Selection, UnknownFeed, select
 from feeds.publish.urls import HUB_PATH, feed_path
 from feeds.render import FORMATS, FeedDocument
 from feeds.renders import RenderGate, pause
+from feeds.settings import Settings
 
 log = logging.getLogger("feeds.site")
 
@@ -48,7 +48,7 @@ OUTPUT_SETTINGS = (
 
 @dataclass(frozen=True)
 class Site:
-    settings: dict[str, Any]
+    settings: Settings
     reader: IndexReader
     cache: FeedCache
 
@@ -59,16 +59,16 @@ class Site:
 
     @property
     def cache_control(self) -> str:
-        return cache_control_value(self.settings["MAX_AGE"])
+        return cache_control_value(self.settings.max_age)
 
     def selection(self, kind: str, slug: str | None) -> Selection:
         return select(
-            self.catalog, kind, slug, self.settings["SITE_TITLE"], self.settings["SITE_DESCRIPTION"]
+            self.catalog, kind, slug, self.settings.site_title, self.settings.site_description
         )
 
     def custom_selection(self, selected: Filter, limit: int) -> Selection:
         """A custom feed's newest `limit` articles; UnknownFeed for a slug not indexed."""
-        return custom_selection(self.catalog, selected, limit, self.settings["SITE_TITLE"])
+        return custom_selection(self.catalog, selected, limit, self.settings.site_title)
 
     @staticmethod
     def archive(selection: Selection) -> Archive:
@@ -79,7 +79,7 @@ class Site:
         return Archive(articles.pages, articles.open)
 
     def hub_url(self, base_url: str) -> str:
-        return self.settings["WEBSUB_HUB_URL"] or f"{base_url}{HUB_PATH}"
+        return self.settings.websub_hub_url or f"{base_url}{HUB_PATH}"
 
     def feed(self, selection: Selection, extension: str, limit: int, base_url: str) -> Rendered:
         """The current feed document, from the cache or rendered now."""
@@ -126,7 +126,7 @@ class Site:
     ) -> str:
         url = f"{base_url}{feed_path(kind, slug, extension)}"
         joiner = "&" if "?" in url else "?"
-        return url if limit == self.settings["DEFAULT_ITEMS"] else f"{url}{joiner}limit={limit}"
+        return url if limit == self.settings.default_items else f"{url}{joiner}limit={limit}"
 
     def archive_page(
         self, selection: Selection, extension: str, page: int, base_url: str
@@ -168,7 +168,7 @@ class Site:
 
     @property
     def _ttl_minutes(self) -> int:
-        return max(1, self.settings["MAX_AGE"] // 60)
+        return max(1, self.settings.max_age // 60)
 
     @staticmethod
     def _page_url(selection: Selection, extension: str, page: int, base_url: str) -> str:
@@ -202,14 +202,17 @@ class Site:
     def output_version(self, content_version: str) -> str:
         """What a document's bytes depend on: its articles' digest and the output settings."""
         fingerprint = "\n".join(
-            [content_version, *(str(self.settings[name]) for name in OUTPUT_SETTINGS)]
+            [
+                content_version,
+                *(str(getattr(self.settings, name.lower())) for name in OUTPUT_SETTINGS),
+            ]
         )
         return hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
 
 
-def load_site(settings: dict[str, Any]) -> Site:
+def load_site(settings: Settings) -> Site:
     """A site reading the index of the configured corpus (built by `feeds.index.indexer`)."""
-    local_bytes = settings["CACHE_LOCAL_MB"] * 1024 * 1024
-    gate = RenderGate(settings["RENDERS"], settings["RENDER_QUEUE"], settings["RENDERS_PER_CLIENT"])
-    cache = FeedCache(make_shared_backend(settings), settings["CACHE_THRESHOLD"], local_bytes, gate)
+    local_bytes = settings.cache_local_mb * 1024 * 1024
+    gate = RenderGate(settings.renders, settings.render_queue, settings.renders_per_client)
+    cache = FeedCache(make_shared_backend(settings), settings.cache_threshold, local_bytes, gate)
     return Site(settings, IndexReader(Target.from_settings(settings).path), cache)

@@ -253,7 +253,7 @@ def test_keys_change_with_the_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 def test_the_cache_secret_must_be_long_enough() -> None:
     with pytest.raises(SettingsError):
         load_settings({"CACHE_SECRET": "short"}, environ={})
-    assert load_settings({"CACHE_SECRET": SECRET}, environ={})["CACHE_SECRET"] == SECRET
+    assert load_settings({"CACHE_SECRET": SECRET}, environ={}).cache_secret == SECRET
 
 
 def test_requests_missing_a_key_being_rendered_wait_for_that_render() -> None:

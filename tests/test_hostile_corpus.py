@@ -51,7 +51,7 @@ def every_feed_is_valid(root: Path) -> dict[str, bytes]:
     site = app.extensions["feeds"]
     client = app.test_client()
     bodies = {}
-    titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
+    titles = (site.settings.site_title, site.settings.site_description)
     for selection in all_selections(site.catalog, *titles):
         for extension in ("rss", "atom", "json"):
             path = selection.feed_path(extension)

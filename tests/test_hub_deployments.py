@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -115,8 +116,8 @@ def test_a_named_deployment_starts_from_the_file_it_had_and_keeps_its_own(
     earlier = open_store(unnamed)
     kept = Subscription("http://127.0.0.1:9/cb", f"{PRODUCTION}/feeds/all.rss", "", 4e9)
     assert earlier.put(kept, ROOMY) is None
-    named = load_settings({**unnamed, "BASE_URL": PRODUCTION})
-    staging = load_settings({**unnamed, "BASE_URL": STAGING})
+    named = replace(unnamed, base_url=PRODUCTION)
+    staging = replace(unnamed, base_url=STAGING)
     assert default_db_path(named) != default_db_path(unnamed) != default_db_path(staging)
     assert open_store(named).get(kept.callback, kept.topic) == kept  # copied forward
     other = Subscription("http://127.0.0.1:9/cb", f"{STAGING}/feeds/all.rss", "", 4e9)

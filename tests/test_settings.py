@@ -12,9 +12,9 @@ from tests.support import PROJECT_ROOT
 
 def test_defaults() -> None:
     settings = load_settings(environ={})
-    assert settings["DEFAULT_ITEMS"] == 50
-    assert settings["CACHE_TYPE"] == "simple"
-    assert Path(settings["CORPUS_DIR"]).resolve() == PROJECT_ROOT / "seeds"
+    assert settings.default_items == 50
+    assert settings.cache_type == "simple"
+    assert Path(settings.corpus_dir).resolve() == PROJECT_ROOT / "seeds"
 
 
 def test_file_then_environment(tmp_path: Path) -> None:
@@ -22,9 +22,9 @@ def test_file_then_environment(tmp_path: Path) -> None:
     config.write_text('site_title = "From file"\nmax_items = 70\ndefault_items = 20\n')
     environ = {"FEEDS_CONFIG": str(config), "FEEDS_MAX_ITEMS": "90", "OTHER": "x"}
     settings = load_settings(environ=environ)
-    assert settings["SITE_TITLE"] == "From file"
-    assert settings["DEFAULT_ITEMS"] == 20
-    assert settings["MAX_ITEMS"] == 90
+    assert settings.site_title == "From file"
+    assert settings.default_items == 20
+    assert settings.max_items == 90
 
 
 @pytest.mark.parametrize(

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from feeds.model import Article
+from feeds.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +63,11 @@ class LoadOptions:
     workers: int = 1  # processes parsing documents
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> LoadOptions:
+    def from_settings(cls, settings: Settings) -> LoadOptions:
         return cls(
-            include_unpublished=settings["INCLUDE_UNPUBLISHED"],
-            min_quality=settings["MIN_QUALITY"],
-            max_file_bytes=settings["MAX_FILE_BYTES"],
+            include_unpublished=settings.include_unpublished,
+            min_quality=settings.min_quality,
+            max_file_bytes=settings.max_file_bytes,
             workers=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1,
         )
 

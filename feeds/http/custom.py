@@ -88,12 +88,12 @@ def _filter_and_limit(site: Site) -> tuple[Filter, int]:
         selected = parse_filter(request.query_string)
     except BadFilter as bad:
         raise BadRequest(str(bad)) from None
-    return selected, parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
+    return selected, parse_limit(site.settings.default_items, site.settings.max_items)
 
 
 def _limit_query(joiner: str, site: Site, limit: int) -> str:
     """`limit` as the canonical URL carries it: only when it is not the default."""
-    return "" if limit == site.settings["DEFAULT_ITEMS"] else f"{joiner}limit={limit}"
+    return "" if limit == site.settings.default_items else f"{joiner}limit={limit}"
 
 
 def _selection(site: Site, selected: Filter, limit: int) -> Selection:

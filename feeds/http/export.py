@@ -40,7 +40,7 @@ def export_paths(site: Site) -> Iterator[tuple[str, str]]:
     yield "/feeds.opml", "/feeds.opml"
     for extension, path in OPML_FILES.items():
         yield f"/feeds.opml?format={extension}", path
-    titles = (site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"])
+    titles = (site.settings.site_title, site.settings.site_description)
     for selection in all_selections(site.catalog, *titles):
         if selection.kind != "all":
             yield selection.page_path, f"{selection.page_path}/index.html"
@@ -57,7 +57,7 @@ def export_site(app: Flask, directory: Path) -> int:
     Returns the file count. Whatever fails, the old tree stays and the new one is removed.
     """
     site: Site = app.extensions["feeds"]
-    if not site.settings["BASE_URL"]:
+    if not site.settings.base_url:
         raise ValueError("set FEEDS_BASE_URL: an export has no request to take its origin from")
     target = Path(os.path.abspath(directory))
     if target.is_symlink() or (target.exists() and not target.is_dir()):

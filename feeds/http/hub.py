@@ -15,7 +15,6 @@ import threading
 import time
 from dataclasses import dataclass
 from http.client import HTTPException
-from typing import Any
 
 from flask import Blueprint, Response
 from werkzeug.exceptions import (
@@ -28,6 +27,7 @@ from werkzeug.exceptions import (
 from feeds.http.body import read_form
 from feeds.http.routes import base_url, current_site
 from feeds.publish.urls import HUB_PATH
+from feeds.settings import Settings
 from feeds.websub import client
 from feeds.websub.store import STORE_ERRORS, Limits, Subscription, open_store
 from feeds.websub.topics import UnknownTopic, topic_feed
@@ -59,8 +59,8 @@ class Intent:
 def hub() -> Response:
     site = current_site()
     settings = site.settings
-    if settings["WEBSUB_HUB_URL"]:
-        raise NotFound(f"this server's hub is {settings['WEBSUB_HUB_URL']}")
+    if settings.websub_hub_url:
+        raise NotFound(f"this server's hub is {settings.websub_hub_url}")
     intent = parse_intent(settings)
     base = base_url(site)  # FEEDS_BASE_URL, else the origin this request came to
     try:
@@ -68,7 +68,7 @@ def hub() -> Response:
     except UnknownTopic as unknown:
         raise BadRequest(str(unknown)) from None
     try:
-        target = client.resolve(intent.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+        target = client.resolve(intent.callback, settings.websub_allow_private_callbacks)
     except client.CallbackRefused as refused:
         raise BadRequest(str(refused)) from None
     host = client.host_key(target)
@@ -91,7 +91,7 @@ def hub() -> Response:
     return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
 
 
-def check_store(intent: Intent, settings: dict[str, Any], host: str) -> None:
+def check_store(intent: Intent, settings: Settings, host: str) -> None:
     """Refuse now what the store would refuse after verification (a quota: the hub's, the
     callback host's, the topic's); a store that is down, locked or read-only raises one of
     STORE_ERRORS."""
@@ -105,7 +105,7 @@ def check_store(intent: Intent, settings: dict[str, Any], host: str) -> None:
         raise BadRequest("no subscription of this hub.callback to this hub.topic")
 
 
-def parse_intent(settings: dict[str, Any]) -> Intent:
+def parse_intent(settings: Settings) -> Intent:
     fields = {}
     posted = read_form(MAX_REQUEST_BYTES)
     for name in ("hub.mode", "hub.callback", "hub.topic", "hub.lease_seconds", "hub.secret"):
@@ -127,18 +127,18 @@ def parse_intent(settings: dict[str, Any]) -> Intent:
     )
 
 
-def lease(fields: dict[str, str], settings: dict[str, Any]) -> int:
+def lease(fields: dict[str, str], settings: Settings) -> int:
     """The asked lease, within [minimum, 30 days]; 10 days when none is asked."""
     text = fields["hub.lease_seconds"]
     if not text:
         return DEFAULT_LEASE_SECONDS
     if not re.fullmatch(r"[0-9]{1,12}", text):  # isdigit() accepts "²" and "١٢٣"
         raise BadRequest("hub.lease_seconds must be a whole number of seconds")
-    return max(settings["WEBSUB_MIN_LEASE_SECONDS"], min(int(text), MAX_LEASE_SECONDS))
+    return max(settings.websub_min_lease_seconds, min(int(text), MAX_LEASE_SECONDS))
 
 
 def _verify_then_release(
-    intent: Intent, target: client.Target, host: str, settings: dict[str, Any]
+    intent: Intent, target: client.Target, host: str, settings: Settings
 ) -> None:
     try:
         verify(intent, target, host, settings)
@@ -150,7 +150,7 @@ def _verify_then_release(
         _verifications.release(host)
 
 
-def verify(intent: Intent, target: client.Target, host: str, settings: dict[str, Any]) -> bool:
+def verify(intent: Intent, target: client.Target, host: str, settings: Settings) -> bool:
     """Ask the callback to echo a challenge; only an exact echo changes the store."""
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
@@ -159,7 +159,7 @@ def verify(intent: Intent, target: client.Target, host: str, settings: dict[str,
     path = client.with_query(target.path, params)
     try:
         reply = client.call(
-            target, "GET", path, None, {}, total_seconds=settings["WEBSUB_TIMEOUT_SECONDS"]
+            target, "GET", path, None, {}, total_seconds=settings.websub_timeout_seconds
         )
     except (OSError, HTTPException) as error:
         log.info("not verified: %s %s: %s", intent.mode, intent.callback, error)

@@ -83,7 +83,7 @@ def directory() -> Response:
 def feed_page(kind: str, slug: str) -> Response:
     site = current_site()
     origin = base_url(site)
-    limit = parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
+    limit = parse_limit(site.settings.default_items, site.settings.max_items)
     try:
         selection = site.selection(kind, slug)
     except UnknownFeed:
@@ -118,7 +118,7 @@ def opml_export() -> Response:
 
     def render() -> Rendered:
         feeds = listing.listings(site.catalog, *_titles(site))
-        title = f"{site.settings['SITE_TITLE']}: every feed ({FORMAT_LABELS[extension]})"
+        title = f"{site.settings.site_title}: every feed ({FORMAT_LABELS[extension]})"
         body = opml.build(feeds, origin, extension, title, _newest(site))
         return prepare(body, _newest(site), OPML_TYPE, site.cache_control)
 
@@ -210,7 +210,7 @@ def _query() -> str:
 
 
 def _titles(site: Site) -> tuple[str, str]:
-    return site.settings["SITE_TITLE"], site.settings["SITE_DESCRIPTION"]
+    return site.settings.site_title, site.settings.site_description
 
 
 def _site_context(site: Site) -> dict[str, str]:

@@ -57,7 +57,7 @@ def feed(rest: str) -> Response:
     try:
         selection = site.selection(address.kind, address.slug)
         if address.page is None:
-            limit = parse_limit(site.settings["DEFAULT_ITEMS"], site.settings["MAX_ITEMS"])
+            limit = parse_limit(site.settings.default_items, site.settings.max_items)
             return send(site, site.feed(selection, address.extension, limit, base_url(site)))
         if "limit" in request.args:
             raise BadRequest("archive pages have a fixed size; limit does not apply")
@@ -89,8 +89,8 @@ def parse_limit(default: int, maximum: int) -> int:
 def base_url(site: Site) -> str:
     """The configured public origin, else the one this request came to (a served host name:
     `feeds.http.edge` answered every other with a 400)."""
-    if site.settings["BASE_URL"]:
-        return site.settings["BASE_URL"]
+    if site.settings.base_url:
+        return site.settings.base_url
     if not request.host:  # werkzeug empties a Host it cannot use
         raise BadRequest("the Host header is not a valid host name")
     return request.host_url.rstrip("/")

@@ -64,7 +64,7 @@ def allowed(environ: dict, token: str) -> bool:
 
 @blueprint.before_request
 def only_for_the_operator() -> None:
-    if not allowed(request.environ, current_site().settings["STATS_TOKEN"]):
+    if not allowed(request.environ, current_site().settings.stats_token):
         raise NotFound("the requested URL was not found on the server")
 
 
@@ -122,7 +122,7 @@ def stats_page() -> Response:
     site = current_site()
     html = render_template(
         "stats.html",
-        site={"title": site.settings["SITE_TITLE"], "description": ""},
+        site={"title": site.settings.site_title, "description": ""},
         origin="",
         alternates=[],
         feeds=[(stats, chart(stats, today)) for stats in rows],

@@ -38,7 +38,7 @@ from feeds.index import retention, writer
 from feeds.index.records import microseconds
 from feeds.index.schema import identity, index_path, open_writer
 from feeds.index.writer import Scheduled, Stamp
-from feeds.settings import data_directory
+from feeds.settings import Settings, data_directory
 from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
@@ -62,11 +62,11 @@ class Target:
     page_size: int = 50  # entries per RFC 5005 archive page
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any], root: Path | None = None) -> Target:
+    def from_settings(cls, settings: Settings, root: Path | None = None) -> Target:
         options = LoadOptions.from_settings(settings)
-        corpus = Path(root or settings["CORPUS_DIR"])
-        schedule = settings["SCHEDULE"]
-        page_size = min(settings["ARCHIVE_PAGE_SIZE"], settings["DEFAULT_ITEMS"])
+        corpus = Path(root or settings.corpus_dir)
+        schedule = settings.schedule
+        page_size = min(settings.archive_page_size, settings.default_items)
         path = index_path(data_directory(settings), corpus, _key(options, schedule, page_size))
         return cls(corpus, options, path, schedule, page_size)
 

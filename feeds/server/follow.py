@@ -37,6 +37,7 @@ from feeds.index.indexer import (
 )
 from feeds.index.watch import Watcher
 from feeds.index.watch import start as start_watching
+from feeds.settings import Settings
 from feeds.site import load_site
 from feeds.websub.delivery import notify
 from feeds.websub.moves import note_moves, take_moves
@@ -67,7 +68,7 @@ class _Signals:
         self.stop = True
 
 
-def follow(settings: dict[str, Any], progress: Progress | None = None) -> None:
+def follow(settings: Settings, progress: Progress | None = None) -> None:
     """Keep the index current until told to stop."""
     target = Target.from_settings(settings)
     signals = _Signals()
@@ -135,7 +136,7 @@ class _Failures:
 
 
 def _write(
-    settings: dict[str, Any],
+    settings: Settings,
     target: Target,
     signals: _Signals,
     parent: int,
@@ -178,10 +179,10 @@ def _write(
 class _Follower:
     """Change events when the file system gives them, rescans on a timer in any case."""
 
-    def __init__(self, target: Target, settings: dict[str, Any]) -> None:
+    def __init__(self, target: Target, settings: Settings) -> None:
         self.root = target.root
-        self.enabled = settings["WATCH"]
-        self.rescan_seconds = settings["RESCAN_SECONDS"]
+        self.enabled = settings.watch
+        self.rescan_seconds = settings.rescan_seconds
         self.watcher: Watcher | None = None
         self.next_rescan = float("inf")
         self._watch()

@@ -67,11 +67,11 @@ limit_request_line = 4094
 limit_request_fields = 50
 limit_request_field_size = 8190
 errorlog = "-"
-loglevel = FEEDS["LOG_LEVEL"].lower()
+loglevel = FEEDS.log_level.lower()
 forwarder_headers = ""
-control_socket_disable = not FEEDS["CONTROL_SOCKET"]
-control_socket = FEEDS["CONTROL_SOCKET"] or None
-accesslog = "-" if FEEDS["ACCESS_LOG"] == "classic" else None  # json: feeds.http.observe writes it
+control_socket_disable = not FEEDS.control_socket
+control_socket = FEEDS.control_socket or None
+accesslog = "-" if FEEDS.access_log == "classic" else None  # json: feeds.http.observe writes it
 access_log_format = ACCESS_LOG_FORMAT
 logger_class = Logger
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from typing import Any
 
+from feeds.settings import Settings
 from feeds.sqlite import UntrustedDatabase
 from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 from feeds.stats.subscribers import (
@@ -42,7 +42,7 @@ SKIP_LOG_SECONDS = 60.0
 class Recorder:
     """One process's notes since the last flush, the flushes, and the pages' report."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._store: Store | None = None
         self._batch = Batch()

@@ -42,7 +42,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from feeds.settings import deployment_key, writable_data_directory
+from feeds.settings import Settings, deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
 from feeds.stats.agents import MAX_REPORTED
 
@@ -573,14 +573,14 @@ def _days(stored: dict[bytes, bytes]) -> dict[int, int]:
     return days
 
 
-def open_store(settings: dict[str, Any]) -> Store:
+def open_store(settings: Settings) -> Store:
     """Redis when the cache is shared by hosts, else a SQLite file in the data directory."""
-    if settings["CACHE_TYPE"] == "redis":
-        return RedisStore(settings["CACHE_REDIS_URL"], deployment_key(settings) + "stats:")
+    if settings.cache_type == "redis":
+        return RedisStore(settings.cache_redis_url, deployment_key(settings) + "stats:")
     return SqliteStore(default_db_path(settings))
 
 
-def default_db_path(settings: dict[str, Any]) -> Path:
+def default_db_path(settings: Settings) -> Path:
     """One file per deployment (by default: per corpus directory) in the data directory:
     it outlives index rebuilds, and two deployments on one host never share it."""
     name = f"stats-{deployment_key(settings).split(':')[1]}.sqlite3"

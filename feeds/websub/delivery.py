@@ -23,6 +23,7 @@ from typing import Any
 
 from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
+from feeds.settings import Settings
 from feeds.site import Site
 from feeds.websub import client
 from feeds.websub.moves import Moves, changed_filters
@@ -50,7 +51,7 @@ STOP_WAIT_SECONDS = 3.0
 class Loop:
     """One worker's delivery loop, and the deliveries it has under way."""
 
-    def __init__(self, settings: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stopping = threading.Event()
         self.in_flight: set[threading.Thread] = set()
@@ -77,7 +78,7 @@ def notify(
     withdrew, which are matched against the subscribed custom filters in memory; only the
     filters they may touch are queried, and only those whose document changed rendered.
     """
-    if site.settings["WEBSUB_HUB_URL"] or not (
+    if site.settings.websub_hub_url or not (
         fixed or moves.arrived or moves.left or moves.everything
     ):
         return 0
@@ -97,7 +98,7 @@ def notify(
         for _, _, (kind, slug) in addressed
         if kind == "custom" and (selected := _custom_filter(slug)) is not None
     }
-    custom, queried = changed_filters(db, filters, moves, site.settings["DEFAULT_ITEMS"])
+    custom, queried = changed_filters(db, filters, moves, site.settings.default_items)
     queued = 0
     for topic, base, (kind, slug) in addressed:
         changed = slug in custom if kind == "custom" else (kind, slug) in fixed
@@ -137,11 +138,11 @@ def _custom_filter(query: str) -> Filter | None:
 def start(app: Any) -> Loop | None:
     """Start this worker's delivery loop (a greenlet under gevent's patched threading)."""
     site = getattr(app, "extensions", {}).get("feeds")
-    if site is None or site.settings["WEBSUB_HUB_URL"]:
+    if site is None or site.settings.websub_hub_url:
         return None  # not our app (the benchmark's baseline), or an external hub
     settings = site.settings
-    if settings["CACHE_TYPE"] == "redis" and not (
-        settings["BASE_URL"] or str(settings["DEPLOYMENT"]).strip()
+    if settings.cache_type == "redis" and not (
+        settings.base_url or str(settings.deployment).strip()
     ):
         log.warning(
             "websub: subscriptions are kept in the shared Redis under a name derived from the"
@@ -159,7 +160,7 @@ def run(loop: Loop) -> None:
     store: Store | None = None
     next_purge = 0.0
     failing = False
-    hold = loop.settings["WEBSUB_TIMEOUT_SECONDS"] + CLAIM_MARGIN_SECONDS
+    hold = loop.settings.websub_timeout_seconds + CLAIM_MARGIN_SECONDS
     while not loop.stopping.is_set():
         try:
             store = store or open_store(loop.settings)
@@ -209,7 +210,7 @@ def backoff(base: float, failures: int) -> float:
     return base * 2 ** (failures - 1)
 
 
-def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.HostSlots) -> bool:
+def deliver(store: Store, claim: Claim, settings: Settings, hosts: client.HostSlots) -> bool:
     """One attempt; 2xx is done, anything else is retried later or, at last, dropped.
     When the callback's host already has its share of deliveries under way, the attempt
     waits DEFER_SECONDS in the store, uncounted."""
@@ -233,7 +234,7 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     if subscription.secret:
         headers["X-Hub-Signature"] = signature(subscription.secret, content.body)
     try:
-        target = client.resolve(claim.callback, settings["WEBSUB_ALLOW_PRIVATE_CALLBACKS"])
+        target = client.resolve(claim.callback, settings.websub_allow_private_callbacks)
     except client.CallbackRefused as refused:
         return failed(store, claim, settings, f"CallbackRefused: {refused}")
     host = client.host_key(target)
@@ -248,7 +249,7 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
             target.path,
             content.body,
             headers,
-            total_seconds=settings["WEBSUB_TIMEOUT_SECONDS"],
+            total_seconds=settings.websub_timeout_seconds,
         )
     except (OSError, HTTPException) as error:
         return failed(store, claim, settings, f"{error.__class__.__name__}: {error}")
@@ -262,10 +263,10 @@ def deliver(store: Store, claim: Claim, settings: dict[str, Any], hosts: client.
     return True
 
 
-def failed(store: Store, claim: Claim, settings: dict[str, Any], outcome: str) -> bool:
+def failed(store: Store, claim: Claim, settings: Settings, outcome: str) -> bool:
     """Retry a failed attempt after a backoff, or drop the subscription after too many."""
     failures = claim.attempts + 1
-    dropped = failures >= settings["WEBSUB_MAX_ATTEMPTS"]
+    dropped = failures >= settings.websub_max_attempts
     WEBSUB_DELIVERIES.labels("dropped" if dropped else "failed").inc()
     if dropped:
         store.remove(claim.callback, claim.topic)
@@ -277,7 +278,7 @@ def failed(store: Store, claim: Claim, settings: dict[str, Any], outcome: str) -
             outcome,
         )
         return False
-    delay = backoff(settings["WEBSUB_RETRY_SECONDS"], failures)
+    delay = backoff(settings.websub_retry_seconds, failures)
     store.retry(claim, time.time() + delay)
     log.info("delivery to %s failed (%s); retry in %.0fs", claim.callback, outcome, delay)
     return False

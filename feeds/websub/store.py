@@ -22,12 +22,12 @@ import secrets
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 from redis.typing import EncodableT, FieldT
 
-from feeds.settings import deployment_key, writable_data_directory
+from feeds.settings import Settings, deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
 
 REDIS_NAMESPACE = "websub:"  # after the deployment's key: feeds:<16 hex>:websub:
@@ -64,11 +64,11 @@ class Limits:
     per_topic: int
 
     @classmethod
-    def from_settings(cls, settings: dict[str, Any]) -> Limits:
+    def from_settings(cls, settings: Settings) -> Limits:
         return cls(
-            settings["WEBSUB_MAX_SUBSCRIPTIONS"],
-            settings["WEBSUB_MAX_PER_HOST"],
-            settings["WEBSUB_MAX_PER_TOPIC"],
+            settings.websub_max_subscriptions,
+            settings.websub_max_per_host,
+            settings.websub_max_per_topic,
         )
 
     def refusal(self, total: int, host: int, topic: int) -> str | None:
@@ -124,19 +124,19 @@ class Store(Protocol):
     def purge(self, now: float) -> int: ...
 
 
-def open_store(settings: dict[str, Any]) -> Store:
+def open_store(settings: Settings) -> Store:
     """Redis when the cache is shared by hosts, else the SQLite file of this host; either
     way this deployment's own (see `feeds.settings.deployment_key`)."""
-    if settings["CACHE_TYPE"] == "redis":
-        return RedisStore(settings["CACHE_REDIS_URL"], redis_prefix(settings))
-    return SqliteStore(Path(settings["WEBSUB_DB"] or default_db_path(settings)))
+    if settings.cache_type == "redis":
+        return RedisStore(settings.cache_redis_url, redis_prefix(settings))
+    return SqliteStore(Path(settings.websub_db or default_db_path(settings)))
 
 
-def redis_prefix(settings: dict[str, Any]) -> str:
+def redis_prefix(settings: Settings) -> str:
     return deployment_key(settings) + REDIS_NAMESPACE
 
 
-def default_db_path(settings: dict[str, Any]) -> Path:
+def default_db_path(settings: Settings) -> Path:
     """One file per deployment in the data directory (else in a temp dir): servers of one
     deployment on one host share subscriptions, others (staging beside production on one
     corpus) never do.
@@ -147,7 +147,7 @@ def default_db_path(settings: dict[str, Any]) -> Path:
     """
     directory = writable_data_directory(settings, "websub subscriptions")
     path = directory / f"websub-{deployment_key(settings).split(':')[1]}.sqlite3"
-    corpus = os.fsencode(os.path.realpath(settings["CORPUS_DIR"]))
+    corpus = os.fsencode(os.path.realpath(settings.corpus_dir))
     earlier = directory / f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
     if not path.exists() and earlier.is_file():
         _copy(earlier, path)

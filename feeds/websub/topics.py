@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from feeds.cache import Rendered
@@ -12,6 +10,7 @@ from feeds.publish.custom import BadFilter, canonical_query, parse_filter
 from feeds.publish.selection import UnknownFeed
 from feeds.publish.urls import CUSTOM_PATH, parse_feed_path
 from feeds.render import FORMATS
+from feeds.settings import Settings
 from feeds.site import Site
 
 
@@ -31,10 +30,10 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def stored_base(settings: Mapping[str, Any], topic: str) -> str:
+def stored_base(settings: Settings, topic: str) -> str:
     """The base URL a stored topic is pushed under: FEEDS_BASE_URL, whose URLs alone this
     deployment pushes, else (no configured origin) the origin the topic was accepted at."""
-    return settings["BASE_URL"] or origin(topic)
+    return settings.base_url or origin(topic)
 
 
 def _within(topic: str, base: str) -> SplitResult:
@@ -92,7 +91,7 @@ def topic_feed(site: Site, topic: str, base: str) -> Rendered:
     parts = _within(topic, base)
     if parts.fragment:
         raise UnknownTopic("hub.topic must be a feed URL, like /feeds/all.rss")
-    limit = site.settings["DEFAULT_ITEMS"]
+    limit = site.settings.default_items
     extension = _custom_extension(parts.path)
     try:
         if extension:
