@@ -160,7 +160,10 @@ def test_the_store_stays_bounded_whatever_arrives(
     stats = only(recorder.report())
     many_clients(recorder, 3000, 3000)
     assert stored_entries(recorder) == entries  # thousands more clients: not one row more
-    assert stats.direct == 500
+    if "FEEDS_CACHE_TYPE" in stats_env:  # Redis counts distinct readers by HyperLogLog
+        assert abs(stats.direct - 500) <= 10  # its standard error is 0.81 %
+    else:
+        assert stats.direct == 500
     assert len(stats.aggregators) <= MAX_SERVICES
     assert stats.aggregators["Feedly"] == 5 * MAX_FEED_IDS
     assert sum(stats.aggregators.values()) <= MAX_REPORT_SOURCES * 5
