@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -18,12 +19,15 @@ from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
 from feeds.http.export import export_site
 from feeds.index import indexer
-from feeds.index.indexer import Target, open_index
+from feeds.index.indexer import Target, building_progress, served_file
 from feeds.index.reader import index_report
+from feeds.index.schema import open_reader
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
 from feeds.server.follow import follow as follow_corpus
 from feeds.settings import Settings, SettingsError, load_settings
+
+REBUILD_POLL_SECONDS = 1.0
 
 
 @click.group(help="A feed server for a corpus of article documents.")
@@ -57,7 +61,12 @@ def check(directory: Path | None) -> None:
 @main.command("index", help="Build or update the corpus index without serving, then report.")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--follow", is_flag=True, help="Keep it current (the server's indexer process).")
-def index(directory: Path | None, follow: bool) -> None:
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Build the index anew beside the served one, which serves until the new one does.",
+)
+def index(directory: Path | None, follow: bool, rebuild: bool) -> None:
     settings = _settings()
     if directory is not None:
         settings = replace(settings, corpus_dir=str(directory))
@@ -69,20 +78,36 @@ def index(directory: Path | None, follow: bool) -> None:
     if not target.root.is_dir():
         raise click.ClickException(f"{target.root} is not a directory")
     try:
-        with _progress("indexing") as advance:
-            changes = indexer.update(target, advance)
+        with _progress("rebuilding" if rebuild else "indexing") as advance:
+            changes = indexer.update(target, advance, rebuild=rebuild)
+            if changes is None and rebuild:
+                _ask_the_writer_to_rebuild(target, advance)
+                return
     except (OSError, sqlite3.Error) as error:  # a read-only or full data directory
         raise click.ClickException(indexer.write_failure(target.path, error)) from None
     if changes is None:
         raise click.ClickException(f"{target.path} is being written by another process")
-    db = open_index(target)
+    db = open_reader(target.path)
     try:
         report = index_report(db)
     finally:
         db.close()
     report.seconds = changes.seconds
     print_report(report)
-    click.echo(f"index: {target.path} ({changes.parsed} parsed, {changes.removed} removed)")
+    click.echo(f"index: {served_file(target)} ({changes.parsed} parsed, {changes.removed} removed)")
+
+
+def _ask_the_writer_to_rebuild(target: Target, advance: Callable[[int, int], None]) -> None:
+    """A server's indexer writes the index: it builds the new one; follow its progress."""
+    before = served_file(target)
+    target.rebuild_request.touch()
+    click.echo(f"asked the running indexer to rebuild {target.path}", err=True)
+    while served_file(target) == before:
+        indexed, files = building_progress(target)
+        if files:
+            advance(indexed, files)
+        time.sleep(REBUILD_POLL_SECONDS)
+    click.echo(f"index: {served_file(target)} (rebuilt and served)")
 
 
 @main.command("list", help="Print the URL of every feed, in every format.")

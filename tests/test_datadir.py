@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from feeds.index.indexer import Target, open_index, reconcile, update, writer_lock
+from feeds.index.indexer import Target, open_index, reconcile, served_file, update, writer_lock
 from feeds.index.reader import IndexReader, NotReady
+from feeds.index.retention import exclusive
 from feeds.index.schema import TABLES, identity, set_aside
 from feeds.settings import load_settings
 from feeds.sqlite import UntrustedDatabase, harden
@@ -73,6 +74,12 @@ def plant(path: Path, schema: str, extra: str, meta: dict[str, str] | None = Non
     db.close()
 
 
+def served(target: Target) -> Path:
+    found = served_file(target)
+    assert found is not None, "no index is served"
+    return found
+
+
 def test_old_indexes_of_the_corpus_go_once_the_new_one_is_complete(tmp_path: Path) -> None:
     corpus, other = make_corpus(tmp_path / "corpus"), make_corpus(tmp_path / "other")
     data = tmp_path / "data"
@@ -82,39 +89,49 @@ def test_old_indexes_of_the_corpus_go_once_the_new_one_is_complete(tmp_path: Pat
         (data / name).write_bytes(b"not ours to delete")
     foreign = target_for(other, data)
     build(foreign)
-    served = target_for(corpus, data, ARCHIVE_PAGE_SIZE=40)
-    build(served)
-    cut_short = target_for(corpus, data, ARCHIVE_PAGE_SIZE=30)
+    first = target_for(corpus, data, MAX_FILE_BYTES=100_000)
+    build(first)
+    old = served(first)
+    cut_short = target_for(corpus, data, MAX_FILE_BYTES=200_000)
     open_index(cut_short).close()  # a build that a settings change cut short
-    building = target_for(corpus, data, ARCHIVE_PAGE_SIZE=20)
+    unfinished = cut_short.built(1)
+    assert unfinished.exists()
+    building = target_for(corpus, data, MAX_FILE_BYTES=300_000)
     db = open_index(building)
     try:
-        # While the new one builds, the complete one stays; the unfinished one goes.
-        assert served.path.exists() and not cut_short.path.exists()
+        # While the new one builds, the served one stays; the unfinished one goes.
+        assert served(building) == old and not unfinished.exists()
         reconcile(db, building)
     finally:
         db.close()
-    assert not served.path.exists(), "the superseded index is removed once the new is complete"
+    assert not old.exists(), "the superseded index is removed once the new is complete"
     names = listing(data)
     assert keep <= names
-    assert foreign.path.name in names, "another corpus's index is not ours to delete"
-    ours = {name for name in names if name.startswith(building.path.name)}
-    assert ours <= {building.path.name, building.path.name + ".lock"}
-    assert not [name for name in names - keep - ours if not name.startswith(foreign.path.name)]
+    assert served(foreign).name in names, "another corpus's index is not ours to delete"
+    corpus_prefix = building.path.name.removesuffix(".sqlite")
+    ours = {name for name in names if name.startswith(corpus_prefix)}
+    assert ours == {building.path.name, building.path.name + ".lock", served(building).name}
+    theirs = foreign.path.name.removesuffix(".sqlite")
+    assert not [name for name in names - keep - ours if not name.startswith(theirs)]
     assert len(IndexReader(building.path).view().articles) == 3
 
 
-def test_an_index_another_process_writes_is_kept_until_it_is_free(tmp_path: Path) -> None:
+def test_a_second_writer_waits_and_an_earlier_release_keeps_its_file(tmp_path: Path) -> None:
     corpus = make_corpus(tmp_path / "corpus")
-    data = tmp_path / "data"
-    running = target_for(corpus, data, ARCHIVE_PAGE_SIZE=40)
+    running = target_for(corpus, tmp_path / "data", MAX_FILE_BYTES=100_000)
     build(running)
-    new = target_for(corpus, data, ARCHIVE_PAGE_SIZE=20)
-    with writer_lock(running, wait=False):  # a server on the old settings still runs
+    old = served(running)
+    new = target_for(corpus, tmp_path / "data", MAX_FILE_BYTES=200_000)
+    with writer_lock(running, wait=False):  # another server writes this corpus's index
+        assert update(new) is None
+        assert served(new) == old
+    # A server of an earlier release locked the file it wrote, not the corpus.
+    with exclusive(old.with_name(old.name + ".lock"), wait=False) as held:
+        assert held
         build(new)
-        assert running.path.exists()
+        assert old.exists() and served(new) != old
     build(new)
-    assert not running.path.exists()
+    assert not old.exists()
 
 
 def corrupt(path: Path, mark: bytes) -> None:
@@ -130,7 +147,7 @@ def test_two_damages_in_one_second_keep_one_whole_copy_the_newest(tmp_path: Path
     started = time.time()
     # A worker holds the index open while it turns out foreign: its WAL goes aside with it.
     worker = sqlite3.connect(target.path)
-    worker.execute("UPDATE meta SET value = 'other code' WHERE key = 'code'")
+    worker.execute("UPDATE meta SET value = 'other options' WHERE key = 'options'")
     worker.commit()
     build(target)
     first = [name for name in listing(data) if ".damaged-" in name]
@@ -150,14 +167,14 @@ def test_a_worker_closing_a_copy_set_aside_keeps_the_new_index_whole(tmp_path: P
     target = target_for(corpus, tmp_path / "data")
     build(target)
     worker = sqlite3.connect(target.path)
-    worker.execute("UPDATE meta SET value = 'other code' WHERE key = 'code'")
+    worker.execute("UPDATE meta SET value = 'other options' WHERE key = 'options'")
     worker.commit()
     db = open_index(target)  # set aside, a new one at the name
     try:
         reconcile(db, target)
-        assert Path(f"{target.path}-wal").exists()
+        assert Path(f"{served(target)}-wal").exists()
         worker.close()  # its last connection to the copy: no checkpoint into the new one
-        assert Path(f"{target.path}-wal").exists(), "the served index kept its WAL"
+        assert Path(f"{served(target)}-wal").exists(), "the served index kept its WAL"
         (corpus / "3.txt").write_text(document(webUrl='"https://example.com/news/3"'))
         time.sleep(1.1)
         reconcile(db, target)
@@ -180,8 +197,10 @@ def test_a_reader_follows_a_file_set_aside_to_the_rebuilt_one(tmp_path: Path) ->
 
 
 def planted_index(target: Target, extra: str) -> None:
+    """Planted as the served index: the file the link names."""
     meta = {**identity(target.root, target.key), "state": "building"}
-    plant(target.path, TABLES, extra, meta)
+    plant(target.built(1), TABLES, extra, meta)
+    os.symlink(target.built(1).name, target.path)
 
 
 def test_a_planted_index_with_a_trigger_is_refused_and_rebuilt_without_running_it(
@@ -193,10 +212,10 @@ def test_a_planted_index_with_a_trigger_is_refused_and_rebuilt_without_running_i
     planted_index(target, MARK_TRIGGER.format(table="documents"))
     with caplog.at_level(logging.INFO, logger="feeds"):
         build(target)
-    (aside,) = [data / name for name in listing(data) if name.endswith(tuple("0123456789"))]
+    (aside,) = [data / name for name in listing(data) if ".damaged-" in name]
     assert marks(aside) == [], "the trigger never ran"
     said = [r.getMessage() for r in caplog.records if "leave_mark" in r.getMessage()]
-    assert len(said) == 1 and target.path.name in said[0] and "trigger" in said[0], said
+    assert len(said) == 1 and target.built(1).name in said[0] and "trigger" in said[0], said
     assert len(IndexReader(target.path).view().articles) == 3
 
 

@@ -379,9 +379,10 @@ FIXED += ["/topics/ai", "/feeds.opml", "/feeds.css", "/feed.xsl"]
 
 
 @pytest.fixture(scope="module")
-def archived_server() -> Iterator[Server]:
-    """The seeds with an archive page per article."""
-    server = start_server({"FEEDS_ARCHIVE_PAGE_SIZE": "1"})
+def archived_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The seeds with an archive page per article, paged so from their first build."""
+    data = tmp_path_factory.mktemp("archived")
+    server = start_server({"FEEDS_ARCHIVE_PAGE_SIZE": "1", "FEEDS_DATA_DIR": str(data)})
     yield server
     server.stop()
 

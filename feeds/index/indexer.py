@@ -34,11 +34,21 @@ from pathlib import Path
 from typing import Any
 
 from feeds.corpus import SUFFIXES, Found, LoadOptions, Parsed, Skip, read_document, scan
-from feeds.index import retention, writer
+from feeds.index import history, retention, writer
 from feeds.index.records import microseconds
-from feeds.index.schema import identity, index_path, open_writer
+from feeds.index.schema import (
+    BUILT,
+    DamagedIndex,
+    NewerIndex,
+    build_path,
+    identity,
+    newer_release,
+    open_existing,
+    open_writer,
+    served_link,
+)
 from feeds.index.writer import Scheduled, Stamp
-from feeds.settings import Settings, data_directory
+from feeds.settings import Settings, corpus_key, data_directory
 from feeds.sqlite import transaction
 
 log = logging.getLogger("feeds.index")
@@ -57,27 +67,40 @@ class Target:
 
     root: Path
     options: LoadOptions
-    path: Path
+    data_dir: Path
     schedule: bool = True  # hold documents dated in the future until their time
-    page_size: int = 50  # entries per RFC 5005 archive page
+    page_size: int = 50  # entries per RFC 5005 archive page sealed from now on
 
     @classmethod
     def from_settings(cls, settings: Settings, root: Path | None = None) -> Target:
-        options = LoadOptions.from_settings(settings)
         corpus = Path(root or settings.corpus_dir)
-        schedule = settings.schedule
         page_size = min(settings.archive_page_size, settings.default_items)
-        path = index_path(data_directory(settings), corpus, _key(options, schedule, page_size))
-        return cls(corpus, options, path, schedule, page_size)
+        options = LoadOptions.from_settings(settings)
+        return cls(corpus, options, data_directory(settings), settings.schedule, page_size)
 
     @property
     def key(self) -> str:
-        """What changes the rows, beside the corpus and the code: names the index."""
-        return _key(self.options, self.schedule, self.page_size)
+        """What changes the derived rows, beside the corpus and the parser: names the index.
+        The page size does not: it applies to pages sealed from now on."""
+        return f"{self.options.key()}|schedule={self.schedule}"
+
+    @property
+    def path(self) -> Path:
+        """The link workers open: it names the served index file."""
+        return served_link(self.data_dir, self.root)
 
     @property
     def lock_path(self) -> Path:
+        """One writer per corpus and data directory, whatever file it writes."""
         return self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def rebuild_request(self) -> Path:
+        """Left by `feeds index --rebuild` for the running writer to find."""
+        return self.path.with_name(self.path.name + ".rebuild")
+
+    def built(self, number: int) -> Path:
+        return build_path(self.data_dir, self.root, self.key, number)
 
 
 @dataclass
@@ -150,12 +173,105 @@ def writer_lock(target: Target, wait: bool) -> Iterator[None]:
         yield
 
 
-def open_index(target: Target) -> sqlite3.Connection:
-    """The writer's connection (the lock held); what the data directory need not keep of
-    this corpus goes (`feeds.index.retention`)."""
-    db = open_writer(target.path, identity(target.root, target.key))
-    retention.prune(target.path, target.root, served=is_live(db))
+def served_file(target: Target) -> Path | None:
+    """The index file workers read now (the link's target), None when there is none."""
+    try:
+        name = os.readlink(target.path)
+    except OSError:
+        return None
+    path = target.path.with_name(os.path.basename(name))
+    return path if path.is_file() else None
+
+
+def open_index(target: Target, rebuild: bool = False) -> sqlite3.Connection:
+    """The writer's connection (the lock held) to the file to write now: the served index,
+    or a build that will replace it (resumed if one was cut short; a new one for a new
+    identity or when `rebuild` asks). What the data directory need not keep goes."""
+    target.data_dir.mkdir(parents=True, exist_ok=True)
+    served = served_file(target) or _adopt_unlinked(target)
+    path = _file_to_write(target, served, rebuild)
+    db = open_writer(path, identity(target.root, target.key))
+    if is_live(db) and path != served:
+        _switch(target, path)  # complete, but a crash came before the switch
+    retention.prune(target.path, target.root, keep=_kept(target, path))
     return db
+
+
+def open_served(target: Target) -> sqlite3.Connection | None:
+    """A connection to the served index while a new one is built beside it, so changes
+    keep reaching readers meanwhile; None when there is none or it is unusable."""
+    served = served_file(target)
+    if served is None:
+        return None
+    try:
+        db = open_existing(served)
+    except (sqlite3.DatabaseError, DamagedIndex, OSError) as error:
+        log.error("served index %s cannot be written (%s); serving it as it is", served, error)
+        return None
+    return db
+
+
+def _file_to_write(target: Target, served: Path | None, rebuild: bool) -> Path:
+    own = target.built(0).name.rsplit("-", 1)[0]  # index-<corpus>-<identity>
+    numbers = {}
+    for name in os.listdir(target.data_dir):
+        found = BUILT.fullmatch(name)
+        if found and found["build"] and name.startswith(own + "-"):
+            numbers[int(found["build"])] = target.data_dir / name
+    current = int(BUILT.fullmatch(served.name)["build"] or 0) if served else 0  # type: ignore[index]
+    if served is not None and newer_release(retention.meta(served)):
+        raise NewerIndex(
+            f"served index {served} was written by a newer release: left as it is;"
+            " run that release, or move the file away to build anew"
+        )
+    later = [number for number in numbers if served is None or number > current]
+    if later:
+        return numbers[max(later)]  # a build under way (or complete, not switched to yet)
+    if served is not None and served.name.startswith(own + "-") and not rebuild:
+        return served
+    return target.built(max(numbers, default=0) + 1)
+
+
+def building_progress(target: Target) -> tuple[int, int]:
+    """(indexed, files) of the build under way beside the served index; (0, 0) if none."""
+    served = served_file(target)
+    for name in sorted(os.listdir(target.data_dir), reverse=True):
+        path = target.data_dir / name
+        if BUILT.fullmatch(name) and name.startswith(target.path.stem) and path != served:
+            found = retention.meta(path)
+            if found.get("state") == "building":
+                return int(found.get("indexed", 0)), int(found.get("files", 0))
+    return 0, 0
+
+
+def _adopt_unlinked(target: Target) -> Path | None:
+    """Before the link existed, workers opened the file of their own code: the newest
+    complete index of this corpus is the served one, its history to carry."""
+    mine = corpus_key(target.root)
+    complete = []
+    for name in os.listdir(target.data_dir):
+        found = BUILT.fullmatch(name)
+        path = target.data_dir / name
+        if found and found["corpus"] == mine and retention.meta(path).get("state") == "ready":
+            complete.append((path.stat().st_mtime_ns, path))
+    if not complete:
+        return None
+    served = max(complete)[1]
+    _switch(target, served)
+    log.info("serving %s while its successor is built", served.name)
+    return served
+
+
+def _switch(target: Target, path: Path) -> None:
+    """Point the link at `path`: every worker reads it from its next request on."""
+    staged = target.path.with_name(f".{target.path.name}.{os.getpid()}")
+    staged.unlink(missing_ok=True)
+    os.symlink(path.name, staged)
+    os.replace(staged, target.path)
+
+
+def _kept(target: Target, writing: Path) -> set[Path]:
+    return {path for path in (served_file(target), writing) if path is not None}
 
 
 def reconcile(
@@ -167,9 +283,36 @@ def reconcile(
     """Bring the index in line with the directory; only new and changed files are parsed.
 
     `meanwhile` is called about every `MEANWHILE_SECONDS` of the walk and between batches
-    (outside any transaction): the follow loop applies the changes it saw in the meantime.
+    (outside any transaction): the follow loop applies the changes it saw in the meantime
+    (to the served index, while this one is a build beside it). A build ends here: it
+    takes the served index's history, or pages itself by date when there is none, and
+    becomes the served one.
     """
     started = time.perf_counter()
+    changes = _walk(db, target, progress, meanwhile)
+    if not is_live(db):
+        _finish_build(db, target, changes)
+    # Workers read the new index from the switch on: the others can go now (and those
+    # another server was writing at the last pass, once it is gone).
+    retention.prune(target.path, target.root, keep=_kept(target, _file_of(db)))
+    changes.seconds = time.perf_counter() - started
+    log.info(
+        "indexed %s: %d files, %d parsed, %d removed in %.2fs",
+        target.root,
+        changes.files,
+        changes.parsed,
+        changes.removed,
+        changes.seconds,
+    )
+    return changes
+
+
+def _walk(
+    db: sqlite3.Connection,
+    target: Target,
+    progress: Progress | None,
+    meanwhile: Callable[[], None] | None,
+) -> Changes:
     pause = _Pause(meanwhile)
     root = target.root
     if not root.is_dir():
@@ -202,7 +345,7 @@ def reconcile(
             f"corpus directory {root} holds no documents now (an unmounted volume?);"
             f" keeping the {len(indexed)} indexed"
         )
-    _set_meta(db, files=str(changes.files))
+    _note_progress(db, files=str(changes.files))
     done = changes.files - len(to_parse)
     for batch in _batches(_parse(target, to_parse), BATCH, ready):
         done += len(batch)
@@ -212,24 +355,44 @@ def reconcile(
             progress(done, changes.files)
     for batch in _batches(iter(indexed), BATCH, ready):
         _write(db, target, [], batch, changes)
-    first_build = not is_live(db)
-    with transaction(db):
-        if first_build:
-            changes.feeds.update(writer.finish_first_build(db, target.page_size, int(time.time())))
-        _set_meta(db, state="ready", indexed=str(changes.files), files=str(changes.files))
-    # Workers read this index from its first commit as ready: the others can go now (and
-    # those another server was writing at the last pass, once it is gone).
-    retention.prune(target.path, root, served=True)
-    changes.seconds = time.perf_counter() - started
-    log.info(
-        "indexed %s: %d files, %d parsed, %d removed in %.2fs",
-        root,
-        changes.files,
-        changes.parsed,
-        changes.removed,
-        changes.seconds,
-    )
+    if live and _oversized(db, target.page_size):
+        _wait_for_clock(db)
+        with transaction(db):
+            changes.feeds.update(writer.reseal(db, target.page_size, int(time.time())))
+    _note_progress(db, indexed=str(changes.files), files=str(changes.files))
     return changes
+
+
+def _oversized(db: sqlite3.Connection, page_size: int) -> bool:
+    """Whether a current document holds more than a page (the page size was lowered)."""
+    return (
+        db.execute("SELECT 1 FROM feeds WHERE open > ? LIMIT 1", (page_size,)).fetchone()
+        is not None
+    )
+
+
+def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> None:
+    """A whole build becomes the served index: with the served one's history when there
+    is one (after a second walk takes what changed during the first), else paged by date."""
+    own = _file_of(db)
+    source = served_file(target)
+    now = int(time.time())
+    if source is not None and source.resolve() != own.resolve():
+        caught_up = _walk(db, target, None, None)
+        changes.parsed += caught_up.parsed
+        changes.removed += caught_up.removed
+        changes.feeds.update(history.carry(db, source, target.page_size, now))
+        log.info("carried the history of %s into %s", source.name, own.name)
+    else:
+        with transaction(db):
+            changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
+            _set_meta(db, state="ready")
+    _switch(target, own)
+
+
+def _file_of(db: sqlite3.Connection) -> Path:
+    """The file the connection writes (its `main` database)."""
+    return Path(next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"))
 
 
 class _Pause:
@@ -408,12 +571,15 @@ def _known(db: sqlite3.Connection, paths: list[str]) -> dict[str, tuple[int, int
     return found
 
 
-def update(target: Target, progress: Progress | None = None) -> Changes | None:
-    """Reconcile now unless another process is the writer (it keeps the index current)."""
+def update(
+    target: Target, progress: Progress | None = None, rebuild: bool = False
+) -> Changes | None:
+    """Reconcile now unless another process is the writer (it keeps the index current);
+    `rebuild`: build the index anew beside the served one, which serves meanwhile."""
     check_writable(target)
     try:
         with writer_lock(target, wait=False):
-            db = open_index(target)
+            db = open_index(target, rebuild)
             try:
                 return reconcile(db, target, progress)
             finally:
@@ -499,6 +665,15 @@ def _batches(items: Iterator[Any], size: int, ready: Callable[[], bool]) -> Iter
             batch = []
     if batch:
         yield batch
+
+
+def _note_progress(db: sqlite3.Connection, **values: str) -> None:
+    """Record how far a walk came, committing only what moved: every commit makes each
+    worker open a new view (and drop its cached answers)."""
+    found = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('indexed', 'files')"))
+    if any(found.get(key) != value for key, value in values.items()):
+        with transaction(db):
+            _set_meta(db, **values)
 
 
 def _set_meta(db: sqlite3.Connection, **values: str) -> None:

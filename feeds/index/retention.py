@@ -1,16 +1,17 @@
-"""What the data directory keeps of one corpus's indexes: the served one, at most one being
-built, and the newest damaged copy. Nothing else of that corpus stays.
+"""What the data directory keeps of one corpus's indexes: the served one (the link's
+target), at most one being built beside it, and the newest damaged copy. Nothing else of
+that corpus stays.
 
-Every settings change or release names a new index file (`schema.index_path`), and every
-damaged file is set aside (`schema.set_aside`): without pruning the directory only grows,
-by the size of a whole index each time (about 2 GB at a million documents).
+A settings change or a new parser or schema version builds a new index file beside the
+served one, and every damaged file is set aside (`schema.set_aside`): without pruning the
+directory only grows, by the size of a whole index each time (about 2 GB at a million
+documents).
 
-- Once this corpus's index is complete (workers read it: they switch at its first
-  commit of `state = ready`), every other index of the same corpus directory goes.
-- While it is being built, the others that are not complete go (a build cut short by
-  another settings change is never served); the complete one stays until this one is.
-- An index whose writer lock another process holds is another server's (one on other
-  settings, still running): it stays, and goes at a later pass once that server is gone.
+- Every index file of this corpus that is neither served nor the one being written goes:
+  a superseded one as soon as the link moved past it (workers that still read it keep
+  their open connection), a build cut short by another settings change at once.
+- An index whose own writer lock another process holds is a server's of an earlier
+  release (which locked each file): it stays, and goes at a later pass once it is gone.
 - Of the damaged copies of this corpus, only the newest stays (evidence to inspect).
 - Files of other corpus directories, and every file that is not an index (subscriber
   counts, WebSub subscriptions), are never touched: the corpus is read from the file name.
@@ -30,14 +31,16 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
-from feeds.index.schema import COMPANIONS
+from feeds.index.schema import BUILT, COMPANIONS
 from feeds.sqlite import harden
 
 log = logging.getLogger("feeds.index")
 
-_INDEX = re.compile(r"index-(?P<corpus>[0-9a-f]{16})-[0-9a-f]{16}\.sqlite")
 _LEGACY = re.compile(r"index-[0-9a-f]{24}\.sqlite")
-_DAMAGED = re.compile(r"index-(?P<corpus>[0-9a-f]{16})-[0-9a-f]{16}\.sqlite\.damaged-(?P<ns>\d+)")
+_DAMAGED = re.compile(
+    r"index-(?P<corpus>[0-9a-f]{16})-[0-9a-f]{16}(?:-[0-9]+)?\.sqlite\.damaged-(?P<ns>\d+)"
+)
+_LINK = re.compile(r"index-(?P<corpus>[0-9a-f]{16})\.sqlite")
 _RUNNABLE = ("trigger", "view")
 _said_kept: set[str] = set()  # indexes another process writes, logged once per process
 
@@ -58,38 +61,39 @@ def exclusive(lock_path: Path, wait: bool) -> Iterator[bool]:
         os.close(descriptor)
 
 
-def prune(index: Path, corpus: Path, served: bool) -> list[Path]:
-    """Remove what the data directory need not keep for the corpus of `index` (see the
-    module's note); `served`: `index` is complete. The removed index and damaged files.
+def prune(link: Path, corpus: Path, keep: set[Path]) -> list[Path]:
+    """Remove what the data directory need not keep for the corpus of `link` (see the
+    module's note): every index of it but those in `keep`. The removed files.
 
     Never raises: a file that cannot be removed now is logged and tried at the next pass."""
     removed: list[Path] = []
+    directory = link.parent
     try:
-        names = sorted(os.listdir(index.parent))
+        names = sorted(os.listdir(directory))
     except OSError as error:
-        log.warning("cannot list data directory %s (%s); nothing pruned", index.parent, error)
+        log.warning("cannot list data directory %s (%s); nothing pruned", directory, error)
         return removed
-    key = _INDEX.fullmatch(index.name)
+    key = _LINK.fullmatch(link.name)
     if key is None:
         return removed
     mine = key["corpus"]
+    kept = {path.name for path in keep}
     realpath = os.path.realpath(corpus)
     for name in names:
-        found = _INDEX.fullmatch(name)
-        if name == index.name or not (
+        found = BUILT.fullmatch(name)
+        if name in kept or not (
             (found and found["corpus"] == mine)
-            or (_LEGACY.fullmatch(name) and _meta(index.parent / name).get("corpus") == realpath)
+            or (_LEGACY.fullmatch(name) and meta(directory / name).get("corpus") == realpath)
         ):
             continue
-        if _remove_index(index.parent / name, served):
-            removed.append(index.parent / name)
-    removed.extend(_prune_damaged(index.parent, names, mine))
+        if _remove_index(directory / name):
+            removed.append(directory / name)
+    removed.extend(_prune_damaged(directory, names, mine))
     return removed
 
 
-def _remove_index(path: Path, served: bool) -> bool:
-    """Remove an index of this corpus unless another process writes it, or it is complete
-    while ours is not."""
+def _remove_index(path: Path) -> bool:
+    """Remove an index of this corpus unless a server of an earlier release writes it."""
     lock = path.with_name(path.name + ".lock")
     try:
         with exclusive(lock, wait=False) as held:
@@ -98,15 +102,14 @@ def _remove_index(path: Path, served: bool) -> bool:
                     log.info("kept index %s: another process writes it", path.name)
                     _said_kept.add(path.name)
                 return False
-            if not served and _meta(path).get("state") == "ready":
-                return False  # served until ours is complete
+            state = meta(path).get("state")
             size = _size(path)
             for suffix in (*COMPANIONS, "", ".lock"):  # WAL first: see schema.set_aside
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
     except OSError as error:
         log.warning("could not remove index %s (%s); trying again later", path.name, error)
         return False
-    why = "superseded by the one served" if served else "an unfinished build"
+    why = "superseded by the one served" if state == "ready" else "an unfinished build"
     log.info("removed index %s (%.1f MB): %s", path.name, size / 1e6, why)
     return True
 
@@ -132,8 +135,8 @@ def _prune_damaged(directory: Path, names: list[str], corpus: str) -> list[Path]
     return removed
 
 
-def _meta(path: Path) -> dict[str, str]:
-    """The `meta` rows of another index (its corpus and state), read defensively: nothing
+def meta(path: Path) -> dict[str, str]:
+    """The `meta` rows of another index (its corpus, state and schema), read defensively: nothing
     of a file whose schema holds a trigger or view, or whose `meta` is not a table, is
     read; {} when it cannot be read at all."""
     try:
@@ -143,7 +146,10 @@ def _meta(path: Path) -> dict[str, str]:
             kinds = dict(db.execute("SELECT name, type FROM sqlite_master"))
             if kinds.get("meta") != "table" or any(k in _RUNNABLE for k in kinds.values()):
                 return {}
-            rows = db.execute("SELECT key, value FROM meta WHERE key IN ('corpus', 'state')")
+            rows = db.execute(
+                "SELECT key, value FROM meta"
+                " WHERE key IN ('corpus', 'state', 'schema', 'indexed', 'files')"
+            )
             return {str(key): str(value) for key, value in rows}
     except sqlite3.Error:
         return {}

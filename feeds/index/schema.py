@@ -1,12 +1,19 @@
 """Where an index lives, its tables, and how writers and readers open it.
 
-The file name holds a hash of the corpus directory (the same key its stats and WebSub
-files carry), then a hash of the corpus directory, the load options and the code that
-turns files into rows (this schema and the corpus layer), so an index written by other
-code is never opened: a new release indexes into a file of its own, and the older files
-of the same corpus are found by name (`feeds.index.retention`). A file that SQLite cannot
-read, whose identity rows do not match, or whose schema holds anything this one does not
-create (`feeds.sqlite.verify_schema`), is set aside and rebuilt.
+An index holds two kinds of rows. *Derived* rows (documents, articles, topics, words,
+feeds, names) can be rebuilt from the files at any time. *History* (which sealed archive
+page holds which copy of which article, when each page was sealed, each feed's clock,
+edit times, retired copies) was served and promised: it is never rebuilt, only carried
+into every new index (`feeds.index.history`).
+
+Workers read the index through a link, `index-<corpus key>.sqlite`, that names the
+served file, `index-<corpus key>-<identity>-<build>.sqlite`. The identity is the corpus
+directory, the load options, `PARSER_VERSION` and `SCHEMA_VERSION`: explicit numbers
+bumped when what a file becomes or how it is stored changes (the golden parse test
+guards the first), so a release that changes neither opens the same index, and one that
+does builds the next one beside the served one, which serves meanwhile. A file that
+SQLite cannot read, or whose schema holds anything this one does not create
+(`feeds.sqlite.verify_schema`), is set aside.
 """
 
 from __future__ import annotations
@@ -14,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import sqlite3
 import time
-from functools import cache
 from pathlib import Path
 
-from feeds.fingerprint import files_hash
+from feeds.corpus import PARSER_VERSION
 from feeds.settings import corpus_key
 from feeds.sqlite import open_file, transaction
 
@@ -147,41 +154,54 @@ CREATE TEMP TABLE IF NOT EXISTS touched (
 ) WITHOUT ROWID;
 """
 
-# Source files whose changes change what a file becomes in the index.
-_CODE_PACKAGES = ("corpus", "index")
-_CODE_MODULES = ("model.py",)
+# An index file: its corpus, its identity and its build number (none before builds were
+# numbered, when the identity hashed the source code).
+BUILT = re.compile(
+    r"index-(?P<corpus>[0-9a-f]{16})-(?P<identity>[0-9a-f]{16})(?:-(?P<build>[0-9]+))?\.sqlite"
+)
 
 
 class DamagedIndex(RuntimeError):
-    """The file is not a usable index of this corpus and code; it is set aside and rebuilt."""
+    """The file is not a usable index of this corpus; it is set aside."""
 
 
-@cache
-def code_hash() -> str:
-    """A hash of the code that decides rows: a release that parses differently re-indexes."""
-    package = Path(__file__).resolve().parent.parent
-    files = [package / name for name in _CODE_MODULES]
-    for folder in _CODE_PACKAGES:
-        files.extend(sorted((package / folder).glob("*.py")))
-    return files_hash(package, [path for path in files if path.is_file()], SCHEMA_VERSION)
+class NewerIndex(RuntimeError):
+    """The served index was written by a newer release: never touched, never discarded."""
 
 
-def index_path(data_dir: Path, corpus: Path, options_key: str) -> Path:
-    """The index file of this corpus directory, load options and code:
-    `index-<corpus key>-<identity key>.sqlite`."""
-    identity = "\0".join((os.path.realpath(corpus), options_key, code_hash()))
-    name = hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return data_dir / f"index-{corpus_key(corpus)}-{name}.sqlite"
+def served_link(data_dir: Path, corpus: Path) -> Path:
+    """The name workers open: a link to the served index file of this corpus."""
+    return data_dir / f"index-{corpus_key(corpus)}.sqlite"
+
+
+def identity_key(corpus: Path, options_key: str) -> str:
+    """16 hex digits: what decides the derived rows of an index, and nothing else."""
+    identity = "\0".join(
+        (os.path.realpath(corpus), options_key, str(PARSER_VERSION), SCHEMA_VERSION)
+    )
+    return hashlib.sha256(identity.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def build_path(data_dir: Path, corpus: Path, options_key: str, build: int) -> Path:
+    """Build number `build` of this corpus's index under these options."""
+    key = f"{corpus_key(corpus)}-{identity_key(corpus, options_key)}"
+    return data_dir / f"index-{key}-{build}.sqlite"
 
 
 def identity(corpus: Path, options_key: str) -> dict[str, str]:
     """The meta rows that say whose index a file is."""
     return {
         "schema": SCHEMA_VERSION,
-        "code": code_hash(),
+        "parser": str(PARSER_VERSION),
         "corpus": os.path.realpath(corpus),
         "options": options_key,
     }
+
+
+def newer_release(found: dict[str, str]) -> bool:
+    """Whether meta rows were written by a release with a newer schema than this one."""
+    schema = found.get("schema", "")
+    return schema.isdigit() and int(schema) > int(SCHEMA_VERSION)
 
 
 def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
@@ -189,6 +209,8 @@ def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return _writer(path, expected)
+    except NewerIndex:
+        raise
     except (sqlite3.DatabaseError, DamagedIndex) as error:
         aside = set_aside(path)
         reason = getattr(error, "reason", error)
@@ -196,26 +218,48 @@ def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
         return _writer(path, expected)
 
 
-def _writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
+def open_existing(path: Path) -> sqlite3.Connection:
+    """A writer's connection to a complete index of any identity (the served one, while its
+    successor is built); raises sqlite3.DatabaseError for a file that is not one."""
+    return _writer(path, None)
+
+
+def _writer(path: Path, expected: dict[str, str] | None) -> sqlite3.Connection:
     connection = open_file(path, TABLES, BUSY_TIMEOUT_MS / 1000)
     try:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
+        found = _meta_rows(connection)
+        if newer_release(found):
+            raise NewerIndex(
+                f"{path} was written by a newer release (schema {found['schema']}, this"
+                f" release reads {SCHEMA_VERSION}): left as it is; run that release"
+            )
         connection.executescript(TABLES)
         connection.executescript(WRITER_TABLES)
-        found = dict(connection.execute("SELECT key, value FROM meta"))
-        if not found:
+        if expected is None:
+            if found.get("state") != "ready":
+                raise DamagedIndex("not a complete index")
+        elif not found:
             with transaction(connection):
                 connection.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
                     [*expected.items(), ("state", "building")],
                 )
         elif any(found.get(key) != value for key, value in expected.items()):
-            raise DamagedIndex("written for another corpus, options or code")
+            raise DamagedIndex("written for another corpus, options or parser")
         return connection
     except BaseException:
         connection.close()
         raise
+
+
+def _meta_rows(connection: sqlite3.Connection) -> dict[str, str]:
+    """The meta rows, none in a file just made."""
+    listed = connection.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+    ).fetchone()
+    return dict(connection.execute("SELECT key, value FROM meta")) if listed else {}
 
 
 def open_reader(path: Path) -> sqlite3.Connection:

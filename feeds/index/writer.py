@@ -39,6 +39,7 @@ from feeds.index.records import article_from_json, article_json, from_microsecon
 from feeds.index.schema import ALL, OPEN
 
 ZERO_DIGEST = "0" * 64
+MOVED = "moved"  # a digest no feed has: the feed changed, whatever its own digest says
 
 Reparse = Callable[[str], "Parsed | Skip"]
 
@@ -159,7 +160,7 @@ def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
     if current is not None:
         _withdraw(db, article.id, live)
     if live:
-        article = replace(article, updated=_updated(db, parsed))
+        article = replace(article, updated=edit_time(db, parsed))
     published = microseconds(article.published)
     cursor = db.execute(
         "INSERT INTO articles (id, path, digest, quality, published, provider, data)"
@@ -194,7 +195,7 @@ def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
         )
 
 
-def _updated(db: sqlite3.Connection, parsed: Parsed) -> datetime | None:
+def edit_time(db: sqlite3.Connection, parsed: Parsed) -> datetime | None:
     """The copy's edit time: kept from the last copy served, new if the content changed.
 
     An edit's time is its file's mtime, kept between the last edit and now (no future).
@@ -294,6 +295,19 @@ def seal(db: sqlite3.Connection, now: int, page_size: int) -> list[tuple[str, st
     return [(kind, slug) for kind, slug in changed]
 
 
+def reseal(db: sqlite3.Connection, size: int, now: int) -> list[tuple[str, str]]:
+    """Seal now what a lowered page size leaves over a page in each current document, as
+    any change would; those feeds (their documents changed), to push."""
+    db.executemany(
+        "INSERT OR IGNORE INTO touched (kind, slug, before) VALUES (?, ?, ?)",
+        [
+            (*feed, MOVED)
+            for feed in db.execute("SELECT kind, slug FROM feeds WHERE open > ?", (size,))
+        ],
+    )
+    return seal(db, now, size)
+
+
 def _seal_pages(db: sqlite3.Connection, kind: str, slug: str, size: int, now: int) -> None:
     """While a feed has more than a page of open entries, seal the oldest into a new page."""
     feed = (kind, slug)
@@ -330,19 +344,21 @@ def _record_pages(
     db.execute("UPDATE feeds SET open = ? WHERE kind = ? AND slug = ?", (open_count, kind, slug))
 
 
-# Every served article's entries in each of its feeds, numbered oldest first.
-_RANKED_ENTRIES = """
+# Every served article in each of its feeds: (kind, slug, published, id, version).
+MEMBERSHIPS = """
+SELECT 'all' AS kind, '' AS slug, published, id, version FROM main.articles
+UNION ALL
+SELECT 'topics', t.topic, t.published, t.id, a.version
+FROM main.article_topics t JOIN main.articles a ON a.id = t.id
+UNION ALL
+SELECT 'providers', provider, published, id, version FROM main.articles
+"""
+# The same, numbered oldest first within each feed.
+_RANKED_ENTRIES = f"""
 SELECT kind, slug, published, id, version,
        row_number() OVER (PARTITION BY kind, slug ORDER BY published ASC, id DESC) AS rank,
        count(*) OVER (PARTITION BY kind, slug) AS total
-FROM (
-    SELECT 'all' AS kind, '' AS slug, published, id, version FROM articles
-    UNION ALL
-    SELECT 'topics', t.topic, t.published, t.id, a.version
-    FROM article_topics t JOIN articles a ON a.id = t.id
-    UNION ALL
-    SELECT 'providers', provider, published, id, version FROM articles
-)
+FROM ({MEMBERSHIPS})
 """
 
 
@@ -390,10 +406,18 @@ SELECT kind, slug, name FROM (
 
 
 def finish_first_build(db: sqlite3.Connection, size: int, now: int) -> list[tuple[str, str]]:
-    """Derive every feed from a whole first build at once; the feeds, to push.
+    """Derive every feed from a whole first build at once and page it by date; the feeds,
+    to push."""
+    feeds = derive_feeds(db)
+    _open_archives(db, size, now)
+    return feeds
 
-    While the first build runs, articles join no feed one by one (nobody reads the index
-    yet): counting, naming and hashing them here in a few queries gives the same rows as
+
+def derive_feeds(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Count, name and hash every feed of a whole build; the feeds.
+
+    While a build runs, articles join no feed one by one (nobody reads the index yet):
+    counting, naming and hashing them here in a few queries gives the same rows as
     joining them in any order, at a fraction of the cost.
     """
     db.create_aggregate("xor_digest", 1, _XorDigest)  # type: ignore[arg-type]  # typeshed: step(*args)
@@ -410,7 +434,6 @@ def finish_first_build(db: sqlite3.Connection, size: int, now: int) -> list[tupl
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         rows,
     )
-    _open_archives(db, size, now)
     return sorted((kind, slug) for kind, slug, *_ in rows)
 
 

@@ -4,7 +4,10 @@ It takes the index's writer lock (waiting while another process holds it), recon
 the directory with the index, then follows it: each settled change event is applied at
 once, scheduled articles are applied when their time comes, the whole directory is
 reconciled again every `FEEDS_RESCAN_SECONDS` and on SIGHUP, until SIGTERM or its parent,
-the gunicorn master, is gone. Every committed change names the feeds it changed, and
+the gunicorn master, is gone. When the index must be built anew (a new parser or schema
+version, other load settings, `feeds index --rebuild`), the build runs beside the served
+index, which keeps taking every change until the build has caught up and takes its
+history; then every worker reads the new one. Every committed change names the feeds it changed, and
 those are pushed to WebSub subscribers. Feeds that changed while nobody was indexing
 (the server was stopped) are found by the first reconciliation, so their subscribers
 hear of them too.
@@ -31,6 +34,7 @@ from feeds.index.indexer import (
     due_paths,
     is_live,
     open_index,
+    open_served,
     reconcile,
     write_failure,
     writer_lock,
@@ -40,7 +44,7 @@ from feeds.index.watch import start as start_watching
 from feeds.settings import Settings
 from feeds.site import load_site
 from feeds.websub.delivery import notify
-from feeds.websub.moves import note_moves, take_moves
+from feeds.websub.moves import Moves, note_moves, take_moves
 
 log = logging.getLogger("feeds.index")
 
@@ -144,8 +148,7 @@ def _write(
     *,
     failures: _Failures,
 ) -> None:
-    db = open_index(target)
-    note_moves(db)  # what each change adds and withdraws, for the hub's custom feeds
+    index = _Index(target)
     site = load_site(settings)
     follower = _Follower(target, settings)
     try:
@@ -153,6 +156,7 @@ def _write(
         def apply_seen(wait: float) -> None:
             """Apply the changes seen so far (waiting up to `wait` seconds for some)."""
             paths = follower.wait(wait)
+            db = index.current
             due = due_paths(db, time.time_ns() // 1000)
             if (paths or due) and not update_and_push(
                 db, site, partial(apply, db, target, paths, due), failures
@@ -161,19 +165,102 @@ def _write(
 
         # A walk of a million files takes many seconds: changes seen meanwhile (a write
         # right before a SIGHUP, or while a restarted server reconciles) are applied during
-        # it, not after it.
-        walk = partial(reconcile, db, target, progress, meanwhile=partial(apply_seen, 0))
+        # it, not after it; while a build runs beside the served index, to the served one.
+        meanwhile = partial(apply_seen, 0)
         while not signals.stop and os.getppid() == parent:
             apply_seen(POLL_SECONDS)
-            if signals.reconcile or follower.rescan_due():
+            if _rebuild_asked(target):
+                index.rebuild(target)
+            if index.building is not None:
+                signals.reconcile = False  # a build walks the whole directory
+                if _build(index, site, target, progress, meanwhile, failures=failures):
+                    follower.reconciled()
+                else:
+                    follower.rescan_in(failures.pause)
+            elif signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
-                if update_and_push(db, site, walk, failures):
+                walk = partial(reconcile, index.current, target, progress, meanwhile=meanwhile)
+                if update_and_push(index.current, site, walk, failures):
                     follower.reconciled()
                 else:
                     follower.rescan_in(failures.pause)
     finally:
         follower.close()
-        db.close()
+        index.close()
+
+
+class _Index:
+    """The served index, which every change goes to, and the build that will replace it."""
+
+    def __init__(self, target: Target) -> None:
+        db = open_index(target)
+        self.building: sqlite3.Connection | None = None if is_live(db) else db
+        self.served = db if is_live(db) else open_served(target)
+        if self.served is not None:
+            note_moves(self.served)  # what each change adds and withdraws, for custom feeds
+
+    @property
+    def current(self) -> sqlite3.Connection:
+        """Where changes go: the served index, or the first build while there is none."""
+        found = self.served or self.building
+        assert found is not None
+        return found
+
+    def rebuild(self, target: Target) -> None:
+        if self.building is None:
+            log.info("rebuilding the index of %s beside the served one", target.root)
+            self.building = open_index(target, rebuild=True)
+
+    def switched(self) -> sqlite3.Connection:
+        """The build is served now: changes go to it."""
+        if self.served is not None:
+            self.served.close()
+        self.served, self.building = self.building, None
+        assert self.served is not None
+        note_moves(self.served)
+        return self.served
+
+    def close(self) -> None:
+        for db in (self.served, self.building):
+            if db is not None:
+                db.close()
+
+
+def _rebuild_asked(target: Target) -> bool:
+    """`feeds index --rebuild` left its request (taken once)."""
+    try:
+        target.rebuild_request.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        log.warning("cannot take the rebuild request %s (%s)", target.rebuild_request, error)
+        return False
+    return True
+
+
+def _build(
+    index: _Index,
+    site: Any,
+    target: Target,
+    progress: Progress | None,
+    meanwhile: Callable[[], None],
+    *,
+    failures: _Failures,
+) -> bool:
+    """Finish the build (resumed where it stopped) and serve it; push what it changed."""
+    assert index.building is not None
+    try:
+        changes = reconcile(index.building, target, progress, meanwhile=meanwhile)
+    except (OSError, sqlite3.Error) as error:
+        failures.failed(_failure(index.building, site, error))
+        return False
+    failures.succeeded()
+    db = index.switched()
+    try:
+        notify(site, db, changes.feeds, Moves(everything=bool(changes.feeds)))
+    except Exception:  # pushes must never stop indexing
+        log.exception("websub: could not queue deliveries")
+    return True
 
 
 class _Follower:
