@@ -4,111 +4,29 @@ clocks never move back, edit times stay, and a rebuild that changed nothing push
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import shutil
 import sqlite3
-import time
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from lxml import etree
 
 from feeds.app import create_app
 from feeds.index import schema
-from feeds.index.indexer import Target, served_file, update
-from feeds.settings import load_settings
-from tests.support import document
-
-ORIGIN = "https://feeds.example.org"
-FORMATS = ("rss", "atom", "json")
-PAGE_SIZE = 3
-Answer = tuple[int, str | None, str | None, str | None, bytes]
-
-
-def overrides(root: Path, data: Path, **more: object) -> dict[str, object]:
-    return {
-        "CORPUS_DIR": str(root),
-        "DATA_DIR": str(data),
-        "BASE_URL": ORIGIN,
-        "DEFAULT_ITEMS": 10,
-        "ARCHIVE_PAGE_SIZE": PAGE_SIZE,
-        **more,
-    }
-
-
-def target_for(root: Path, data: Path, **more: object) -> Target:
-    return Target.from_settings(load_settings(overrides(root, data, **more)))
-
-
-def write(root: Path, number: int, title: str | None = None, year: int | None = None) -> None:
-    topic = "Robots" if number % 2 else "Rivers"
-    when = f"{year or 2020 + number // 12}-{1 + number % 12:02d}-15T12:00:00Z"
-    (root / f"{number:03d}.txt").write_text(
-        document(
-            title=f'"{title or f"Article {number}"}"',
-            publishedDateTime=when,
-            webUrl=f'"https://news{number % 3}.example/{number}"',
-            topics=f"\n  - {topic}",
-        )
-    )
-
-
-def settle(target: Target) -> None:
-    """One live change: a commit in a later second than the last (as the writer paces)."""
-    time.sleep(1.05)
-    assert update(target) is not None
-
-
-def lived_corpus(root: Path, data: Path) -> Target:
-    """A corpus whose history is not what a build by date would give: pages sealed in
-    arrival order, a backdated article, an edit and a removal after sealing."""
-    root.mkdir()
-    for number in range(10):
-        write(root, number)
-    target = target_for(root, data)
-    assert update(target) is not None  # the first build pages by date
-    for number in range(10, 14):
-        write(root, number)
-    settle(target)
-    write(root, 40, year=2001)  # backdated: sealed where it arrived, not at its date
-    write(root, 1, title="Article 1, corrected")  # sealed on page 1: its old copy stays there
-    (root / "002.txt").unlink()  # sealed: the page keeps it
-    settle(target)
-    for number in range(14, 20):
-        write(root, number)
-    settle(target)
-    return target
-
-
-def feed_paths(client: Any) -> list[str]:
-    """Every feed's path, from the OPML list."""
-    opml = etree.fromstring(client.get("/feeds.opml").data)
-    urls = [outline.get("xmlUrl") for outline in opml.iter("outline") if outline.get("xmlUrl")]
-    return sorted({url.removeprefix(ORIGIN).rsplit(".", 1)[0] for url in urls})
-
-
-def snapshot(root: Path, data: Path) -> dict[str, Answer]:
-    """Every current document and archive page, as a fresh server answers them."""
-    client = create_app(overrides(root, data)).test_client()
-    answers: dict[str, Answer] = {}
-    for base in feed_paths(client):
-        for extension in FORMATS:
-            paths = [f"{base}.{extension}"]
-            page = 1
-            while client.get(f"{base}/archive/{page}.{extension}").status_code == 200:
-                paths.append(f"{base}/archive/{page}.{extension}")
-                page += 1
-            for path in paths:
-                response = client.get(path)
-                answers[path] = (
-                    response.status_code,
-                    response.headers.get("ETag"),
-                    response.headers.get("Last-Modified"),
-                    response.headers.get("Cache-Control"),
-                    response.get_data(),
-                )
-    return answers
+from feeds.index.indexer import served_file, update
+from feeds.settings import corpus_key
+from tests.history_corpus import (
+    Answer,
+    lived_corpus,
+    overrides,
+    settle,
+    snapshot,
+    target_for,
+    write,
+)
 
 
 def immutable(answers: dict[str, Answer]) -> dict[str, Answer]:
@@ -210,3 +128,24 @@ def test_an_index_of_a_newer_release_is_refused_and_left_alone(tmp_path: Path) -
     with pytest.raises(schema.NewerIndex, match="newer release"):
         update(target, rebuild=True)
     assert served_file(target) == served and served.stat().st_size == size
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "history-0.2.0"
+
+
+def test_the_history_the_previous_release_wrote_is_carried_forward(tmp_path: Path) -> None:
+    """The index and answers 0.2.0 left (`python -m tests.history_corpus`, run with that
+    release's code): the upgrade keeps every document's bytes and validators."""
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    shutil.copytree(FIXTURE / "corpus", root)
+    data.mkdir()
+    served = data / f"index-{corpus_key(root)}-{'0' * 16}.sqlite"  # as 0.2.0 named it
+    shutil.copyfile(FIXTURE / "index.sqlite", served)
+    answered = json.loads((FIXTURE / "answers.json").read_text())
+    assert sum("immutable" in str(answer[3]) for answer in answered.values()) >= 9
+    now = {
+        path: [status, etag, modified, cache, hashlib.sha256(body).hexdigest()]
+        for path, (status, etag, modified, cache, body) in snapshot(root, data).items()
+    }
+    assert now == answered
+    assert not served.exists(), "carried into a build of this release, then removed"

@@ -18,8 +18,9 @@ import pytest
 import requests
 from lxml import etree
 
+from tests.history_corpus import Answer, write
 from tests.support import PROJECT_ROOT, Server, start_server, wait_for
-from tests.test_history import Answer, assert_history_kept, write
+from tests.test_history import assert_history_kept
 from tests.test_reload import worker_pids
 from tests.test_websub import Subscriber, hub_request
 
