@@ -153,7 +153,7 @@ def test_two_damages_in_one_second_keep_one_whole_copy_the_newest(tmp_path: Path
     first = [name for name in listing(data) if ".damaged-" in name]
     assert any(name.endswith("-wal") for name in first), first
     worker.close()  # moved away: SQLite deletes no WAL by name, the new index keeps its own
-    corrupt(target.path, b"second damage ")
+    corrupt(served(target), b"second damage ")
     build(target)
     assert time.time() - started < 1.5, "both damages within a second"
     damaged = [name for name in listing(data) if ".damaged-" in name]

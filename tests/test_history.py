@@ -141,6 +141,10 @@ def test_the_history_the_previous_release_wrote_is_carried_forward(tmp_path: Pat
     data.mkdir()
     served = data / f"index-{corpus_key(root)}-{'0' * 16}.sqlite"  # as 0.2.0 named it
     shutil.copyfile(FIXTURE / "index.sqlite", served)
+    moved = sqlite3.connect(served)  # the corpus it names is where the fixture was written
+    moved.execute("UPDATE meta SET value = ? WHERE key = 'corpus'", (os.path.realpath(root),))
+    moved.commit()
+    moved.close()
     answered = json.loads((FIXTURE / "answers.json").read_text())
     assert sum("immutable" in str(answer[3]) for answer in answered.values()) >= 9
     now = {

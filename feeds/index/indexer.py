@@ -39,17 +39,20 @@ from feeds.index.records import microseconds
 from feeds.index.schema import (
     BUILT,
     DamagedIndex,
+    ForeignIndex,
     NewerIndex,
+    RefusedIndex,
     build_path,
     identity,
     newer_release,
     open_existing,
     open_writer,
     served_link,
+    set_aside,
 )
 from feeds.index.writer import Scheduled, Stamp
 from feeds.settings import Settings, corpus_key, data_directory
-from feeds.sqlite import transaction
+from feeds.sqlite import UntrustedDatabase, transaction
 
 log = logging.getLogger("feeds.index")
 
@@ -189,12 +192,54 @@ def open_index(target: Target, rebuild: bool = False) -> sqlite3.Connection:
     identity or when `rebuild` asks). What the data directory need not keep goes."""
     target.data_dir.mkdir(parents=True, exist_ok=True)
     served = served_file(target) or _adopt_unlinked(target)
+    if served is not None:
+        _refuse_foreign(target, served)
     path = _file_to_write(target, served, rebuild)
-    db = open_writer(path, identity(target.root, target.key))
-    if is_live(db) and path != served:
-        _switch(target, path)  # complete, but a crash came before the switch
-    retention.prune(target.path, target.root, keep=_kept(target, path))
+    expected = identity(target.root, target.key)
+    if path == served:
+        try:
+            db = open_existing(path, expected)
+        except (sqlite3.DatabaseError, DamagedIndex) as error:
+            if isinstance(error, RefusedIndex):
+                raise
+            db = _beside_damaged(target, path, error)
+    else:
+        db = open_writer(path, expected)
+    writing = _file_of(db)
+    if is_live(db) and writing != served:
+        _switch(target, writing)  # complete, but a crash came before the switch
+    retention.prune(target.path, target.root, keep=_kept(target, writing))
     return db
+
+
+def _beside_damaged(target: Target, served: Path, error: BaseException) -> sqlite3.Connection:
+    """A build beside a damaged served index, which serves what it can meanwhile and gives
+    what can be read of its history; one it must not even read is set aside at once."""
+    reason = getattr(error, "reason", error)
+    if isinstance(error, UntrustedDatabase):
+        aside = set_aside(served)
+        log.error("served index %s is refused (%s); moved to %s", served.name, reason, aside.name)
+    else:
+        log.error(
+            "served index %s is damaged (%s); building another beside it, which takes what"
+            " can be read of its history; serving it meanwhile",
+            served.name,
+            reason,
+        )
+    path = _file_to_write(target, served_file(target), rebuild=True)
+    db = open_writer(path, identity(target.root, target.key))
+    if served_file(target) is not None:
+        _set_meta(db, damaged=served.name)  # set aside once its history is taken
+    return db
+
+
+def _refuse_foreign(target: Target, served: Path) -> None:
+    corpus = retention.meta(served).get("corpus")
+    if corpus is not None and corpus != os.path.realpath(target.root):
+        raise ForeignIndex(
+            f"served index {served} holds the history of another corpus ({corpus}), not of"
+            f" {os.path.realpath(target.root)}: left as it is; move it away to build anew"
+        )
 
 
 def open_served(target: Target) -> sqlite3.Connection | None:
@@ -381,9 +426,24 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
         caught_up = _walk(db, target, None, None)
         changes.parsed += caught_up.parsed
         changes.removed += caught_up.removed
-        changes.feeds.update(history.carry(db, source, target.page_size, now))
-        log.info("carried the history of %s into %s", source.name, own.name)
-    else:
+        damaged = db.execute("SELECT value FROM meta WHERE key = 'damaged'").fetchone()
+        try:
+            changes.feeds.update(history.carry(db, source, target.page_size, now))
+            log.info("carried the history of %s into %s", source.name, own.name)
+            if damaged is not None:
+                _switch(target, own)
+                set_aside(source)  # the newest damaged copy is kept, to inspect
+        except sqlite3.DatabaseError as error:
+            aside = set_aside(source)
+            log.error(
+                "the history in %s cannot be read (%s); kept as %s, and %s is paged by date",
+                source.name,
+                error,
+                aside.name,
+                own.name,
+            )
+            source = None
+    if source is None or source.resolve() == own.resolve():
         with transaction(db):
             changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
             _set_meta(db, state="ready")

@@ -165,8 +165,17 @@ class DamagedIndex(RuntimeError):
     """The file is not a usable index of this corpus; it is set aside."""
 
 
-class NewerIndex(RuntimeError):
-    """The served index was written by a newer release: never touched, never discarded."""
+class RefusedIndex(sqlite3.DatabaseError):
+    """The served index is not this release's to write (a newer release's, another
+    corpus's): never touched, never discarded; the writer says why and tries again later."""
+
+
+class NewerIndex(RefusedIndex):
+    """Written by a newer release."""
+
+
+class ForeignIndex(RefusedIndex):
+    """Written for another corpus directory."""
 
 
 def served_link(data_dir: Path, corpus: Path) -> Path:
@@ -209,7 +218,7 @@ def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         return _writer(path, expected)
-    except NewerIndex:
+    except RefusedIndex:
         raise
     except (sqlite3.DatabaseError, DamagedIndex) as error:
         aside = set_aside(path)
@@ -218,10 +227,10 @@ def open_writer(path: Path, expected: dict[str, str]) -> sqlite3.Connection:
         return _writer(path, expected)
 
 
-def open_existing(path: Path) -> sqlite3.Connection:
-    """A writer's connection to a complete index of any identity (the served one, while its
-    successor is built); raises sqlite3.DatabaseError for a file that is not one."""
-    return _writer(path, None)
+def open_existing(path: Path, expected: dict[str, str] | None = None) -> sqlite3.Connection:
+    """A writer's connection to the served index (of any identity without `expected`):
+    raises sqlite3.DatabaseError or DamagedIndex, and leaves the file where it is."""
+    return _writer(path, expected)
 
 
 def _writer(path: Path, expected: dict[str, str] | None) -> sqlite3.Connection:
