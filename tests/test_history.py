@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from feeds.app import create_app
-from feeds.index import schema
+from feeds.app import BACKGROUND_INDEX_ENV, create_app
+from feeds.index import indexer, schema
 from feeds.index.indexer import served_file, update
 from feeds.settings import corpus_key
 from tests.history_corpus import (
@@ -153,3 +153,52 @@ def test_the_history_the_previous_release_wrote_is_carried_forward(tmp_path: Pat
     }
     assert now == answered
     assert not served.exists(), "carried into a build of this release, then removed"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [KeyboardInterrupt(), sqlite3.OperationalError("database or disk is full")],
+    ids=["killed", "disk-full"],
+)
+def test_a_rebuild_cut_short_serves_the_old_index_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: BaseException
+) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = snapshot(root, data)
+    old = served_file(target)
+    monkeypatch.setattr(indexer, "BATCH", 4)
+    done: list[int] = []
+
+    def cut_short(indexed: int, files: int) -> None:
+        done.append(indexed)
+        if len(done) == 2:
+            raise failure
+
+    with pytest.raises(type(failure)):
+        update(target, cut_short, rebuild=True)
+    (building,) = [path for path in data.glob("index-*-*-*.sqlite") if path != old]
+    assert served_file(target) == old
+    with monkeypatch.context() as server:
+        server.setenv(BACKGROUND_INDEX_ENV, "1")  # as workers: they read, the writer writes
+        assert snapshot(root, data) == before, "the served index serves meanwhile"
+    resumed: list[int] = []
+    assert update(target, lambda indexed, files: resumed.append(indexed)) is not None
+    assert served_file(target) == building, "the same build, resumed"
+    assert resumed[0] > done[-1] - 4, "what was written before is not parsed again"
+    assert snapshot(root, data) == before
+
+
+def test_an_index_of_another_corpus_is_refused_and_left_alone(tmp_path: Path) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    served = served_file(target)
+    assert served is not None
+    db = sqlite3.connect(served)
+    db.execute("UPDATE meta SET value = '/elsewhere' WHERE key = 'corpus'")
+    db.commit()
+    db.close()
+    names = sorted(os.listdir(data))
+    with pytest.raises(schema.ForeignIndex, match="another corpus"):
+        update(target, rebuild=True)
+    assert served_file(target) == served and sorted(os.listdir(data)) == names
