@@ -107,6 +107,9 @@ def test_feed_pages_show_their_entries(
     shown = tree.xpath("//li[@class='entry']//h2/a")
     assert len(shown) == titles
     assert [(a.text, a.get("href")) for a in shown] == [(e.title, e.link) for e in entries]
+    items = seeds_server.get(f"{feed}.json").json()["items"]
+    dates = tree.xpath("//li[@class='entry']//time/@datetime")
+    assert dates == [item["date_published"] for item in items]  # RFC 3339, as the feeds say
 
 
 def test_page_image_has_its_size(seeds_server: Server) -> None:

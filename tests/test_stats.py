@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from requests.adapters import HTTPAdapter
 
 from feeds.app import create_app
+from feeds.http.observe import json_line
 from feeds.http.stats import allowed
 from feeds.stats.agents import AGGREGATOR, BROWSER, CRAWLER, DIRECT, OWN, classify
 from feeds.stats.subscribers import DAY, RedisStore, SqliteStore
@@ -325,6 +326,36 @@ def test_access_log_lines_stay_json_whatever_the_path(server_factory, data_dir: 
     # WSGI gives the decoded path as Latin-1 characters, one per byte
     assert logged[0]["path"] == '/a"b\\c\u00c3\u00a9\n\t?q=%22%5C'
     assert (logged[0]["status"], logged[0]["method"], logged[0]["cache"]) == (404, "GET", None)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "query", "cache"),
+    [
+        ("GET", "/feeds/topics/ai.rss", "", "fast"),
+        ("HEAD", "/feeds/custom.atom", "topic=ai&q=robot%20arm", ""),
+        ("GET", '/a"b\\c\u00c3\u00a9\n\t\x7f\x9b\x00', 'q="\\', "render"),  # Latin-1, as WSGI
+        ("G\u00c9T", "/\u2028\ud800", "", ""),
+        ("GET", "/delete\x7f", "", ""),  # ASCII, but DEL
+    ],
+)
+def test_an_access_log_line_is_json_dumps_output_in_printable_ascii(
+    method: str, path: str, query: str, cache: str
+) -> None:
+    """The line format is what `json.dumps` writes (ASCII only), whatever a client sent."""
+    time_ns = 1_795_000_000_123_456_789
+    line = json_line((time_ns, method, path, query, 304, 1429, 0.0003124, cache, "browser"))
+    expected = {
+        "time": "2026-11-18T11:06:40.123+00:00",
+        "method": method,
+        "path": f"{path}?{query}" if query else path,
+        "status": 304,
+        "bytes": 1429,
+        "duration_ms": 0.312,
+        "cache": cache or None,
+        "agent": "browser",
+    }
+    assert line == json.dumps(expected, separators=(",", ":")).encode("ascii") + b"\n"
+    assert all(32 <= byte < 127 for byte in line[:-1])
 
 
 def test_access_log_can_be_gunicorn_s_classic_one(server_factory, data_dir: str) -> None:

@@ -14,7 +14,6 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from http.client import HTTPException
 
 from flask import Blueprint, Response
 from werkzeug.exceptions import (
@@ -68,10 +67,10 @@ def hub() -> Response:
     except UnknownTopic as unknown:
         raise BadRequest(str(unknown)) from None
     try:
-        target = client.resolve(intent.callback, settings.websub_allow_private_callbacks)
+        callback = client.resolve(intent.callback, settings.websub_allow_private_callbacks)
     except client.CallbackRefused as refused:
         raise BadRequest(str(refused)) from None
-    host = client.host_key(target)
+    host = client.host_key(callback)
     try:
         check_store(intent, settings, host)
     except STORE_ERRORS as error:
@@ -86,7 +85,7 @@ def hub() -> Response:
             retry_after=RETRY_AFTER_SECONDS,
         )
     threading.Thread(
-        target=_verify_then_release, args=(intent, target, host, settings), daemon=True
+        target=_verify_then_release, args=(intent, callback, host, settings), daemon=True
     ).start()
     return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
 
@@ -138,10 +137,10 @@ def lease(fields: dict[str, str], settings: Settings) -> int:
 
 
 def _verify_then_release(
-    intent: Intent, target: client.Target, host: str, settings: Settings
+    intent: Intent, callback: client.Callback, host: str, settings: Settings
 ) -> None:
     try:
-        verify(intent, target, host, settings)
+        verify(intent, callback, host, settings)
     except STORE_ERRORS as error:
         log.warning("verified %s but the store failed: %s", intent.callback, error)
     except Exception:  # a greenlet must not die silently
@@ -150,18 +149,18 @@ def _verify_then_release(
         _verifications.release(host)
 
 
-def verify(intent: Intent, target: client.Target, host: str, settings: Settings) -> bool:
+def verify(intent: Intent, callback: client.Callback, host: str, settings: Settings) -> bool:
     """Ask the callback to echo a challenge; only an exact echo changes the store."""
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
     if intent.mode == "subscribe":
         params["hub.lease_seconds"] = str(intent.lease_seconds)
-    path = client.with_query(target.path, params)
+    path = client.with_query(callback.path, params)
     try:
         reply = client.call(
-            target, "GET", path, None, {}, total_seconds=settings.websub_timeout_seconds
+            callback, "GET", path, None, {}, total_seconds=settings.websub_timeout_seconds
         )
-    except (OSError, HTTPException) as error:
+    except client.CALL_ERRORS as error:
         log.info("not verified: %s %s: %s", intent.mode, intent.callback, error)
         return False
     if not 200 <= reply.status < 300 or reply.body != challenge.encode():

@@ -22,6 +22,7 @@ from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing
 from feeds.publish.selection import UnknownFeed
 from feeds.render import FORMATS, opml
+from feeds.render.common import rfc3339
 from feeds.render.xmlfeed import STYLESHEET_PATH
 from feeds.renders import pause
 from feeds.site import Site
@@ -200,9 +201,7 @@ def day(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%-d %b %Y") if moment else "never"
 
 
-@blueprint.app_template_filter("iso")
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+blueprint.add_app_template_filter(rfc3339, "iso")  # <time datetime>: as the feeds write it
 
 
 def _query() -> str:

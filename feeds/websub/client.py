@@ -1,34 +1,34 @@
 """The only way the hub reaches a callback: so a callback URL cannot aim the server at others.
 
 Only http and https; the host is resolved once, every address must be public unless
-private callbacks are allowed, and the connection goes to the address that was checked
-(no second resolution, so DNS rebinding gains nothing). Redirects are not followed,
-every socket operation times out, the whole exchange has a deadline that every read and
-write checks, and at most a few bytes of the answer are read. `HostSlots` shares the
-exchanges under way out by callback host.
+private callbacks are allowed, and urllib3 connects to the address that was checked (no
+second resolution, so DNS rebinding gains nothing) while TLS still sends the host name
+for SNI and verifies the certificate against it. Redirects are not followed, every socket
+operation times out, the whole exchange ends at one deadline, and at most a few bytes of
+the answer are read. `HostSlots` shares the exchanges under way out by callback host.
 """
 
 from __future__ import annotations
 
-import http.client
-import io
+import contextlib
 import ipaddress
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from http.client import HTTPException
 from urllib.parse import urlencode, urlsplit
+
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 
 SOCKET_TIMEOUT_SECONDS = 5.0  # the longest wait for any one socket call
 MAX_CALLBACK_LENGTH = 2048
 READ_CAP_BYTES = 4096
-RECV_BYTES = 16384
-
-_T = TypeVar("_T")
-_TLS = ssl.create_default_context()
+USER_AGENT = "feeds-websub-hub"
+# What `call` raises when an exchange fails: the socket's, http.client's and urllib3's.
+CALL_ERRORS = (OSError, HTTPException, urllib3.exceptions.HTTPError)
+TLS_CONTEXT = ssl.create_default_context()  # the system's CAs; host names checked
 
 
 class CallbackRefused(ValueError):
@@ -36,12 +36,21 @@ class CallbackRefused(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class Callback:
+    """A callback URL taken apart, with the address checked for it."""
+
     scheme: str
-    host: str
+    host: str  # the name, for Host, SNI and the certificate check
     port: int
     path: str  # path and query, never empty
     address: str  # the checked IP address to connect to
+
+    @property
+    def authority(self) -> str:
+        """The Host header, as http.client would write it for this URL."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +74,7 @@ def is_public(address: str) -> bool:
 
 
 def check_url(url: str) -> tuple[str, str, int, str]:
-    """Scheme, host, port and path of an acceptable callback URL, without resolving it."""
+    """Scheme, host (ASCII), port and path of an acceptable callback URL, without resolving it."""
     if len(url) > MAX_CALLBACK_LENGTH:
         raise CallbackRefused(f"hub.callback is longer than {MAX_CALLBACK_LENGTH} characters")
     try:
@@ -79,11 +88,15 @@ def check_url(url: str) -> tuple[str, str, int, str]:
         raise CallbackRefused("hub.callback must not hold credentials or a fragment")
     if any(ord(c) <= 32 or ord(c) == 127 for c in url):
         raise CallbackRefused("hub.callback must not hold spaces or control characters")
+    try:  # the name as DNS, the Host header and SNI spell it
+        host = parts.hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise CallbackRefused("hub.callback host is not a valid host name") from None
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80), path
+    return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), path
 
 
-def resolve(url: str, allow_private: bool) -> Target:
+def resolve(url: str, allow_private: bool) -> Callback:
     """Check the URL and resolve its host; refused if any address is not public."""
     scheme, host, port, path = check_url(url)
     try:
@@ -100,7 +113,7 @@ def resolve(url: str, allow_private: bool) -> Target:
         raise CallbackRefused(
             f"hub.callback host {host} is a loopback, private or reserved address"
         )
-    return Target(scheme, host, port, path, addresses[0])
+    return Callback(scheme, host, port, path, addresses[0])
 
 
 def with_query(path: str, params: dict[str, str]) -> str:
@@ -108,7 +121,7 @@ def with_query(path: str, params: dict[str, str]) -> str:
 
 
 def call(
-    target: Target,
+    callback: Callback,
     method: str,
     path: str,
     body: bytes | None,
@@ -117,121 +130,100 @@ def call(
     total_seconds: float,
 ) -> Reply:
     """One request to the checked address, over within `total_seconds` whatever the peer
-    sends; raises OSError (TimeoutError at the deadline) or HTTPException on failure."""
-    deadline = time.monotonic() + total_seconds
-    sock = socket.create_connection(
-        (target.address, target.port), min(total_seconds, SOCKET_TIMEOUT_SECONDS)
-    )
-    channel = Channel(sock, deadline)
+    sends; raises one of CALL_ERRORS (TimeoutError at the deadline) on failure."""
+    timeout = min(total_seconds, SOCKET_TIMEOUT_SECONDS)
+    connection: _Connection
+    if callback.scheme == "https":
+        connection = _TLSConnection(
+            callback.address,
+            callback.port,
+            timeout=timeout,
+            server_hostname=callback.host,
+            ssl_context=TLS_CONTEXT,
+        )
+    else:
+        connection = _Connection(callback.address, callback.port, timeout=timeout)
+    watchdog = threading.Timer(total_seconds, connection.cut)
+    watchdog.start()
     try:
-        if target.scheme == "https":
-            channel.start_tls(target.host)
-            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                target.host, target.port, context=_TLS
-            )
-        else:
-            connection = http.client.HTTPConnection(target.host, target.port)
-        connection.sock = channel  # http.client never connects itself
-        connection.request(method, path, body=body, headers={**headers, "Connection": "close"})
+        connection.request(
+            method,
+            path,
+            body=body,
+            headers={
+                "Host": callback.authority,
+                "User-Agent": USER_AGENT,
+                **headers,
+                "Connection": "close",
+            },
+            preload_content=False,
+            decode_content=False,
+        )
         response = connection.getresponse()
-        return Reply(response.status, response.read(READ_CAP_BYTES))
+        try:
+            reply = Reply(response.status, response.read(READ_CAP_BYTES))
+        finally:
+            response.close()
+    except CALL_ERRORS as error:
+        if connection.past_deadline:
+            raise _late() from error
+        raise
     finally:
-        sock.close()
+        watchdog.cancel()
+        watchdog.join()  # never running once `release` closes the duplicate it shuts down
+        connection.release()
+    if connection.past_deadline:  # a body read to its end because the socket was shut down
+        raise _late()
+    return reply
 
 
-class Channel:
-    """A connection whose every read and write ends by one deadline.
+def _late() -> TimeoutError:
+    return TimeoutError("the callback did not finish within the hub's deadline")
 
-    A watchdog that shuts the socket down misses reads once http.client has handed the
-    socket to the response (`Connection: close` sets `connection.sock` to None), and a
-    timeout per socket call never ends a peer that drips a byte a second. Here each socket
-    call checks the deadline first and waits at most min(remaining, SOCKET_TIMEOUT_SECONDS),
-    and TLS runs over memory buffers so that its reads pass through the same check. This
-    holds under gevent and under plain threads alike.
+
+class _Connection(HTTPConnection):
+    """urllib3's connection, holding a duplicate of its TCP socket for the deadline.
+
+    A timeout per socket call never ends a peer that drips a byte a second, so at the
+    deadline `cut` shuts the socket down, which ends any read or write on it, from any
+    thread or greenlet. It shuts down a duplicate: TLS takes the socket it wraps over (the
+    original object is then detached) and http.client lets go of it once the response
+    holds it, but both still use the kernel socket that the duplicate names.
     """
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self.sock, self.deadline = sock, deadline
-        self.tls: ssl.SSLObject | None = None
-        self._incoming, self._outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    past_deadline = False
+    _spare: socket.socket | None = None
 
-    def start_tls(self, host: str) -> None:
-        self.tls = _TLS.wrap_bio(self._incoming, self._outgoing, server_hostname=host)
-        self._tls_step(self.tls.do_handshake)
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        self._spare = sock.dup()
+        if self.past_deadline:  # `cut` ran while the socket connected
+            self._shut()
+        return sock
 
-    def sendall(self, data: bytes) -> None:
-        tls = self.tls
-        if tls is None:
-            self._send(data)
-        else:
-            self._tls_step(lambda: tls.write(data))
+    def cut(self) -> None:
+        self.past_deadline = True
+        self._shut()
 
-    def recv_into(self, buffer: memoryview, size: int = 0) -> int:
-        size = size or len(buffer)
-        tls = self.tls
-        if tls is None:
-            self._arm()
-            return self.sock.recv_into(buffer, size)
-        try:
-            data = self._tls_step(lambda: tls.read(size))
-        except ssl.SSLZeroReturnError:  # the peer closed TLS cleanly
-            return 0
-        buffer[: len(data)] = data
-        return len(data)
+    def _shut(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._spare is not None:
+                self._spare.shutdown(socket.SHUT_RDWR)
 
-    def makefile(self, mode: str = "rb") -> io.BufferedReader:
-        """What http.client reads the response from."""
-        return io.BufferedReader(_Reader(self))
-
-    def close(self) -> None:
-        """http.client closes its connection once the response holds the channel: the
-        socket stays open until `call` has read the response and closes it."""
-
-    def _arm(self) -> None:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the callback did not finish within the hub's deadline")
-        self.sock.settimeout(min(remaining, SOCKET_TIMEOUT_SECONDS))
-
-    def _send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            self._arm()
-            view = view[self.sock.send(view) :]
-
-    def _tls_step(self, step: Callable[[], _T]) -> _T:
-        """Run one TLS operation, moving its bytes to and from the network until it is done."""
-        while True:
-            try:
-                result = step()
-            except ssl.SSLWantReadError:
-                self._send(self._outgoing.read())
-                self._arm()
-                data = self.sock.recv(RECV_BYTES)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
-            self._send(self._outgoing.read())
-            return result
+    def release(self) -> None:
+        self.close()
+        if self._spare is not None:
+            self._spare.close()
 
 
-class _Reader(io.RawIOBase):
-    def __init__(self, channel: Channel) -> None:
-        self.channel = channel
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        return self.channel.recv_into(memoryview(buffer).cast("B"))
+class _TLSConnection(_Connection, HTTPSConnection):
+    """The same over TLS: urllib3 verifies the certificate against `server_hostname`."""
 
 
-def host_key(target: Target) -> str:
+def host_key(callback: Callback) -> str:
     """Who answers at this address, for sharing out exchanges: an IPv4 address or an IPv6
     /64 (one party's many names, ports and paths land on one key)."""
-    ip = ipaddress.ip_address(target.address.split("%", 1)[0])
+    ip = ipaddress.ip_address(callback.address.split("%", 1)[0])
     if not isinstance(ip, ipaddress.IPv6Address):
         return str(ip)
     if ip.ipv4_mapped is not None:

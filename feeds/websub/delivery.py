@@ -18,7 +18,6 @@ import threading
 import time
 from collections.abc import Collection
 from functools import lru_cache
-from http.client import HTTPException
 from typing import Any
 
 from feeds.index.search import Filter
@@ -44,7 +43,6 @@ MAX_IN_FLIGHT = 256  # deliveries under way at once, per worker
 PER_HOST = 4  # deliveries under way at once to one callback host, per worker
 DEFER_SECONDS = 5.0  # a delivery whose host is busy is tried again this much later
 CLAIM_MARGIN_SECONDS = 45.0  # a claim outlives the exchange's deadline by this much
-USER_AGENT = "feeds-websub-hub"
 STOP_WAIT_SECONDS = 3.0
 
 
@@ -226,32 +224,28 @@ def deliver(store: Store, claim: Claim, settings: Settings, hosts: client.HostSl
         WEBSUB_DELIVERIES.labels("expired").inc()
         return False
     content = claim.content
-    headers = {
-        "Content-Type": content.content_type,
-        "Link": content.link_header,
-        "User-Agent": USER_AGENT,
-    }
+    headers = {"Content-Type": content.content_type, "Link": content.link_header}
     if subscription.secret:
         headers["X-Hub-Signature"] = signature(subscription.secret, content.body)
     try:
-        target = client.resolve(claim.callback, settings.websub_allow_private_callbacks)
+        callback = client.resolve(claim.callback, settings.websub_allow_private_callbacks)
     except client.CallbackRefused as refused:
         return failed(store, claim, settings, f"CallbackRefused: {refused}")
-    host = client.host_key(target)
+    host = client.host_key(callback)
     if not hosts.acquire(host):
         store.defer(claim, time.time() + DEFER_SECONDS)
         WEBSUB_DELIVERIES.labels("deferred").inc()
         return False
     try:
         reply = client.call(
-            target,
+            callback,
             "POST",
-            target.path,
+            callback.path,
             content.body,
             headers,
             total_seconds=settings.websub_timeout_seconds,
         )
-    except (OSError, HTTPException) as error:
+    except client.CALL_ERRORS as error:
         return failed(store, claim, settings, f"{error.__class__.__name__}: {error}")
     finally:
         hosts.release(host)
