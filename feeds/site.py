@@ -13,14 +13,11 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.cache import (
-    FeedCache,
-    Rendered,
-    cache_control_value,
-    cache_key,
-    make_shared_backend,
-    prepare,
-)
+from feeds.cache.control import cache_control
+from feeds.cache.identity import cache_key
+from feeds.cache.rendered import Rendered, prepare
+from feeds.cache.shared import make_shared_backend
+from feeds.cache.tiers import FeedCache
 from feeds.index.indexer import Target
 from feeds.index.reader import FeedArticles, IndexReader, View
 from feeds.index.search import Filter
@@ -59,7 +56,7 @@ class Site:
 
     @property
     def cache_control(self) -> str:
-        return cache_control_value(self.settings.max_age)
+        return cache_control(self.settings.max_age)
 
     def selection(self, kind: str, slug: str | None) -> Selection:
         return select(

@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-from feeds.cache import TIER
+from feeds.cache.tiers import TIER
 from feeds.http.fastpath import STATUS_LINES, StartResponse, WSGIApp
 from feeds.http.responses import Answer
 from feeds.metrics import MULTIPROC_ENV, STATS_SKIPPED, Requests

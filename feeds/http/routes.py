@@ -8,8 +8,8 @@ import re
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
-from feeds.cache import COMPRESSIONS, Rendered
-from feeds.http.responses import CORS_HEADERS, feed_answer
+from feeds.cache.rendered import COMPRESSIONS, Rendered
+from feeds.http.responses import CORS_HEADERS
 from feeds.index.indexer import write_problem
 from feeds.index.reader import NotReady
 from feeds.publish.selection import UnknownFeed
@@ -58,20 +58,19 @@ def feed(rest: str) -> Response:
         selection = site.selection(address.kind, address.slug)
         if address.page is None:
             limit = parse_limit(site.settings.default_items, site.settings.max_items)
-            return send(site, site.feed(selection, address.extension, limit, base_url(site)))
+            return send(site.feed(selection, address.extension, limit, base_url(site)))
         if "limit" in request.args:
             raise BadRequest("archive pages have a fixed size; limit does not apply")
         page = site.archive_page(selection, address.extension, address.page, base_url(site))
-        return send(site, page)
+        return send(page)
     except UnknownFeed as unknown:
         raise NotFound(f"{unknown}; see / for every feed") from None
 
 
-def send(site: Site, rendered: Rendered, remember: bool = True) -> Response:
+def send(rendered: Rendered) -> Response:
     """Answer with a rendered document, and let the fast path answer the same request next."""
-    if remember:
-        current_app.extensions["feeds.fast_path"].remember(request.environ, rendered)
-    answer = feed_answer(rendered, request.environ)
+    answers = current_app.extensions["feeds.fast_path"].remember(request.environ, rendered)
+    answer = answers.answer(request.environ)
     return Response(answer.body, answer.status, answer.headers)
 
 
