@@ -26,10 +26,9 @@ from cachelib import BaseCache, FileSystemCache, RedisCache
 from feeds.cache.rendered import Rendered, strong_etag
 from feeds.scratch import scratch_directory
 from feeds.settings import Settings
+from feeds.stores import PerProcess
 
 log = logging.getLogger("feeds.cache")
-
-REDIS_SOCKET_TIMEOUT_SECONDS = 0.25
 
 
 # The frame: MAGIC, then the byte length of each field (FIELDS order) as big-endian
@@ -193,15 +192,16 @@ class BytesFileSystemCache(FileSystemCache):
 
 
 class SharedStore:
-    """The shared tier: frames in a cachelib backend, each stored for `ttl` seconds."""
+    """The shared tier: frames in a cachelib backend (this process's), each stored for `ttl`
+    seconds."""
 
-    def __init__(self, backend: BaseCache, codec: FrameCodec, ttl: int) -> None:
+    def __init__(self, backend: Callable[[], BaseCache], codec: FrameCodec, ttl: int) -> None:
         self.backend = backend
         self.codec = codec
         self.ttl = ttl
 
     def get(self, key: str) -> Rendered | None:
-        data = self.backend.get(key)
+        data = self.backend().get(key)
         if data is None:
             return None
         found = self.codec.decode(key, data)
@@ -210,31 +210,30 @@ class SharedStore:
         return found
 
     def set(self, key: str, value: Rendered) -> None:
-        self.backend.set(key, self.codec.encode(key, value), timeout=self.ttl)
+        self.backend().set(key, self.codec.encode(key, value), timeout=self.ttl)
 
 
-def make_shared_backend(settings: Settings) -> SharedStore | None:
-    """The shared tier the settings ask for; None for `simple`, where the LRU is the cache."""
-    backend = _backend(settings)
-    if backend is None:
-        return None
-    return SharedStore(backend, FrameCodec(settings.cache_secret), settings.cache_ttl)
+def shared_tier(settings: Settings, client: Callable[[], redis.Redis]) -> SharedStore | None:
+    """The tier `FEEDS_RENDER_CACHE` names; None for `simple`, where the LRU is the cache.
 
-
-def _backend(settings: Settings) -> BaseCache | None:
-    kind, ttl = settings.cache_type, settings.cache_ttl
+    A `filesystem` tier's directory is chosen here, once, so every worker forked from this
+    process shares it; `redis` uses the client every store in Redis shares.
+    """
+    kind, ttl = settings.store_kinds.render_cache, settings.cache_ttl
+    backend: PerProcess[BaseCache]
     if kind == "filesystem":
         directory = settings.cache_dir or scratch_directory("feeds-cache-")
-        return BytesFileSystemCache(
-            directory, threshold=settings.cache_threshold, default_timeout=ttl
+        backend = PerProcess(
+            lambda: BytesFileSystemCache(
+                directory, threshold=settings.cache_threshold, default_timeout=ttl
+            )
         )
-    if kind == "redis":
+    elif kind == "redis":
         if not settings.cache_secret:
             log.warning("FEEDS_CACHE_SECRET is empty: who can write to Redis can change feeds")
-        client = redis.Redis.from_url(
-            settings.cache_redis_url,
-            socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+        backend = PerProcess(
+            lambda: BytesRedisCache(client(), key_prefix="feeds:", default_timeout=ttl)
         )
-        return BytesRedisCache(client, key_prefix="feeds:", default_timeout=ttl)
-    return None
+    else:
+        return None
+    return SharedStore(backend.get, FrameCodec(settings.cache_secret), ttl)

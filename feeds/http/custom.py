@@ -16,7 +16,8 @@ from werkzeug.exceptions import BadRequest, NotFound
 from feeds.cache.rendered import Rendered, prepare
 from feeds.http.pages import HTML, _site_context, alternates, page_key
 from feeds.http.responses import CORS_HEADERS
-from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
+from feeds.http.served import current_site
 from feeds.index.search import Filter
 from feeds.publish.custom import BadFilter, canonical_query, describe, parse_filter
 from feeds.publish.document import EPOCH

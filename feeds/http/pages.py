@@ -17,7 +17,8 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from feeds.cache.identity import cache_key
 from feeds.cache.rendered import Rendered, prepare
-from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
+from feeds.http.served import current_site
 from feeds.publish import listing
 from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing

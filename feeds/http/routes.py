@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 from feeds.cache.rendered import COMPRESSIONS, Rendered
 from feeds.http.responses import CORS_HEADERS
+from feeds.http.served import current, current_site
 from feeds.index.indexer import write_problem
 from feeds.index.reader import NotReady
 from feeds.publish.selection import UnknownFeed
@@ -22,10 +23,6 @@ blueprint = Blueprint("feeds", __name__)
 FEED_METHODS = ["GET", "HEAD", "OPTIONS"]
 _LIMIT = re.compile(r"[0-9]{1,7}")
 RETRY_AFTER_SECONDS = 5
-
-
-def current_site() -> Site:
-    return current_app.extensions["feeds"]
 
 
 @blueprint.before_app_request
@@ -69,7 +66,7 @@ def feed(rest: str) -> Response:
 
 def send(rendered: Rendered) -> Response:
     """Answer with a rendered document, and let the fast path answer the same request next."""
-    answers = current_app.extensions["feeds.fast_path"].remember(request.environ, rendered)
+    answers = current().fast_path.remember(request.environ, rendered)
     answer = answers.answer(request.environ)
     return Response(answer.body, answer.status, answer.headers)
 
@@ -131,7 +128,7 @@ def healthz() -> Response:
                 "renders_in_flight": site.cache.gate.in_flight,
                 "compressions": dict(COMPRESSIONS),
                 "entries": len(site.cache.local),
-                "fast_path_entries": len(current_app.extensions["feeds.fast_path"].answers()),
+                "fast_path_entries": len(current().fast_path.answers()),
             },
         )
     response.headers["Cache-Control"] = "no-store"
