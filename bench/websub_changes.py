@@ -29,7 +29,7 @@ from feeds.index.reader import IndexReader
 from feeds.index.search import Filter
 from feeds.publish.custom import canonical_query
 from feeds.settings import load_settings
-from feeds.websub.store import Limits, SqliteStore, Subscription
+from feeds.websub.store import Limits, SqliteSubscriptionStore, Subscription
 from tests.support import document, procfile_command
 
 PROBE_WORD = "zyxwebsubprobe"
@@ -123,7 +123,7 @@ def measure(count: int, args: argparse.Namespace, corpus: Path) -> dict[str, obj
     try:
         wait_serving(server, "/feeds/all.rss", args.start_timeout)
         base = server.url
-        store = SqliteStore(store_path)
+        store = SqliteSubscriptionStore(store_path)
         far = time.time() + 86400
         for n, query in enumerate(filters(corpus, args.data_dir, count)):
             topic = f"{base}/feeds/custom.atom?{query}"

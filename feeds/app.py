@@ -27,12 +27,12 @@ from feeds.http.observe import AccessLog, Observer, observe_middleware
 from feeds.http.origin import pinned_script_name
 from feeds.http.pages import blueprint as pages_blueprint
 from feeds.http.routes import blueprint
+from feeds.http.served import EXTENSION, Served
 from feeds.http.stats import blueprint as stats_blueprint
 from feeds.index.indexer import Target, update
 from feeds.index.reader import NotReady
+from feeds.runtime import Runtime
 from feeds.settings import load_settings
-from feeds.site import load_site
-from feeds.stats.recorder import Recorder
 
 log = logging.getLogger("feeds.app")
 
@@ -45,21 +45,20 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings.log_level)
     app = Flask(__name__)
     app.json = _InOrderJSON(app)
-    site = load_site(settings)
+    runtime = Runtime(settings)
+    site = runtime.site
     if not os.environ.get(BACKGROUND_INDEX_ENV):
         index_now(Target.from_settings(settings), site.reader)
         if settings.strict and (skipped := site.catalog.counts()["skipped"]):
             raise CorpusError(f"strict mode: {skipped} documents were skipped")
-    app.extensions["feeds"] = site
     local_bytes = settings.cache_local_mb * 1024 * 1024
-    fast_path = app.extensions["feeds.fast_path"] = FastPath(
+    fast_path = FastPath(
         site.reader.view,
         settings.cache_threshold,
         local_bytes,
         site.cache.gate,
         by_origin=not settings.base_url,  # with it, links follow no request header
     )
-    recorder = app.extensions["feeds.recorder"] = Recorder(settings)
     site.cache.on_render = metrics.RENDER_SECONDS.observe
     app.register_blueprint(custom_blueprint)
     app.register_blueprint(blueprint)
@@ -69,14 +68,16 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(queries.redirect_unknown_parameters)
     app.after_request(edge.add_security_headers)
     access_log = AccessLog() if settings.access_log == "json" else None
-    served = edge.served_names(settings.allowed_hosts, settings.base_url)
+    observer = Observer(runtime.recorder, access_log)
+    app.extensions[EXTENSION] = Served(runtime, fast_path, observer)
+    names = edge.served_names(settings.allowed_hosts, settings.base_url)
     app.wsgi_app = pinned_script_name(  # type: ignore[method-assign,assignment]  # Flask's way
         observe_middleware(
             app.wsgi_app,
-            app.extensions.setdefault("feeds.observer", Observer(recorder, access_log)),
-            edge.checking_hosts(served, not settings.base_url, fast_path.lookup),
+            observer,
+            edge.checking_hosts(names, not settings.base_url, fast_path.lookup),
         ),
-        lambda: app.extensions["feeds"].settings.base_url,
+        lambda: settings.base_url,
     )
     return app
 

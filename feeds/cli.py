@@ -18,6 +18,7 @@ import click
 from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
 from feeds.http.export import export_site
+from feeds.http.served import served
 from feeds.index import indexer
 from feeds.index.indexer import Target, building_progress, served_file
 from feeds.index.reader import index_report
@@ -112,7 +113,7 @@ def _ask_the_writer_to_rebuild(target: Target, advance: Callable[[int, int], Non
 
 @main.command("list", help="Print the URL of every feed, in every format.")
 def list_feeds() -> None:
-    site = create_app().extensions["feeds"]
+    site = served(create_app()).runtime.site
     origin = site.settings.base_url or "http://127.0.0.1:8000"
     titles = (site.settings.site_title, site.settings.site_description)
     for selection in all_selections(site.catalog, *titles):

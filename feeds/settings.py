@@ -62,11 +62,28 @@ def _optional_float(value: Any) -> float | None:
     return float(value)
 
 
-def _cache_type(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in {"simple", "filesystem", "redis"}:
-        raise ValueError("must be one of simple, filesystem, redis")
-    return text
+def _positive_float(value: Any) -> float:
+    number = float(value)
+    if not number > 0:
+        raise ValueError(f"must be more than 0, got {number}")
+    return number
+
+
+def _one_of(*choices: str, empty: bool = False) -> Callable[[Any], str]:
+    """A parser of one of `choices` (any case), or of "" when `empty`."""
+
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices and not (empty and text == ""):
+            raise ValueError(f"must be {'empty or ' if empty else ''}one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+_cache_type = _one_of("simple", "filesystem", "redis")
+_render_cache = _one_of("simple", "filesystem", "redis", empty=True)
+_store = _one_of("sqlite", "redis", empty=True)
 
 
 def _secret(value: Any) -> str:
@@ -76,11 +93,7 @@ def _secret(value: Any) -> str:
     return text
 
 
-def _access_log(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in {"json", "classic", "off"}:
-        raise ValueError("must be one of json, classic, off")
-    return text
+_access_log = _one_of("json", "classic", "off")
 
 
 def _base_url(value: Any) -> str:
@@ -117,6 +130,16 @@ class Setting:
 def setting(default: Any, parse: Callable[[Any], Any], help: str) -> Any:
     """A field of `Settings`: its default, its parser and its help."""
     return field(default=default, metadata={"parse": parse, "help": help})
+
+
+@dataclass(frozen=True, slots=True)
+class StoreKinds:
+    """Where each store lives: the render cache (`simple`, `filesystem`, `redis`), the hub's
+    subscriptions and the subscriber counts (`sqlite`, `redis`)."""
+
+    render_cache: str
+    hub: str
+    stats: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +244,29 @@ class Settings:
     cache_type: str = setting(
         "simple",
         _cache_type,
-        "`simple` (in-process), `filesystem` (workers of one host) or `redis` (several hosts).",
+        "What the three stores below default to: `simple` (a render cache in each process) or "
+        "`filesystem` (one shared by the workers of a host), with SQLite for the hub and the "
+        "counts; or `redis` for all three (several hosts).",
+    )
+    render_cache: str = setting(
+        "",
+        _render_cache,
+        "Where rendered documents are shared: `simple` (not at all: each worker's memory), "
+        "`filesystem` (the workers of one host, `FEEDS_CACHE_DIR`) or `redis` (every host); "
+        "empty: as `FEEDS_CACHE_TYPE`.",
+    )
+    hub_store: str = setting(
+        "",
+        _store,
+        "Where the built-in hub keeps subscriptions and deliveries: `sqlite` (this host, "
+        "`FEEDS_WEBSUB_DB`) or `redis` (every host); empty: `redis` when `FEEDS_CACHE_TYPE` is, "
+        "else `sqlite`.",
+    )
+    stats_store: str = setting(
+        "",
+        _store,
+        "Where subscriber counts are kept: `sqlite` (a file of this host's data directory) or "
+        "`redis` (every host); empty: `redis` when `FEEDS_CACHE_TYPE` is, else `sqlite`.",
     )
     cache_dir: str = setting(
         "",
@@ -231,7 +276,14 @@ class Settings:
     cache_redis_url: str = setting(
         "redis://127.0.0.1:6379/0",
         str,
-        "Redis URL for the `redis` cache.",
+        "Redis URL of every store set to `redis`.",
+    )
+    redis_timeout: float = setting(
+        0.5,
+        _positive_float,
+        "Seconds a Redis command (or a connection) may take, for every store in Redis; one "
+        "try, no retry. Then the render cache is left alone for 5 s, the hub and the counts "
+        "answer 503 with `Retry-After` and deliveries wait for the next poll.",
     )
     cache_threshold: int = setting(
         2000,
@@ -293,8 +345,8 @@ class Settings:
     websub_db: str = setting(
         "",
         str,
-        "SQLite file of the built-in hub's subscriptions and deliveries (Redis holds them "
-        "when `FEEDS_CACHE_TYPE=redis`); empty: one file per corpus in `FEEDS_DATA_DIR`.",
+        "SQLite file of the built-in hub's subscriptions and deliveries (when "
+        "`FEEDS_HUB_STORE` is `sqlite`); empty: one file per deployment in `FEEDS_DATA_DIR`.",
     )
     websub_allow_private_callbacks: bool = setting(
         False,
@@ -361,6 +413,16 @@ class Settings:
         "Path of this instance's gunicorn control socket (for `gunicornc`); empty: none. "
         "gunicorn's default path is shared by every instance a user runs.",
     )
+
+    @property
+    def store_kinds(self) -> StoreKinds:
+        """Each store's own setting, else what `FEEDS_CACHE_TYPE` implies."""
+        shared = "redis" if self.cache_type == "redis" else "sqlite"
+        return StoreKinds(
+            self.render_cache or self.cache_type,
+            self.hub_store or shared,
+            self.stats_store or shared,
+        )
 
 
 SETTINGS: tuple[Setting, ...] = tuple(

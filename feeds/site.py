@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from feeds.cache import (
-    FeedCache,
-    Rendered,
-    cache_control_value,
-    cache_key,
-    make_shared_backend,
-    prepare,
-)
+import redis
+
+from feeds.cache.control import cache_control
+from feeds.cache.identity import cache_key
+from feeds.cache.rendered import Rendered, prepare
+from feeds.cache.shared import shared_tier
+from feeds.cache.tiers import FeedCache
 from feeds.index.indexer import Target
 from feeds.index.reader import FeedArticles, IndexReader, View
 from feeds.index.search import Filter
@@ -32,6 +32,7 @@ from feeds.publish.urls import HUB_PATH, feed_path
 from feeds.render import FORMATS, FeedDocument
 from feeds.renders import RenderGate, pause
 from feeds.settings import Settings
+from feeds.stores import redis_for
 
 log = logging.getLogger("feeds.site")
 
@@ -59,7 +60,7 @@ class Site:
 
     @property
     def cache_control(self) -> str:
-        return cache_control_value(self.settings.max_age)
+        return cache_control(self.settings.max_age)
 
     def selection(self, kind: str, slug: str | None) -> Selection:
         return select(
@@ -210,9 +211,14 @@ class Site:
         return hashlib.sha256(fingerprint.encode("utf-8")).hexdigest()
 
 
-def load_site(settings: Settings) -> Site:
-    """A site reading the index of the configured corpus (built by `feeds.index.indexer`)."""
+def load_site(settings: Settings, client: Callable[[], redis.Redis] | None = None) -> Site:
+    """A site reading the index of the configured corpus (built by `feeds.index.indexer`).
+
+    `client` is the runtime's Redis client (`feeds.runtime`); a process with no runtime (the
+    indexer) has its own.
+    """
     local_bytes = settings.cache_local_mb * 1024 * 1024
     gate = RenderGate(settings.renders, settings.render_queue, settings.renders_per_client)
-    cache = FeedCache(make_shared_backend(settings), settings.cache_threshold, local_bytes, gate)
+    shared = shared_tier(settings, client or redis_for(settings).get)
+    cache = FeedCache(shared, settings.cache_threshold, local_bytes, gate)
     return Site(settings, IndexReader(Target.from_settings(settings).path), cache)

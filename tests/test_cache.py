@@ -17,19 +17,12 @@ from pathlib import Path
 import brotli
 import pytest
 
-from feeds import cache
-from feeds.cache import (
-    FIELDS,
-    HEADER,
-    MAGIC,
-    BytesSerializer,
-    FeedCache,
-    FrameCodec,
-    LocalLRU,
-    Rendered,
-    cache_key,
-    prepare,
-)
+from feeds.cache import identity
+from feeds.cache.identity import cache_key, render_code_hash
+from feeds.cache.lru import LocalLRU
+from feeds.cache.rendered import COMPRESSIONS, Rendered, prepare
+from feeds.cache.shared import FIELDS, HEADER, MAGIC, BytesSerializer, FrameCodec
+from feeds.cache.tiers import FeedCache
 from feeds.renders import CLIENT, RenderGate
 from feeds.settings import SettingsError, load_settings
 
@@ -136,14 +129,14 @@ def test_a_frame_holds_only_the_forms_made_and_the_others_come_out_alike(secret:
 
 def test_a_document_is_compressed_only_in_the_codings_asked_for_and_once() -> None:
     document = feed()
-    before = dict(cache.COMPRESSIONS)
+    before = dict(COMPRESSIONS)
     assert document.encoded("") == document.body
     assert document.encodings == {}
     first = document.encoded("gzip")
     assert document.encoded("gzip") is first
     assert set(document.encodings) == {"gzip"}
     assert gzip.decompress(first) == document.body
-    after = dict(cache.COMPRESSIONS)
+    after = dict(COMPRESSIONS)
     assert after == {**before, "gzip": before["gzip"] + 1}
 
 
@@ -239,15 +232,15 @@ class MakesAFile:
 
 def test_keys_change_with_the_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     before = cache_key("corpus-version", "https://feeds.example.org/feeds/all.atom")
-    monkeypatch.setattr(cache, "CODE_HASH", "0" * 64)
+    monkeypatch.setattr(identity, "RENDER_CODE_HASH", "0" * 64)
     assert cache_key("corpus-version", "https://feeds.example.org/feeds/all.atom") != before
     package = tmp_path / "feeds"
     (package / "templates").mkdir(parents=True)
     (package / "render.py").write_text("x = 1\n")
     (package / "templates" / "feed.html").write_text("<p>{{ x }}</p>\n")
-    first = cache.code_hash(package)
+    first = render_code_hash(package)
     (package / "templates" / "feed.html").write_text("<p>{{ x }}!</p>\n")
-    assert cache.code_hash(package) != first
+    assert render_code_hash(package) != first
 
 
 def test_the_cache_secret_must_be_long_enough() -> None:

@@ -22,8 +22,8 @@ from feeds.index.retention import exclusive
 from feeds.index.schema import TABLES, identity, set_aside
 from feeds.settings import load_settings
 from feeds.sqlite import UntrustedDatabase, harden
-from feeds.stats.subscribers import SqliteStore as StatsStore
-from feeds.websub.store import SqliteStore as WebSubStore
+from feeds.stats.subscribers import SqliteCountStore as StatsStore
+from feeds.websub.store import SqliteSubscriptionStore as WebSubStore
 from feeds.websub.store import Subscription
 from tests.support import document
 

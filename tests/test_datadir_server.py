@@ -13,10 +13,8 @@ import requests
 from feeds.index.indexer import update
 from feeds.index.reader import IndexReader
 from feeds.settings import load_settings
-from feeds.stats.subscribers import SqliteStore as StatsStore
-from feeds.stats.subscribers import default_db_path as stats_path
-from feeds.websub.store import SqliteStore as WebSubStore
-from feeds.websub.store import default_db_path as websub_path
+from feeds.stats.subscribers import SqliteCountStore as StatsStore
+from feeds.websub.store import SqliteSubscriptionStore as WebSubStore
 from tests.support import Server, wait_for
 from tests.test_datadir import (
     MARK_TRIGGER,
@@ -55,7 +53,7 @@ def test_settings_changes_and_damages_leave_one_index_and_one_damaged_copy(
         server.stop()
     names = listing(data)
     settings = load_settings({"CORPUS_DIR": str(corpus), "DATA_DIR": str(data)})
-    kept = {stats_path(settings).name, websub_path(settings).name}
+    kept = {StatsStore.path_for(settings).name, WebSubStore.path_for(settings).name}
     assert kept <= names, "the stats and WebSub files are kept"
     theirs = {name for name in names if name.startswith(other.path.name)}
     assert other.path.name in theirs, "another corpus's index is not ours to delete"
@@ -101,7 +99,7 @@ def test_planted_databases_are_refused_and_never_run(
     db.execute("UPDATE meta SET value = 'ready' WHERE key = 'state'")  # served at once
     db.commit()
     db.close()
-    stats, websub = stats_path(settings), websub_path(settings)
+    stats, websub = StatsStore.path_for(settings), WebSubStore.path_for(settings)
     plant(stats, StatsStore.schema, MARK_TRIGGER.format(table="history"))
     plant(websub, WebSubStore.schema, MARK_TRIGGER.format(table="subscriptions"))
     server = server_factory(**env)  # answers once the index is rebuilt beside the planted one

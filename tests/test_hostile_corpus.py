@@ -16,6 +16,7 @@ from lxml import etree
 
 from feeds.app import create_app
 from feeds.corpus import LoadOptions, load_corpus
+from feeds.http.served import served
 from feeds.publish.selection import all_selections
 from tests.support import document
 
@@ -48,7 +49,7 @@ def write(root: Path, name: str, text: str | bytes) -> None:
 def every_feed_is_valid(root: Path) -> dict[str, bytes]:
     """Render every feed of the corpus in every format; each must parse cleanly."""
     app = create_app({"CORPUS_DIR": str(root), "BASE_URL": "https://feeds.example.org"})
-    site = app.extensions["feeds"]
+    site = served(app).runtime.site
     client = app.test_client()
     bodies = {}
     titles = (site.settings.site_title, site.settings.site_description)

@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from feeds.app import create_app
+from feeds.http.served import served
 from tests.generate import write_corpus
 from tests.support import Server, start_server
 
@@ -295,7 +296,7 @@ def test_a_remote_client_gets_no_render_per_port(tmp_path) -> None:
     server's own port only; clients on this host (browsers, tunnels, proxies) any port.
     Through the test client: a real server's tests have loopback peers only."""
     app = create_app({"DATA_DIR": str(tmp_path)})
-    client, cache = app.test_client(), app.extensions["feeds"].cache
+    client, cache = app.test_client(), served(app).runtime.site.cache
     remote = {"REMOTE_ADDR": "192.0.2.7"}
     assert client.get("/feeds/all.rss", environ_base=remote).status_code == 200
     renders = cache.stats["renders"]

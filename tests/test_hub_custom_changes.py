@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from feeds.websub.store import SqliteStore, Subscription
+from feeds.websub.store import SqliteSubscriptionStore, Subscription
 from tests.support import document
 from tests.test_websub import ROOMY, hub_settings, subscribe, wait_for
 
@@ -30,7 +30,7 @@ def test_a_change_queries_only_the_custom_filters_its_articles_may_belong_to(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     crowd, probe = subscribers(), subscribers()
     far = time.time() + 3600
     for n in range(MANY):

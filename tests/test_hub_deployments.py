@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from feeds.settings import load_settings
-from feeds.websub.store import RedisStore, Subscription, default_db_path, open_store
+from feeds.websub.store import SqliteSubscriptionStore, Subscription
 from tests.support import document
 from tests.test_shared_cache import RedisServer
 from tests.test_websub import (
@@ -25,6 +25,7 @@ from tests.test_websub import (
     hub_request,
     hub_settings,
     prefix_of,
+    redis_hub,
     subscribe,
     wait_for,
 )
@@ -57,8 +58,8 @@ def test_deployments_sharing_redis_never_push_each_others_content(
             FEEDS_DATA_DIR=str(tmp_path / "production"),
         )
         staging, production = server_factory(**staging_env), server_factory(**production_env)
-        staging_store = RedisStore(redis_server.url, prefix_of(staging_env))
-        production_store = RedisStore(redis_server.url, prefix_of(production_env))
+        staging_store = redis_hub(redis_server.url, staging_env)
+        production_store = redis_hub(redis_server.url, production_env)
         reader, tester, planted = subscribers(), subscribers(), subscribers()
         production_topic = f"{PRODUCTION}/feeds/all.rss"
         staging_topic = f"{STAGING}/feeds/all.rss"
@@ -113,14 +114,22 @@ def test_a_named_deployment_starts_from_the_file_it_had_and_keeps_its_own(
 ) -> None:
     data = tmp_path / "data"
     unnamed = load_settings({"CORPUS_DIR": str(tmp_path), "DATA_DIR": str(data)})
-    earlier = open_store(unnamed)
+    earlier = SqliteSubscriptionStore.for_deployment(unnamed)
     kept = Subscription("http://127.0.0.1:9/cb", f"{PRODUCTION}/feeds/all.rss", "", 4e9)
     assert earlier.put(kept, ROOMY) is None
     named = replace(unnamed, base_url=PRODUCTION)
     staging = replace(unnamed, base_url=STAGING)
-    assert default_db_path(named) != default_db_path(unnamed) != default_db_path(staging)
-    assert open_store(named).get(kept.callback, kept.topic) == kept  # copied forward
+    assert (
+        SqliteSubscriptionStore.path_for(named)
+        != SqliteSubscriptionStore.path_for(unnamed)
+        != SqliteSubscriptionStore.path_for(staging)
+    )
+    assert (
+        SqliteSubscriptionStore.for_deployment(named).get(kept.callback, kept.topic) == kept
+    )  # copied forward
     other = Subscription("http://127.0.0.1:9/cb", f"{STAGING}/feeds/all.rss", "", 4e9)
-    assert open_store(staging).put(other, ROOMY) is None
-    assert open_store(named).get(other.callback, other.topic) is None
-    assert open_store(unnamed).get(kept.callback, kept.topic) == kept  # left in place
+    assert SqliteSubscriptionStore.for_deployment(staging).put(other, ROOMY) is None
+    assert SqliteSubscriptionStore.for_deployment(named).get(other.callback, other.topic) is None
+    assert (
+        SqliteSubscriptionStore.for_deployment(unnamed).get(kept.callback, kept.topic) == kept
+    )  # left in place

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from feeds.websub.store import RedisStore, SqliteStore, Store
+from feeds.websub.store import SqliteSubscriptionStore, SubscriptionStore
 from tests.support import Server
 from tests.test_shared_cache import RedisServer
-from tests.test_websub import hub_request, hub_settings, prefix_of, subscribe, wait_for
+from tests.test_websub import hub_request, hub_settings, redis_hub, subscribe, wait_for
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def quota_hub(
     request: pytest.FixtureRequest, server_factory, corpus: Path, tmp_path: Path
-) -> Iterator[tuple[Server, Store]]:
+) -> Iterator[tuple[Server, SubscriptionStore]]:
     limits = {
         "FEEDS_WEBSUB_MAX_SUBSCRIPTIONS": "10",
         "FEEDS_WEBSUB_MAX_PER_HOST": "2",
@@ -30,7 +30,7 @@ def quota_hub(
     }
     if request.param == "sqlite":
         env = hub_settings(tmp_path, corpus, **limits)
-        yield server_factory(**env), SqliteStore(tmp_path / "websub.sqlite3")
+        yield server_factory(**env), SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
         return
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; .ci/run installs it")
@@ -43,13 +43,13 @@ def quota_hub(
             FEEDS_CACHE_TYPE="redis",
             FEEDS_CACHE_REDIS_URL=redis_server.url,
         )
-        yield server_factory(**env), RedisStore(redis_server.url, prefix_of(env))
+        yield server_factory(**env), redis_hub(redis_server.url, env)
     finally:
         redis_server.stop()
 
 
 def test_one_host_cannot_fill_the_hub_and_renewals_are_never_refused(
-    quota_hub: tuple[Server, Store], subscribers
+    quota_hub: tuple[Server, SubscriptionStore], subscribers
 ) -> None:
     server, store = quota_hub
     feed = server.url + "/feeds/all"

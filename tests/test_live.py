@@ -17,7 +17,7 @@ import pytest
 import requests
 from werkzeug.http import parse_date
 
-from feeds.websub.store import SqliteStore
+from feeds.websub.store import SqliteSubscriptionStore
 from tests.support import Server, document, wait_for
 from tests.test_websub import Subscriber, hub_settings, subscribe
 
@@ -164,7 +164,7 @@ def test_a_change_made_while_stopped_is_pushed_after_start(
 ) -> None:
     settings = hub_settings(tmp_path, corpus, **LIVE)
     first = server_factory(**settings)
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     subscribe(first, store, subscriber, first.url + "/feeds/topics/ai.atom")
     first.stop()
     (corpus / "offline.md").write_text(
@@ -182,7 +182,7 @@ def test_a_future_dated_article_appears_and_is_pushed_when_its_time_comes(
     server_factory, subscriber: Subscriber, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus, **LIVE))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     subscribe(server, store, subscriber, server.url + "/feeds/all.rss")
     due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
     (corpus / "later.md").write_text(

@@ -23,6 +23,7 @@ import requests
 from feeds import renders
 from feeds.app import create_app
 from feeds.http.fastpath import BUSY, FastPath
+from feeds.http.served import served
 from feeds.renders import CLIENT, Busy, RenderGate
 from tests.support import Server
 
@@ -173,7 +174,7 @@ def test_over_the_bound_a_render_gets_503_and_a_cached_feed_is_still_served(
     app = create_app({"CORPUS_DIR": str(generated), "RENDERS": 1, "RENDER_QUEUE": 0})
     client = app.test_client()
     assert client.get("/feeds/all.rss").status_code == 200
-    gate = app.extensions["feeds"].cache.gate
+    gate = served(app).runtime.site.cache.gate
     with slot_taken(gate, "192.0.2.9"):
         refused = client.get("/feeds/custom.rss?min_quality=-1&limit=500")
         assert refused.status_code == 503
@@ -184,7 +185,7 @@ def test_over_the_bound_a_render_gets_503_and_a_cached_feed_is_still_served(
         assert client.get("/?q=ai").status_code == 503  # a search is a render too
         assert client.get("/feeds/all.rss?limit=77").status_code == 503  # so is a new limit
     assert client.get("/feeds/custom.rss?min_quality=-1&limit=500").status_code == 200
-    assert app.extensions["feeds"].cache.stats["busy"] == 3
+    assert served(app).runtime.site.cache.stats["busy"] == 3
 
 
 @pytest.mark.parametrize("first", ["gzip", "br", "identity"])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.settings import SETTINGS, SettingsError, load_settings, settings_table
+from feeds.settings import SETTINGS, SettingsError, StoreKinds, load_settings, settings_table
 from tests.support import PROJECT_ROOT
 
 
@@ -35,11 +35,37 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ("FEEDS_BASE_URL", "ftp://x"),
         ("FEEDS_STRICT", "perhaps"),
         ("FEEDS_DEFAULT_ITEMS", "0"),
+        ("FEEDS_HUB_STORE", "filesystem"),
+        ("FEEDS_RENDER_CACHE", "sqlite"),
+        ("FEEDS_REDIS_TIMEOUT", "0"),
     ],
 )
 def test_bad_values_name_the_setting(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         load_settings(environ={name: value})
+
+
+@pytest.mark.parametrize(
+    ("environ", "kinds"),
+    [
+        ({}, StoreKinds("simple", "sqlite", "sqlite")),
+        ({"FEEDS_CACHE_TYPE": "filesystem"}, StoreKinds("filesystem", "sqlite", "sqlite")),
+        ({"FEEDS_CACHE_TYPE": "redis"}, StoreKinds("redis", "redis", "redis")),
+        (
+            {
+                "FEEDS_CACHE_TYPE": "redis",
+                "FEEDS_RENDER_CACHE": "simple",
+                "FEEDS_STATS_STORE": "sqlite",
+            },
+            StoreKinds("simple", "redis", "sqlite"),
+        ),
+        ({"FEEDS_HUB_STORE": "redis"}, StoreKinds("simple", "redis", "sqlite")),
+    ],
+)
+def test_each_store_has_its_own_setting_and_cache_type_is_their_default(
+    environ: dict[str, str], kinds: StoreKinds
+) -> None:
+    assert load_settings(environ=environ).store_kinds == kinds
 
 
 def test_unknown_key_in_file_is_an_error(tmp_path: Path) -> None:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from feeds.cache import FIELDS, HEADER, MAGIC, FrameCodec, prepare
+from feeds.cache.rendered import prepare
+from feeds.cache.shared import FIELDS, HEADER, MAGIC, FrameCodec
 from tests.support import Server, free_port
 from tests.test_cache import SECRET, MakesAFile
 

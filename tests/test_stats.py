@@ -19,7 +19,8 @@ from feeds.app import create_app
 from feeds.http.observe import json_line
 from feeds.http.stats import allowed
 from feeds.stats.agents import AGGREGATOR, BROWSER, CRAWLER, DIRECT, OWN, classify
-from feeds.stats.subscribers import DAY, RedisStore, SqliteStore
+from feeds.stats.subscribers import DAY, RedisCountStore, SqliteCountStore
+from feeds.stores import redis_client
 from tests.support import Server, wait_for
 from tests.test_browser import CHROMIUM, rendered_dom
 from tests.test_shared_cache import RedisServer
@@ -385,9 +386,9 @@ def test_a_late_flush_of_an_older_report_does_not_win(tmp_path: Path, backend: s
     redis_server = RedisServer(tmp_path) if backend == "redis" else None
     try:
         store = (
-            RedisStore(redis_server.url, "feeds:test:stats:")
+            RedisCountStore(redis_client(redis_server.url, 0.5), "feeds:test:")
             if redis_server
-            else SqliteStore(tmp_path / "stats.sqlite3")
+            else SqliteCountStore(tmp_path / "stats.sqlite3")
         )
         now = time.time()
         today, source = int(now // DAY), b"s" * 8

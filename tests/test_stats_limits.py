@@ -14,6 +14,8 @@ import pytest
 import requests
 
 from feeds.app import create_app
+from feeds.http.served import served
+from feeds.runtime import Runtime
 from feeds.settings import load_settings
 from feeds.stats import subscribers
 from feeds.stats.agents import MAX_REPORTED, classify
@@ -23,8 +25,8 @@ from feeds.stats.subscribers import (
     MAX_FEED_IDS,
     MAX_REPORT_SOURCES,
     MAX_SERVICES,
-    RedisStore,
-    SqliteStore,
+    RedisCountStore,
+    SqliteCountStore,
     StoreUnavailable,
 )
 from tests.support import Server, wait_for
@@ -85,7 +87,7 @@ def stats_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[s
 
 def recorder_for(env: dict[str, str], **more: str) -> Recorder:
     settings = {key.removeprefix("FEEDS_"): value for key, value in {**env, **more}.items()}
-    return Recorder(load_settings(settings))
+    return Runtime(load_settings(settings)).recorder
 
 
 def only(stats: list, path: str = FEED) -> subscribers.FeedStats:
@@ -118,7 +120,7 @@ def test_one_address_adds_one_capped_report_and_a_few_readers(stats_env: dict) -
 def stored_entries(recorder: Recorder) -> int:
     """Rows of every SQLite table, or fields, members and keys in Redis."""
     store = recorder.store
-    if isinstance(store, SqliteStore):
+    if isinstance(store, SqliteCountStore):
         with sqlite3.connect(store.path) as db:
             tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master")]
             return sum(
@@ -126,7 +128,7 @@ def stored_entries(recorder: Recorder) -> int:
                 for name in tables
                 if not name.startswith("sqlite_") and "_by_" not in name
             )
-    assert isinstance(store, RedisStore)
+    assert isinstance(store, RedisCountStore)
     total = 0
     for key in store.client.scan_iter(store.prefix + "*"):
         kind = store.client.type(key)
@@ -209,7 +211,7 @@ def test_only_current_feeds_are_counted(tmp_path: Path) -> None:
     paths += ["/feeds/topics/ai/", "/feeds/all.xml", "/x.atom", "/feeds/custom.atom?zz=1"]
     for path in paths:
         client.get(path, headers={"User-Agent": "Miniflux/2.1.0"}).close()
-    recorder = app.extensions["feeds.recorder"]
+    recorder = served(app).runtime.recorder
     recorder.flush()
     assert [(s.path, s.direct) for s in recorder.report()] == [(FEED, 1)]
 
@@ -243,7 +245,7 @@ def test_a_redis_error_quoting_binary_arguments_is_logged_by_class(
         env = {"FEEDS_CACHE_TYPE": "redis", "FEEDS_CACHE_REDIS_URL": redis_server.url}
         recorder = recorder_for({"FEEDS_DATA_DIR": str(tmp_path), **env})
         store = recorder.store
-        assert isinstance(store, RedisStore)
+        assert isinstance(store, RedisCountStore)
         day = int(time.time() // subscribers.DAY)
         for key_day in (day, day + 1):  # a key of the wrong type: every write to it fails
             store.client.set(store.prefix + f"sources:{FEED}:{key_day}", "x")

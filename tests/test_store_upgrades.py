@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 from feeds.stats.subscribers import DAY
-from feeds.stats.subscribers import SqliteStore as StatsStore
-from feeds.websub.store import SqliteStore as WebsubStore
+from feeds.stats.subscribers import SqliteCountStore as StatsStore
+from feeds.websub.store import SqliteSubscriptionStore as WebsubStore
 from tests.support import PROJECT_ROOT
 
 RELEASE = PROJECT_ROOT / "tests" / "fixtures" / "release-0.1"

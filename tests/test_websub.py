@@ -28,14 +28,14 @@ import pytest
 import redis
 import requests
 
-from feeds.settings import load_settings
+from feeds.settings import deployment_key, load_settings
+from feeds.stores import redis_client
 from feeds.websub.store import (
     Limits,
-    RedisStore,
-    SqliteStore,
-    Store,
+    RedisSubscriptionStore,
+    SqliteSubscriptionStore,
     Subscription,
-    redis_prefix,
+    SubscriptionStore,
 )
 from tests.support import Server, document
 from tests.test_reload import reload_and_wait, worker_pids
@@ -116,9 +116,16 @@ def hub_settings(tmp_path: Path, corpus: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def redis_hub(url: str, env: dict[str, str]) -> RedisSubscriptionStore:
+    """The hub store in Redis of a server started with `env`."""
+    return RedisSubscriptionStore(
+        redis_client(url, 2.0), deployment_key(load_settings(environ=env))
+    )
+
+
 def prefix_of(env: dict[str, str]) -> str:
     """The Redis prefix of the hub of a server started with `env`."""
-    return redis_prefix(load_settings(environ=env))
+    return deployment_key(load_settings(environ=env)) + RedisSubscriptionStore.namespace
 
 
 def wait_for(what: str, predicate: Callable[[], object], timeout: float = WAIT) -> None:
@@ -136,7 +143,7 @@ def hub_request(server: Server, callback: str, topic: str, **fields: str) -> req
 
 
 def subscribe(
-    server: Server, store: Store, subscriber: Subscriber, topic: str, **fields: str
+    server: Server, store: SubscriptionStore, subscriber: Subscriber, topic: str, **fields: str
 ) -> None:
     """Subscribe, and wait until the hub verified and stored the subscription."""
     response = hub_request(server, subscriber.url, topic, **fields)
@@ -160,7 +167,7 @@ def test_a_subscriber_gets_changed_feeds_signed_and_nothing_after_unsubscribing(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     everything, unchanged = subscribers(), subscribers()
     topic = server.url + "/feeds/all.rss"
     quiet_topic = server.url + "/feeds/providers/wbur.org.atom"
@@ -199,7 +206,7 @@ def test_an_expired_lease_is_never_called(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     short, control = subscribers(), subscribers()
     topic = server.url + "/feeds/all.json"
     subscribe(server, store, short, topic, lease_seconds="1")
@@ -217,7 +224,7 @@ def test_a_failing_subscriber_is_retried_with_backoff_then_dropped(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     failing = subscribers(status=500)
     topic = server.url + "/feeds/topics/robotics.atom"
     add_document(corpus, "first", "Robotics")
@@ -237,7 +244,7 @@ def test_a_failing_subscriber_is_retried_with_backoff_then_dropped(
 def test_verification_and_bounds(server_factory, subscribers, corpus: Path, tmp_path: Path) -> None:
     settings = hub_settings(tmp_path, corpus, FEEDS_WEBSUB_MAX_SUBSCRIPTIONS="1")
     server = server_factory(**settings)
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     topic = server.url + "/feeds/all.atom"
     liar, honest, late = subscribers(echo="not the challenge"), subscribers(), subscribers()
     assert hub_request(server, liar.url, topic).status_code == 202
@@ -291,7 +298,7 @@ def test_subscriptions_survive_a_restart(
 ) -> None:
     settings = hub_settings(tmp_path, corpus, FEEDS_BASE_URL="https://feeds.example.org")
     first = server_factory(**settings)
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     subscriber = subscribers()
     topic = "https://feeds.example.org/feeds/topics/ai.atom"
     subscribe(first, store, subscriber, topic)
@@ -322,7 +329,7 @@ def test_hosts_sharing_redis_share_subscriptions_and_push_once(
             server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
             for number in (1, 2)
         ]
-        store = RedisStore(redis_server.url, prefix_of(settings))
+        store = redis_hub(redis_server.url, settings)
         subscriber = subscribers()
         topic = "https://feeds.example.org/feeds/all.rss"
         subscribe(hosts[0], store, subscriber, topic, secret="k")
@@ -465,7 +472,7 @@ def slow_peers() -> Iterator[Callable[[str], SlowPeer]]:
         peer.stop()
 
 
-def store_subscription(store: SqliteStore, callback: str, topic: str) -> None:
+def store_subscription(store: SqliteSubscriptionStore, callback: str, topic: str) -> None:
     """A subscription the hub verified earlier (written directly: the test is about pushes)."""
     assert store.put(Subscription(callback, topic, "", time.time() + 3600), ROOMY) is None
 
@@ -484,7 +491,7 @@ def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
         (exchange,) = peer.closed(b"GET")
         assert exchange.closed - exchange.opened < DEADLINE + MARGIN, mode  # type: ignore[operator]
 
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     for peer in peers.values():
         store_subscription(store, peer.url, topic)
     add_document(corpus, "news", "Robotics")
@@ -500,7 +507,7 @@ def test_slow_callbacks_neither_refuse_nor_delay_other_subscribers(
     server_factory, slow_peers, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus, FEEDS_WEBSUB_TIMEOUT_SECONDS="6"))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     topic = server.url + "/feeds/all.atom"
     slow = slow_peers("drip body")
     answers = [
@@ -589,7 +596,9 @@ def test_the_hub_answers_503_while_its_sqlite_store_is_locked_or_unwritable(
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
     topic, subscriber = server.url + "/feeds/all.rss", subscribers()
-    SqliteStore(tmp_path / "websub.sqlite3")  # the schema exists; now another writer holds it
+    SqliteSubscriptionStore(
+        tmp_path / "websub.sqlite3"
+    )  # the schema exists; now another writer holds it
     holder = sqlite3.connect(tmp_path / "websub.sqlite3", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -669,7 +678,7 @@ class _RedisView:
 def test_hostile_rows_in_the_sqlite_store_are_skipped(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     server = server_factory(**hub_settings(tmp_path, corpus))
     topic, subscriber = server.url + "/feeds/all.rss", subscribers()
     with sqlite3.connect(tmp_path / "websub.sqlite3") as db:
@@ -688,7 +697,7 @@ def test_a_custom_feed_is_a_topic_pushed_exactly_when_its_document_changes(
     server_factory, subscribers, corpus: Path, tmp_path: Path
 ) -> None:
     server = server_factory(**hub_settings(tmp_path, corpus))
-    store = SqliteStore(tmp_path / "websub.sqlite3")
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     subscriber = subscribers()
     topic = server.url + "/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22"
     refused = hub_request(server, subscriber.url, server.url + "/feeds/custom.atom?q=Robot")

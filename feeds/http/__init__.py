@@ -2,5 +2,6 @@
 
 `routes` serves feeds and health, `pages` the HTML pages and OPML, `hub` WebSub requests,
 `responses` decides validators, encodings and 304s for every answer, `fastpath` answers
-repeat requests before Flask, `origin` pins the links' origin, `export` writes the site.
+repeat requests before Flask, `origin` pins the links' origin, `export` writes the site;
+`served` holds what they all serve with, under one `app.extensions` key.
 """

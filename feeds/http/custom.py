@@ -13,10 +13,11 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from feeds.cache import Rendered, prepare
+from feeds.cache.rendered import Rendered, prepare
 from feeds.http.pages import HTML, _site_context, alternates, page_key
 from feeds.http.responses import CORS_HEADERS
-from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
+from feeds.http.served import current_site
 from feeds.index.search import Filter
 from feeds.publish.custom import BadFilter, canonical_query, describe, parse_filter
 from feeds.publish.document import EPOCH
@@ -45,7 +46,7 @@ def custom_feed(extension: str) -> Response:
     if request.query_string.decode("latin-1") != query:
         return moved(f"{CUSTOM_PATH}.{extension}?{query}")
     try:
-        return send(site, site.custom_feed(selected, extension, limit, base_url(site)))
+        return send(site.custom_feed(selected, extension, limit, base_url(site)))
     except UnknownFeed as unknown:
         raise NotFound(f"{unknown}; see / for every topic and provider") from None
 
@@ -80,7 +81,7 @@ def custom_page() -> Response:
 
     # Kept by this worker only: clients choose these keys without bound.
     key = page_key(site, "custom", origin, query)
-    return send(site, site.cache.get_or_render(key, render, shared=False))
+    return send(site.cache.get_or_render(key, render, shared=False))
 
 
 def _filter_and_limit(site: Site) -> tuple[Filter, int]:

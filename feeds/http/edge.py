@@ -22,7 +22,7 @@ UNCHECKED_PATHS = frozenset({"/healthz"})  # load balancers probe by address; no
 
 
 def add_security_headers(response: Any) -> Any:
-    """Flask's after_request: answers not built by `feed_answer` (errors, redirects, stats)."""
+    """Flask's after_request: answers not built by `Answers` (errors, redirects, stats)."""
     for name, value in security_headers(response.content_type or ""):
         response.headers.setdefault(name, value)
     return response

@@ -23,6 +23,7 @@ from pathlib import Path
 from flask import Flask
 
 from feeds.http.pages import ASSETS
+from feeds.http.served import served
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
 from feeds.site import Site
@@ -56,7 +57,7 @@ def export_site(app: Flask, directory: Path) -> int:
 
     Returns the file count. Whatever fails, the old tree stays and the new one is removed.
     """
-    site: Site = app.extensions["feeds"]
+    site = served(app).runtime.site
     if not site.settings.base_url:
         raise ValueError("set FEEDS_BASE_URL: an export has no request to take its origin from")
     target = Path(os.path.abspath(directory))

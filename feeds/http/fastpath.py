@@ -3,7 +3,7 @@
 Flask's routing and request objects cost about a third of the throughput for a cached
 feed. Once the Flask view has answered a feed request, the exact request (scheme, host,
 path, query) is remembered with its rendered bytes; the same request later is answered
-with the same `feed_answer` the view uses, by the outermost WSGI layer
+with the same `Answers` the view used, by the outermost WSGI layer
 (`feeds.http.observe`). Anything else (first requests, errors, other methods, other
 pages) goes through Flask untouched, except that a client whose every render slot is
 taken (`feeds.renders`) gets its 503 for a new query right here: a client looping on
@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 
-from feeds.cache import LocalLRU, Rendered
-from feeds.http.responses import CORS_HEADERS, Answer, feed_answer, security_headers
+from feeds.cache.lru import LocalLRU
+from feeds.cache.rendered import Rendered
+from feeds.http.responses import CORS_HEADERS, Answer, Answers, security_headers
 from feeds.index.reader import NotReady
 from feeds.renders import RETRY_AFTER_SECONDS, RenderGate, pause
 
@@ -90,9 +91,9 @@ class FastPath:
         self._capacity = capacity
         self._max_bytes = max_bytes
         self._view: object = None
-        self._answers = LocalLRU(capacity, max_bytes)
+        self._answers: LocalLRU[Answers] = LocalLRU(capacity, max_bytes)
 
-    def answers(self) -> LocalLRU:
+    def answers(self) -> LocalLRU[Answers]:
         """The answers of the current view (raises NotReady before the first index)."""
         view = self._current_view()
         if view is not self._view:
@@ -100,19 +101,22 @@ class FastPath:
             self._view = view
         return self._answers
 
-    def remember(self, environ: dict, rendered: Rendered) -> None:
-        self.answers().put(self._key(environ), rendered)
+    def remember(self, environ: dict, rendered: Rendered) -> Answers:
+        """The document's answers, kept for this request's next asking."""
+        answers = Answers(rendered)
+        self.answers().put(self._key(environ), answers)
+        return answers
 
     def lookup(self, environ: dict) -> Answer | None:
         """The answer to a GET or HEAD remembered for this view; None: Flask must answer."""
         if environ.get("REQUEST_METHOD") not in CACHED_METHODS:
             return None
         try:
-            rendered = self.answers().get(self._key(environ))
+            answers = self.answers().get(self._key(environ))
         except NotReady:  # no index yet: Flask answers 503
             return None
-        if rendered is not None:
-            return feed_answer(rendered, environ)
+        if answers is not None:
+            return answers.answer(environ)
         # A query is what clients vary to ask for new renders; without one, Flask answers.
         if (
             self._gate is not None

@@ -24,11 +24,13 @@ from werkzeug.exceptions import (
 )
 
 from feeds.http.body import read_form
-from feeds.http.routes import base_url, current_site
+from feeds.http.routes import base_url
+from feeds.http.served import current, current_site
 from feeds.publish.urls import HUB_PATH
 from feeds.settings import Settings
+from feeds.stores import STORE_ERRORS
 from feeds.websub import client
-from feeds.websub.store import STORE_ERRORS, Limits, Subscription, open_store
+from feeds.websub.store import Limits, Subscription, SubscriptionStore
 from feeds.websub.topics import UnknownTopic, topic_feed
 
 log = logging.getLogger("feeds.websub")
@@ -72,7 +74,8 @@ def hub() -> Response:
         raise BadRequest(str(refused)) from None
     host = client.host_key(callback)
     try:
-        check_store(intent, settings, host)
+        store = current().runtime.hub.get()
+        check_store(store, intent, Limits.from_settings(settings), host)
     except STORE_ERRORS as error:
         log.warning("websub store unavailable: %s: %s", error.__class__.__name__, error)
         raise ServiceUnavailable(
@@ -85,19 +88,18 @@ def hub() -> Response:
             retry_after=RETRY_AFTER_SECONDS,
         )
     threading.Thread(
-        target=_verify_then_release, args=(intent, callback, host, settings), daemon=True
+        target=_verify_then_release, args=(store, intent, callback, host, settings), daemon=True
     ).start()
     return Response("202 Accepted: verification of intent follows\n", 202, mimetype="text/plain")
 
 
-def check_store(intent: Intent, settings: Settings, host: str) -> None:
+def check_store(store: SubscriptionStore, intent: Intent, limits: Limits, host: str) -> None:
     """Refuse now what the store would refuse after verification (a quota: the hub's, the
     callback host's, the topic's); a store that is down, locked or read-only raises one of
     STORE_ERRORS."""
-    store = open_store(settings)
     store.check_writable()
     if intent.mode == "subscribe":
-        refused = store.refusal(intent.callback, intent.topic, host, Limits.from_settings(settings))
+        refused = store.refusal(intent.callback, intent.topic, host, limits)
         if refused:
             raise TooManyRequests(refused, retry_after=RETRY_AFTER_SECONDS)
     elif store.get(intent.callback, intent.topic) is None:
@@ -137,10 +139,14 @@ def lease(fields: dict[str, str], settings: Settings) -> int:
 
 
 def _verify_then_release(
-    intent: Intent, callback: client.Callback, host: str, settings: Settings
+    store: SubscriptionStore,
+    intent: Intent,
+    callback: client.Callback,
+    host: str,
+    settings: Settings,
 ) -> None:
     try:
-        verify(intent, callback, host, settings)
+        verify(store, intent, callback, host, settings)
     except STORE_ERRORS as error:
         log.warning("verified %s but the store failed: %s", intent.callback, error)
     except Exception:  # a greenlet must not die silently
@@ -149,7 +155,13 @@ def _verify_then_release(
         _verifications.release(host)
 
 
-def verify(intent: Intent, callback: client.Callback, host: str, settings: Settings) -> bool:
+def verify(
+    store: SubscriptionStore,
+    intent: Intent,
+    callback: client.Callback,
+    host: str,
+    settings: Settings,
+) -> bool:
     """Ask the callback to echo a challenge; only an exact echo changes the store."""
     challenge = secrets.token_urlsafe(32)
     params = {"hub.mode": intent.mode, "hub.topic": intent.topic, "hub.challenge": challenge}
@@ -166,7 +178,6 @@ def verify(intent: Intent, callback: client.Callback, host: str, settings: Setti
     if not 200 <= reply.status < 300 or reply.body != challenge.encode():
         log.info("not verified: %s %s answered %d", intent.mode, intent.callback, reply.status)
         return False
-    store = open_store(settings)
     if intent.mode == "unsubscribe":
         store.remove(intent.callback, intent.topic)
         log.info("unsubscribed %s from %s", intent.callback, intent.topic)

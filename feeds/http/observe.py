@@ -20,7 +20,7 @@ from typing import Any
 
 from prometheus_client import multiprocess
 
-from feeds.cache import TIER
+from feeds.cache.tiers import TIER
 from feeds.http.fastpath import STATUS_LINES, StartResponse, WSGIApp
 from feeds.http.responses import Answer
 from feeds.metrics import MULTIPROC_ENV, STATS_SKIPPED, Requests
@@ -255,11 +255,8 @@ def _through(
     return _Counted(body, lambda size: observer.done(environ, status[0], size, started, TIER.get()))
 
 
-def start_flusher(app: Any) -> Flusher | None:
-    """This worker's flush loop (gunicorn's post_worker_init); None for another app."""
-    observer = getattr(app, "extensions", {}).get("feeds.observer")
-    if observer is None:
-        return None
+def start_flusher(observer: Observer) -> Flusher:
+    """This worker's flush loop (gunicorn's post_worker_init)."""
     flusher = Flusher(observer)
     flusher.thread.start()
     return flusher

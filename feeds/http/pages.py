@@ -15,8 +15,10 @@ from pathlib import Path
 from flask import Blueprint, Response, render_template, request
 from werkzeug.exceptions import BadRequest, NotFound
 
-from feeds.cache import Rendered, cache_key, prepare
-from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.cache.identity import cache_key
+from feeds.cache.rendered import Rendered, prepare
+from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
+from feeds.http.served import current_site
 from feeds.publish import listing
 from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing
@@ -77,7 +79,7 @@ def directory() -> Response:
     # A search (`?q=`) is cached by its normalised words, by this worker only: clients
     # choose those keys without bound, and a search is cheap to render again elsewhere.
     key = page_key(site, "directory", origin, query)
-    return send(site, site.cache.get_or_render(key, render, shared=not query))
+    return send(site.cache.get_or_render(key, render, shared=not query))
 
 
 @blueprint.route("/<any(topics, providers):kind>/<slug>")
@@ -104,7 +106,7 @@ def feed_page(kind: str, slug: str) -> Response:
         return prepare(html.encode("utf-8"), modified, HTML, site.cache_control)
 
     key = page_key(site, "page", kind, slug, origin, str(limit))
-    return send(site, site.cache.get_or_render(key, render))
+    return send(site.cache.get_or_render(key, render))
 
 
 @blueprint.route("/feeds.opml", methods=FEED_METHODS)
@@ -123,7 +125,7 @@ def opml_export() -> Response:
         body = opml.build(feeds, origin, extension, title, _newest(site))
         return prepare(body, _newest(site), OPML_TYPE, site.cache_control)
 
-    return send(site, site.cache.get_or_render(page_key(site, "opml", origin, extension), render))
+    return send(site.cache.get_or_render(page_key(site, "opml", origin, extension), render))
 
 
 @blueprint.route(f"/<any({', '.join(ASSETS)}):name>", methods=FEED_METHODS)
@@ -146,7 +148,7 @@ def asset(name: str) -> Response:
         )
         return prepare(body, modified, ASSETS[name], site.cache_control)
 
-    return send(site, site.cache.get_or_render(page_key(site, "asset", name), render))
+    return send(site.cache.get_or_render(page_key(site, "asset", name), render))
 
 
 def _choices(feeds: list[Listing]) -> dict[str, list[tuple[str, str]]]:

@@ -1,7 +1,7 @@
 """The status, headers and body for a rendered feed, given the request's WSGI environ.
 
-Kept free of Flask so the same function serves the Flask view and the WSGI fast path:
-one place decides encodings, validators, 304s and cache headers.
+Kept free of Flask so the Flask view and the WSGI fast path answer alike: one place
+(`Answers`) decides encodings, validators, 304s and cache headers.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from functools import lru_cache
 
 from werkzeug.http import http_date, is_resource_modified, parse_accept_header
 
-from feeds.cache import Rendered
+from feeds.cache.rendered import Rendered
 
 CORS_HEADERS = (
     ("Access-Control-Allow-Origin", "*"),
@@ -63,28 +63,42 @@ def choose_encoding(accept_encoding: str) -> str:
     return best
 
 
-def feed_answer(rendered: Rendered, environ: dict) -> Answer:
-    """200 with the best encoding, or 304 when the client's validators still match.
+class Answers:
+    """A rendered document's answers: 200 with the best encoding, or 304 when the client's
+    validators still match.
 
     Every client gets the same representation whatever its `Accept`, so only the coding
     varies and a cache keeps one copy per URL and coding; a coding's body is compressed
     the first time a client asks for it (`Rendered.encoded`). This runs for every cached
     request, so both answers of each coding (200 and 304, headers included) are built once
-    per rendered document and handed out as they are, and the common revalidation (the
-    exact ETag we sent last time) is matched without parsing.
+    and handed out as they are, and the common revalidation (the exact ETag we sent last
+    time) is matched without parsing. The fast path keeps these, not the bare document.
     """
-    encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
-    variant = rendered.variants.get(encoding)
-    if variant is None:
-        variant = rendered.variants[encoding] = _variant(rendered, encoding)
-    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-    if if_none_match is None and "HTTP_IF_MODIFIED_SINCE" not in environ:
+
+    __slots__ = ("_variants", "rendered")
+
+    def __init__(self, rendered: Rendered) -> None:
+        self.rendered = rendered
+        self._variants: dict[str, Variant] = {}
+
+    @property
+    def size(self) -> int:
+        """As the document's (`LocalLRU`'s bound): the answers share its bytes."""
+        return self.rendered.size
+
+    def answer(self, environ: dict) -> Answer:
+        encoding = choose_encoding(environ.get("HTTP_ACCEPT_ENCODING", ""))
+        variant = self._variants.get(encoding)
+        if variant is None:
+            variant = self._variants[encoding] = _variant(self.rendered, encoding)
+        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+        if if_none_match is None and "HTTP_IF_MODIFIED_SINCE" not in environ:
+            return variant.ok
+        if if_none_match == variant.quoted_etag or not is_resource_modified(
+            environ, etag=variant.etag, last_modified=self.rendered.last_modified
+        ):
+            return variant.not_modified
         return variant.ok
-    if if_none_match == variant.quoted_etag or not is_resource_modified(
-        environ, etag=variant.etag, last_modified=rendered.last_modified
-    ):
-        return variant.not_modified
-    return variant.ok
 
 
 @dataclass(frozen=True, slots=True)

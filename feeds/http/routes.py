@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
-from feeds.cache import COMPRESSIONS, Rendered
-from feeds.http.responses import CORS_HEADERS, feed_answer
+from feeds.cache.rendered import COMPRESSIONS, Rendered
+from feeds.http.responses import CORS_HEADERS
+from feeds.http.served import current, current_site
 from feeds.index.indexer import write_problem
 from feeds.index.reader import NotReady
 from feeds.publish.selection import UnknownFeed
@@ -22,10 +23,6 @@ blueprint = Blueprint("feeds", __name__)
 FEED_METHODS = ["GET", "HEAD", "OPTIONS"]
 _LIMIT = re.compile(r"[0-9]{1,7}")
 RETRY_AFTER_SECONDS = 5
-
-
-def current_site() -> Site:
-    return current_app.extensions["feeds"]
 
 
 @blueprint.before_app_request
@@ -58,20 +55,19 @@ def feed(rest: str) -> Response:
         selection = site.selection(address.kind, address.slug)
         if address.page is None:
             limit = parse_limit(site.settings.default_items, site.settings.max_items)
-            return send(site, site.feed(selection, address.extension, limit, base_url(site)))
+            return send(site.feed(selection, address.extension, limit, base_url(site)))
         if "limit" in request.args:
             raise BadRequest("archive pages have a fixed size; limit does not apply")
         page = site.archive_page(selection, address.extension, address.page, base_url(site))
-        return send(site, page)
+        return send(page)
     except UnknownFeed as unknown:
         raise NotFound(f"{unknown}; see / for every feed") from None
 
 
-def send(site: Site, rendered: Rendered, remember: bool = True) -> Response:
+def send(rendered: Rendered) -> Response:
     """Answer with a rendered document, and let the fast path answer the same request next."""
-    if remember:
-        current_app.extensions["feeds.fast_path"].remember(request.environ, rendered)
-    answer = feed_answer(rendered, request.environ)
+    answers = current().fast_path.remember(request.environ, rendered)
+    answer = answers.answer(request.environ)
     return Response(answer.body, answer.status, answer.headers)
 
 
@@ -132,7 +128,7 @@ def healthz() -> Response:
                 "renders_in_flight": site.cache.gate.in_flight,
                 "compressions": dict(COMPRESSIONS),
                 "entries": len(site.cache.local),
-                "fast_path_entries": len(current_app.extensions["feeds.fast_path"].answers()),
+                "fast_path_entries": len(current().fast_path.answers()),
             },
         )
     response.headers["Cache-Control"] = "no-store"

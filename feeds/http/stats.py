@@ -14,17 +14,15 @@ import hmac
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from werkzeug.exceptions import NotFound
 
 from feeds import metrics
 from feeds.http.edge import is_loopback_address, is_loopback_host
-from feeds.http.routes import current_site
+from feeds.http.served import current, current_site
 from feeds.stats.recorder import RETRY_AFTER_SECONDS, Recorder
 from feeds.stats.subscribers import HISTORY_DAYS, FeedStats, StoreUnavailable
-from feeds.websub.store import STORE_ERRORS as WEBSUB_STORE_ERRORS
-from feeds.websub.store import Store as WebsubStore
-from feeds.websub.store import open_store as open_websub_store
+from feeds.stores import STORE_ERRORS
 
 blueprint = Blueprint("stats", __name__, template_folder="templates")
 
@@ -39,17 +37,7 @@ CHART_WIDTH, CHART_HEIGHT = 270, 48
 
 
 def recorder() -> Recorder:
-    return current_app.extensions["feeds.recorder"]
-
-
-def websub_store() -> WebsubStore:
-    """One per worker, opened at its first scrape (after the fork): a client per scrape
-    left a connection pool behind each time."""
-    store = current_app.extensions.get("feeds.stats.websub_store")
-    if store is None:
-        store = open_websub_store(current_site().settings)
-        current_app.extensions["feeds.stats.websub_store"] = store
-    return store
+    return current().runtime.recorder
 
 
 def allowed(environ: dict, token: str) -> bool:
@@ -88,9 +76,7 @@ def store_unavailable(_: StoreUnavailable) -> Response:
 
 @blueprint.route("/metrics")
 def prometheus_metrics() -> Response:
-    observer = current_app.extensions.get("feeds.observer")
-    if observer is not None:  # this worker's last counts; the others' are at most 1 s old
-        observer.requests.flush()
+    current().observer.requests.flush()  # this worker's last counts; others' are at most 1 s old
     body = metrics.exposition(scrape_values)
     return Response(body, 200, content_type=metrics.CONTENT_TYPE)
 
@@ -100,8 +86,8 @@ def scrape_values() -> dict:
     values: dict = metrics.index_values(site)
     values["subscribers"] = {s.path: s.subscribers for s in recorder().report()}
     try:
-        values["feeds_websub_subscriptions"] = websub_store().count()
-    except WEBSUB_STORE_ERRORS:
+        values["feeds_websub_subscriptions"] = current().runtime.hub.get().count()
+    except STORE_ERRORS:
         raise StoreUnavailable from None
     return values
 

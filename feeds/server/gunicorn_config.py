@@ -47,6 +47,7 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from feeds.app import BACKGROUND_INDEX_ENV  # noqa: E402
 from feeds.http.observe import start_flusher, worker_gone  # noqa: E402
+from feeds.http.served import served_by  # noqa: E402
 from feeds.server.gunicorn_logger import ACCESS_LOG_FORMAT, Logger  # noqa: E402
 from feeds.server.supervisor import Indexer  # noqa: E402
 from feeds.settings import load_settings  # noqa: E402
@@ -105,8 +106,11 @@ def on_exit(server):
 
 def post_worker_init(worker):
     """Each worker takes part in delivering WebSub pushes, and writes its counts."""
-    worker.websub_loop = delivery.start(worker.wsgi)
-    worker.stats_flusher = start_flusher(worker.wsgi)
+    served = served_by(worker.wsgi)
+    if served is not None:
+        runtime = served.runtime
+        worker.websub_loop = delivery.start(runtime.settings, runtime.hub.get)
+        worker.stats_flusher = start_flusher(served.observer)
 
 
 def worker_exit(server, worker):

@@ -15,21 +15,20 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 
-from feeds.settings import Settings
 from feeds.sqlite import UntrustedDatabase
 from feeds.stats.agents import AGGREGATOR, DIRECT, classify
 from feeds.stats.subscribers import (
     DAY,
     HOUR,
-    STORE_ERRORS,
     Batch,
+    CountStore,
     FeedStats,
-    Store,
     StoreUnavailable,
     hashed,
-    open_store,
 )
+from feeds.stores import STORE_ERRORS
 
 log = logging.getLogger("feeds.stats.recorder")
 
@@ -42,9 +41,8 @@ SKIP_LOG_SECONDS = 60.0
 class Recorder:
     """One process's notes since the last flush, the flushes, and the pages' report."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._store: Store | None = None
+    def __init__(self, store: Callable[[], CountStore]) -> None:
+        self._store = store  # this process's, opened on first use (`feeds.runtime`)
         self._batch = Batch()
         self._keys: dict[int, bytes] = {}
         self._failed_at: float | None = None  # monotonic time of the last failure
@@ -71,10 +69,8 @@ class Recorder:
         return agent.kind
 
     @property
-    def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.settings)
-        return self._store
+    def store(self) -> CountStore:
+        return self._store()
 
     def flush(self) -> None:
         """Write what was noted; a store that fails loses this batch, logged once a spell."""

@@ -35,16 +35,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from feeds.settings import Settings, deployment_key, writable_data_directory
-from feeds.sqlite import SqliteFile
+from feeds.settings import Settings
 from feeds.stats.agents import MAX_REPORTED
+from feeds.stores import DeploymentFile, DeploymentKeys, open_store
 
 log = logging.getLogger("feeds.stats.subscribers")
 
@@ -53,8 +50,6 @@ DAY = 86_400
 WINDOW_HOURS = 24
 HISTORY_DAYS = 90
 SQLITE_BUSY_SECONDS = 1.0  # a write takes milliseconds and blocks the worker while it waits
-REDIS_TIMEOUT_SECONDS = 0.5  # one try, no retry: a page answers 503 within about a second
-STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, redis.RedisError, OSError)
 
 MAX_AGENTS_PER_ADDRESS = 4  # direct readers (User-Agents) one address adds to a feed
 MAX_REPORT_SOURCES = 64  # addresses whose reports a feed keeps per day
@@ -107,7 +102,7 @@ class Batch:
         return len(self.reports) + len(self.polls) >= MAX_BATCH_NOTES
 
 
-class Store(Protocol):
+class CountStore(Protocol):
     def day_key(self, day: int) -> bytes: ...
     def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]: ...
     def save_history(self, counts: dict[str, int], day: int) -> None: ...
@@ -277,10 +272,13 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class SqliteStore(SqliteFile):
-    """One file per deployment in the data directory; a connection per operation (forks,
-    greenlets). Every table is bounded by the limits per feed and day, and pruned."""
+class SqliteCountStore(DeploymentFile):
+    """One file per deployment in the data directory (it outlives index rebuilds); a
+    connection per operation (forks, greenlets). Every table is bounded by the limits per
+    feed and day, and pruned."""
 
+    stem = "stats"
+    purpose = "subscriber counts"
     schema = _SCHEMA
     earlier = (_SCHEMA_BEFORE_LIMITS,)
     busy_seconds = SQLITE_BUSY_SECONDS
@@ -442,23 +440,19 @@ return ''
 """
 
 
-class RedisStore:
+class RedisCountStore(DeploymentKeys):
     """The same counts in Redis, shared by every host, under the deployment's own prefix:
     per feed and key day a hash of reports by address and a hash of addresses with their
     agents' tags, a HyperLogLog of poller hashes per feed, key day and hour (PFCOUNT of 24
     of them is the union), history in a hash per feed. Every key expires."""
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.client = redis.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-            retry=Retry(NoBackoff(), 0),
-        )
+    namespace = "stats:"
+
+    def __init__(self, client: redis.Redis, deployment: str) -> None:
+        super().__init__(client, deployment)
         self._add_poller = self.client.register_script(_ADD_POLLER)
         self._set_report = self.client.register_script(_SET_REPORT)
-        self.prefix = prefix
-        self.feeds = prefix + "feeds"
+        self.feeds = self.prefix + "feeds"
 
     def day_key(self, day: int) -> bytes:
         name = f"{self.prefix}key:{day}"
@@ -553,7 +547,7 @@ def _expiry(key_day: int) -> int:
 
 
 def _parsed_reports(stored: dict[bytes, bytes]) -> list[tuple[bytes, Reported]]:
-    """The reports hash as written by `RedisStore.write`; anything else is skipped."""
+    """The reports hash as written by `RedisCountStore.write`; anything else is skipped."""
     found = []
     for source, value in stored.items():
         try:
@@ -573,15 +567,7 @@ def _days(stored: dict[bytes, bytes]) -> dict[int, int]:
     return days
 
 
-def open_store(settings: Settings) -> Store:
-    """Redis when the cache is shared by hosts, else a SQLite file in the data directory."""
-    if settings.cache_type == "redis":
-        return RedisStore(settings.cache_redis_url, deployment_key(settings) + "stats:")
-    return SqliteStore(default_db_path(settings))
-
-
-def default_db_path(settings: Settings) -> Path:
-    """One file per deployment (by default: per corpus directory) in the data directory:
-    it outlives index rebuilds, and two deployments on one host never share it."""
-    name = f"stats-{deployment_key(settings).split(':')[1]}.sqlite3"
-    return writable_data_directory(settings, "subscriber counts") / name
+def open_counts(settings: Settings, client: Callable[[], redis.Redis]) -> CountStore:
+    """The store `FEEDS_STATS_STORE` names: Redis shared by hosts, or this host's SQLite file."""
+    in_sqlite: Callable[[Settings], CountStore] = SqliteCountStore.for_deployment
+    return open_store(settings.store_kinds.stats, settings, client, in_sqlite, RedisCountStore)

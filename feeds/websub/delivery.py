@@ -16,17 +16,17 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from functools import lru_cache
-from typing import Any
 
 from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.settings import Settings
 from feeds.site import Site
+from feeds.stores import STORE_ERRORS, redis_for
 from feeds.websub import client
 from feeds.websub.moves import Moves, changed_filters
-from feeds.websub.store import STORE_ERRORS, Claim, Content, Store, open_store
+from feeds.websub.store import Claim, Content, SubscriptionStore, open_subscriptions
 from feeds.websub.topics import (
     UnknownTopic,
     custom_filter,
@@ -49,8 +49,9 @@ STOP_WAIT_SECONDS = 3.0
 class Loop:
     """One worker's delivery loop, and the deliveries it has under way."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, hub: Callable[[], SubscriptionStore]) -> None:
         self.settings = settings
+        self.hub = hub
         self.stopping = threading.Event()
         self.in_flight: set[threading.Thread] = set()
         self.hosts = client.HostSlots(PER_HOST, MAX_IN_FLIGHT)
@@ -75,12 +76,14 @@ def notify(
     slug) of each fixed feed the change sealed, `moves` the articles it added and
     withdrew, which are matched against the subscribed custom filters in memory; only the
     filters they may touch are queried, and only those whose document changed rendered.
+    The indexer has no runtime (`feeds.server.follow` builds a bare site), so the store is
+    opened here, once per change.
     """
     if site.settings.websub_hub_url or not (
         fixed or moves.arrived or moves.left or moves.everything
     ):
         return 0
-    store = open_store(site.settings)
+    store = open_subscriptions(site.settings, redis_for(site.settings).get)
     now = time.time()
     addressed: list[tuple[str, str, tuple[str, str]]] = []  # topic, base, (kind, slug)
     foreign = 0
@@ -133,13 +136,12 @@ def _custom_filter(query: str) -> Filter | None:
         return None
 
 
-def start(app: Any) -> Loop | None:
-    """Start this worker's delivery loop (a greenlet under gevent's patched threading)."""
-    site = getattr(app, "extensions", {}).get("feeds")
-    if site is None or site.settings.websub_hub_url:
-        return None  # not our app (the benchmark's baseline), or an external hub
-    settings = site.settings
-    if settings.cache_type == "redis" and not (
+def start(settings: Settings, hub: Callable[[], SubscriptionStore]) -> Loop | None:
+    """Start this worker's delivery loop (a greenlet under gevent's patched threading) on
+    the runtime's hub store; None with an external hub."""
+    if settings.websub_hub_url:
+        return None
+    if settings.store_kinds.hub == "redis" and not (
         settings.base_url or str(settings.deployment).strip()
     ):
         log.warning(
@@ -147,7 +149,7 @@ def start(app: Any) -> Loop | None:
             " corpus path; another deployment with that path would share them: set"
             " FEEDS_BASE_URL or FEEDS_DEPLOYMENT"
         )
-    loop = Loop(settings)
+    loop = Loop(settings, hub)
     loop.thread.start()
     return loop
 
@@ -155,13 +157,12 @@ def start(app: Any) -> Loop | None:
 def run(loop: Loop) -> None:
     """Claim and deliver until stopped; a store that fails is retried, logged once."""
     slots = threading.BoundedSemaphore(MAX_IN_FLIGHT)
-    store: Store | None = None
     next_purge = 0.0
     failing = False
     hold = loop.settings.websub_timeout_seconds + CLAIM_MARGIN_SECONDS
     while not loop.stopping.is_set():
         try:
-            store = store or open_store(loop.settings)
+            store = loop.hub()
             now = time.time()
             if now >= next_purge:
                 store.purge(now)
@@ -181,12 +182,11 @@ def run(loop: Loop) -> None:
             if not failing:
                 log.exception("websub store failed; retrying")
             failing = True
-            store = None
         loop.stopping.wait(POLL_SECONDS)
 
 
 def _deliver_then_release(
-    loop: Loop, store: Store, claim: Claim, slots: threading.BoundedSemaphore
+    loop: Loop, store: SubscriptionStore, claim: Claim, slots: threading.BoundedSemaphore
 ) -> None:
     try:
         deliver(store, claim, loop.settings, loop.hosts)
@@ -208,7 +208,9 @@ def backoff(base: float, failures: int) -> float:
     return base * 2 ** (failures - 1)
 
 
-def deliver(store: Store, claim: Claim, settings: Settings, hosts: client.HostSlots) -> bool:
+def deliver(
+    store: SubscriptionStore, claim: Claim, settings: Settings, hosts: client.HostSlots
+) -> bool:
     """One attempt; 2xx is done, anything else is retried later or, at last, dropped.
     When the callback's host already has its share of deliveries under way, the attempt
     waits DEFER_SECONDS in the store, uncounted."""
@@ -257,7 +259,7 @@ def deliver(store: Store, claim: Claim, settings: Settings, hosts: client.HostSl
     return True
 
 
-def failed(store: Store, claim: Claim, settings: Settings, outcome: str) -> bool:
+def failed(store: SubscriptionStore, claim: Claim, settings: Settings, outcome: str) -> bool:
     """Retry a failed attempt after a backoff, or drop the subscription after too many."""
     failures = claim.attempts + 1
     dropped = failures >= settings.websub_max_attempts

@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,17 +28,12 @@ from typing import Protocol
 import redis
 from redis.typing import EncodableT, FieldT
 
-from feeds.settings import Settings, deployment_key, writable_data_directory
-from feeds.sqlite import SqliteFile
+from feeds.settings import Settings
+from feeds.stores import DeploymentFile, DeploymentKeys, open_store
 
-REDIS_NAMESPACE = "websub:"  # after the deployment's key: feeds:<16 hex>:websub:
-REDIS_TIMEOUT_SECONDS = 2.0
 SQLITE_BUSY_SECONDS = 1.0  # writes take milliseconds; a longer lock is an outage
 MAX_FIELD_CHARS = 4096  # a callback, topic, secret, media type or Link header read back
 MAX_SKIPS = 100  # malformed deliveries one claim drops before it gives up until the next poll
-
-# What a store that is down, locked or read-only raises: the hub answers 503 to these.
-STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, redis.RedisError, OSError)
 
 log = logging.getLogger("feeds.websub")
 
@@ -108,7 +104,7 @@ class Claim:
     content: Content | None  # None if it was purged meanwhile
 
 
-class Store(Protocol):
+class SubscriptionStore(Protocol):
     def check_writable(self) -> None: ...
     def get(self, callback: str, topic: str) -> Subscription | None: ...
     def refusal(self, callback: str, topic: str, host: str, limits: Limits) -> str | None: ...
@@ -124,34 +120,10 @@ class Store(Protocol):
     def purge(self, now: float) -> int: ...
 
 
-def open_store(settings: Settings) -> Store:
-    """Redis when the cache is shared by hosts, else the SQLite file of this host; either
-    way this deployment's own (see `feeds.settings.deployment_key`)."""
-    if settings.cache_type == "redis":
-        return RedisStore(settings.cache_redis_url, redis_prefix(settings))
-    return SqliteStore(Path(settings.websub_db or default_db_path(settings)))
-
-
-def redis_prefix(settings: Settings) -> str:
-    return deployment_key(settings) + REDIS_NAMESPACE
-
-
-def default_db_path(settings: Settings) -> Path:
-    """One file per deployment in the data directory (else in a temp dir): servers of one
-    deployment on one host share subscriptions, others (staging beside production on one
-    corpus) never do.
-
-    Unnamed deployments keep the file they had (its name was the corpus path's hash, as
-    their key is); a named one starts from a copy of that file, whose topics of other
-    origins are never pushed and expire.
-    """
-    directory = writable_data_directory(settings, "websub subscriptions")
-    path = directory / f"websub-{deployment_key(settings).split(':')[1]}.sqlite3"
-    corpus = os.fsencode(os.path.realpath(settings.corpus_dir))
-    earlier = directory / f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3"
-    if not path.exists() and earlier.is_file():
-        _copy(earlier, path)
-    return path
+def open_subscriptions(settings: Settings, client: Callable[[], redis.Redis]) -> SubscriptionStore:
+    """The store `FEEDS_HUB_STORE` names: Redis shared by hosts, or this host's SQLite file."""
+    in_sqlite: Callable[[Settings], SubscriptionStore] = SqliteSubscriptionStore.for_deployment
+    return open_store(settings.store_kinds.hub, settings, client, in_sqlite, RedisSubscriptionStore)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -255,12 +227,32 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 _ADD_HOST = "ALTER TABLE subscriptions ADD COLUMN host TEXT NOT NULL DEFAULT '';"
 
 
-class SqliteStore(SqliteFile):
+class SqliteSubscriptionStore(DeploymentFile):
     """A connection per operation: nothing is shared across forks, threads or greenlets."""
 
+    stem = "websub"
+    purpose = "websub subscriptions"
     schema = _SCHEMA
     earlier = (_SUBSCRIPTIONS_WITHOUT_HOST, _SUBSCRIPTIONS_WITHOUT_HOST + _ADD_HOST)
     busy_seconds = SQLITE_BUSY_SECONDS
+
+    @classmethod
+    def path_for(cls, settings: Settings) -> Path:
+        """`FEEDS_WEBSUB_DB`, else the deployment's file: servers of one deployment on one
+        host share subscriptions, others (staging beside production on one corpus) never do.
+
+        Unnamed deployments keep the file they had (its name was the corpus path's hash, as
+        their key is); a named one starts from a copy of that file, whose topics of other
+        origins are never pushed and expire.
+        """
+        if settings.websub_db:
+            return Path(settings.websub_db)
+        path = super().path_for(settings)
+        corpus = os.fsencode(os.path.realpath(settings.corpus_dir))
+        earlier = path.with_name(f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3")
+        if not path.exists() and earlier.is_file():
+            _copy(earlier, path)
+        return path
 
     def migrate(self, db: sqlite3.Connection) -> None:
         columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
@@ -487,7 +479,7 @@ return 1
 """
 
 
-class RedisStore:
+class RedisSubscriptionStore(DeploymentKeys):
     """The same store in Redis, for hosts that share FEEDS_CACHE_REDIS_URL.
 
     Keys, all under the deployment's prefix (`feeds:<16 hex>:websub:`, so deployments that
@@ -497,18 +489,17 @@ class RedisStore:
     completion are Lua scripts, so they are atomic across hosts.
     """
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self.prefix = prefix
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
-        )
+    namespace = "websub:"
+
+    def __init__(self, client: redis.Redis, deployment: str) -> None:
+        super().__init__(client, deployment)
         self._put = self.client.register_script(_PUT)
         self._counts = self.client.register_script(_COUNTS)
         self._enqueue = self.client.register_script(_ENQUEUE)
         self._claim = self.client.register_script(_CLAIM)
         self._finish = self.client.register_script(_FINISH)
-        self.subs, self.due = prefix + "subs", prefix + "due"
-        self.queued = prefix + "queued"
+        self.subs, self.due = self.prefix + "subs", self.prefix + "due"
+        self.queued = self.prefix + "queued"
 
     def _delivery(self, sid: str) -> str:
         return f"{self.prefix}delivery:{sid}"

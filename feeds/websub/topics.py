@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
-from feeds.cache import Rendered
+from feeds.cache.rendered import Rendered
 from feeds.index.search import Filter
 from feeds.publish.custom import BadFilter, canonical_query, parse_filter
 from feeds.publish.selection import UnknownFeed
