@@ -205,7 +205,7 @@ def open_index(target: Target, rebuild: bool = False) -> sqlite3.Connection:
             db = _beside_damaged(target, path, error)
     else:
         db = open_writer(path, expected)
-    writing = _file_of(db)
+    writing = file_of(db)
     if is_live(db) and writing != served:
         _switch(target, writing)  # complete, but a crash came before the switch
     retention.prune(target.path, target.root, keep=_kept(target, writing))
@@ -339,7 +339,7 @@ def reconcile(
         _finish_build(db, target, changes)
     # Workers read the new index from the switch on: the others can go now (and those
     # another server was writing at the last pass, once it is gone).
-    retention.prune(target.path, target.root, keep=_kept(target, _file_of(db)))
+    retention.prune(target.path, target.root, keep=_kept(target, file_of(db)))
     changes.seconds = time.perf_counter() - started
     log.info(
         "indexed %s: %d files, %d parsed, %d removed in %.2fs",
@@ -419,7 +419,7 @@ def _oversized(db: sqlite3.Connection, page_size: int) -> bool:
 def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> None:
     """A whole build becomes the served index: with the served one's history when there
     is one (after a second walk takes what changed during the first), else paged by date."""
-    own = _file_of(db)
+    own = file_of(db)
     source = served_file(target)
     now = int(time.time())
     if source is not None and source.resolve() != own.resolve():
@@ -450,7 +450,7 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
     _switch(target, own)
 
 
-def _file_of(db: sqlite3.Connection) -> Path:
+def file_of(db: sqlite3.Connection) -> Path:
     """The file the connection writes (its `main` database)."""
     return Path(next(row[2] for row in db.execute("PRAGMA database_list") if row[1] == "main"))
 

@@ -32,6 +32,7 @@ from feeds.index.indexer import (
     apply,
     check_writable,
     due_paths,
+    file_of,
     is_live,
     open_index,
     open_served,
@@ -41,8 +42,8 @@ from feeds.index.indexer import (
 )
 from feeds.index.watch import Watcher
 from feeds.index.watch import start as start_watching
+from feeds.runtime import Runtime
 from feeds.settings import Settings
-from feeds.site import load_site
 from feeds.websub.delivery import notify
 from feeds.websub.moves import Moves, note_moves, take_moves
 
@@ -149,7 +150,7 @@ def _write(
     failures: _Failures,
 ) -> None:
     index = _Index(target)
-    site = load_site(settings)
+    runtime = Runtime(settings)
     follower = _Follower(target, settings)
     try:
 
@@ -159,7 +160,7 @@ def _write(
             db = index.current
             due = due_paths(db, time.time_ns() // 1000)
             if (paths or due) and not update_and_push(
-                db, site, partial(apply, db, target, paths, due), failures
+                db, runtime, partial(apply, db, target, paths, due), failures
             ):
                 follower.rescan_in(failures.pause)  # the paths are spent: a rescan finds them
 
@@ -173,14 +174,14 @@ def _write(
                 index.rebuild(target)
             if index.building is not None:
                 signals.reconcile = False  # a build walks the whole directory
-                if _build(index, site, target, progress, meanwhile, failures=failures):
+                if _build(index, runtime, target, progress, meanwhile, failures=failures):
                     follower.reconciled()
                 else:
                     follower.rescan_in(failures.pause)
             elif signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
                 walk = partial(reconcile, index.current, target, progress, meanwhile=meanwhile)
-                if update_and_push(index.current, site, walk, failures):
+                if update_and_push(index.current, runtime, walk, failures):
                     follower.reconciled()
                 else:
                     follower.rescan_in(failures.pause)
@@ -240,7 +241,7 @@ def _rebuild_asked(target: Target) -> bool:
 
 def _build(
     index: _Index,
-    site: Any,
+    runtime: Runtime,
     target: Target,
     progress: Progress | None,
     meanwhile: Callable[[], None],
@@ -252,14 +253,11 @@ def _build(
     try:
         changes = reconcile(index.building, target, progress, meanwhile=meanwhile)
     except (OSError, sqlite3.Error) as error:
-        failures.failed(_failure(index.building, site, error))
+        failures.failed(_failure(index.building, error))
         return False
     failures.succeeded()
     db = index.switched()
-    try:
-        notify(site, db, changes.feeds, Moves(everything=bool(changes.feeds)))
-    except Exception:  # pushes must never stop indexing
-        log.exception("websub: could not queue deliveries")
+    _push(runtime, db, changes, lambda: Moves(everything=bool(changes.feeds)))
     return True
 
 
@@ -315,7 +313,7 @@ class _Follower:
 
 
 def update_and_push(
-    db: sqlite3.Connection, site: Any, change: Callable[[], Changes], failures: _Failures
+    db: sqlite3.Connection, runtime: Runtime, change: Callable[[], Changes], failures: _Failures
 ) -> Changes | None:
     """Apply one change to the index and commit it, so it is served; only then push every
     feed it changed: the fixed feeds its commits sealed, and each subscribed custom feed
@@ -324,19 +322,26 @@ def update_and_push(
     try:
         changes = change()
     except (OSError, sqlite3.Error) as error:
-        failures.failed(_failure(db, site, error))
+        failures.failed(_failure(db, error))
         return None
     failures.succeeded()
-    try:
-        notify(site, db, changes.feeds, take_moves(db))
-    except Exception:  # pushes must never stop indexing
-        log.exception("websub: could not queue deliveries")
+    _push(runtime, db, changes, partial(take_moves, db))
     return changes
 
 
-def _failure(db: sqlite3.Connection, site: Any, error: BaseException) -> str:
+def _push(
+    runtime: Runtime, db: sqlite3.Connection, changes: Changes, moves: Callable[[], Moves]
+) -> None:
+    """Queue the pushes of a committed change; they must never stop indexing."""
+    try:
+        notify(runtime.site, runtime.hub.get(), db, changes.feeds, moves())
+    except Exception:
+        log.exception("websub: could not queue deliveries")
+
+
+def _failure(db: sqlite3.Connection, error: BaseException) -> str:
     """One line: what failed, which file, and what readers get meanwhile."""
-    problem = write_failure(site.reader.path, error)
+    problem = write_failure(file_of(db), error)
     if is_live(db):
         return f"indexing failed: {problem}; still serving the last complete index"
     return f"indexing failed: {problem}; no complete index yet, feeds answer 503"

@@ -23,10 +23,10 @@ from feeds.index.search import Filter
 from feeds.metrics import WEBSUB_DELIVERIES
 from feeds.settings import Settings
 from feeds.site import Site
-from feeds.stores import STORE_ERRORS, redis_for
+from feeds.stores import STORE_ERRORS
 from feeds.websub import client
 from feeds.websub.moves import Moves, changed_filters
-from feeds.websub.store import Claim, Content, SubscriptionStore, open_subscriptions
+from feeds.websub.store import Claim, Content, SubscriptionStore
 from feeds.websub.topics import (
     UnknownTopic,
     custom_filter,
@@ -68,7 +68,11 @@ class Loop:
 
 
 def notify(
-    site: Site, db: sqlite3.Connection, fixed: Collection[tuple[str, str]], moves: Moves
+    site: Site,
+    store: SubscriptionStore,
+    db: sqlite3.Connection,
+    fixed: Collection[tuple[str, str]],
+    moves: Moves,
 ) -> int:
     """Enqueue the current document of every subscribed topic whose document changed.
 
@@ -76,14 +80,11 @@ def notify(
     slug) of each fixed feed the change sealed, `moves` the articles it added and
     withdrew, which are matched against the subscribed custom filters in memory; only the
     filters they may touch are queried, and only those whose document changed rendered.
-    The indexer has no runtime (`feeds.server.follow` builds a bare site), so the store is
-    opened here, once per change.
     """
     if site.settings.websub_hub_url or not (
         fixed or moves.arrived or moves.left or moves.everything
     ):
         return 0
-    store = open_subscriptions(site.settings, redis_for(site.settings).get)
     now = time.time()
     addressed: list[tuple[str, str, tuple[str, str]]] = []  # topic, base, (kind, slug)
     foreign = 0
