@@ -1,9 +1,9 @@
 """The corpus stage: document files to typed `Article`s or `Skip`s with a reason.
 
-`files` finds and safely reads files, `frontmatter` turns bytes into a bounded mapping,
-`fields` turns the mapping into an article, `normalize` cleans each value, `load` runs
-them over one file or a directory, and `outcome` holds what they give. `generate` writes
-realistic corpora for tests and benchmarks. It knows nothing of the index or of HTTP.
+`files` finds and safely reads files, `frontmatter` turns bytes into a bounded mapping
+(`nesting` bounds its depth), `fields` turns the mapping into an article, `normalize`
+cleans each value, `load` runs them over one file or a directory, and `outcome` holds what
+they give. It knows nothing of the index or of HTTP.
 """
 
 from feeds.corpus.fields import to_parsed
