@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from feeds.corpus import LoadOptions, load_corpus, scan
+from feeds.corpus import LoadOptions, Skip, load_corpus, read_document, scan
 from tests.support import SEEDS, document
 
 
@@ -283,6 +283,18 @@ def test_an_unreadable_directory_is_reported_not_dropped() -> None:
             locked.chmod(0o755)
     assert loaded == 1
     assert skipped == [("locked/", "unreadable directory: Permission denied")]
+
+
+def test_an_unlisted_folder_reads_as_the_skip_scan_gave(tmp_path: Path) -> None:
+    """The index reads a folder's label in its parsing processes: the same reason as `scan`."""
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text(document())
+    (listed,) = scan(not_a_folder)
+    assert listed == Skip("./", "unreadable directory: Not a directory")
+    assert read_document(not_a_folder, "./", LoadOptions()) == listed
+    assert read_document(tmp_path, "file.txt/", LoadOptions()) == Skip(
+        "file.txt/", "unreadable directory: Not a directory"
+    )
 
 
 DEEP = {

@@ -9,7 +9,7 @@ they give. It knows nothing of the index or of HTTP.
 from feeds.corpus.fields import to_parsed
 from feeds.corpus.files import SUFFIXES, Found, scan
 from feeds.corpus.frontmatter import parse_front_matter
-from feeds.corpus.load import load_corpus, read_document
+from feeds.corpus.load import load_corpus, read_document, read_documents
 from feeds.corpus.outcome import CorpusError, LoadOptions, LoadReport, Parsed, Skip
 
 # What a file parses to is pinned by tests/fixtures/corpus_golden.json: any change of an
@@ -29,6 +29,7 @@ __all__ = [
     "load_corpus",
     "parse_front_matter",
     "read_document",
+    "read_documents",
     "scan",
     "to_parsed",
 ]
