@@ -17,8 +17,8 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from feeds.cache import Rendered, cache_key, prepare
 from feeds.http.routes import FEED_METHODS, base_url, current_site, parse_limit, preflight, send
+from feeds.model import EPOCH
 from feeds.publish import listing
-from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing
 from feeds.publish.selection import UnknownFeed
 from feeds.render import FORMATS, opml
