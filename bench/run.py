@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from feeds.corpus import parse_front_matter
+from feeds.corpus.normalize import Unusable
 from feeds.model import slugify  # the server's own slugs, so sampled feed URLs exist
 from tests.support import Server, launch, procfile_command
 
@@ -230,12 +230,9 @@ def sample_feeds(corpus: Path, wanted: int = 2) -> list[str]:
     topics: list[str] = []
     providers: list[str] = []
     for path in _first_documents(corpus, 200):
-        front = path.read_text(errors="replace").split("---", 2)
         try:
-            fields = yaml.safe_load(front[1]) if len(front) == 3 else None
-        except yaml.YAMLError:
-            continue
-        if not isinstance(fields, dict):
+            fields = parse_front_matter(path.read_bytes())
+        except (OSError, Unusable):
             continue
         for topic in fields.get("topics") or []:
             if isinstance(topic, str) and len(topics) < wanted:

@@ -1,11 +1,13 @@
 """Which YAML library should read front matter: speed per document and the values it gives.
 
 Generates documents with `tests.generate` (plus the two seeds and a few hand-written
-YAML 1.1/1.2 edge cases), takes each front matter as python-frontmatter splits it, and
-for every library times the parse of every document (the median of several rounds,
-libraries interleaved within each round), then compares each library's values and the
-article built from them with libyaml's (what feeds served before yaml-rs; the hand-written
-reader that sat in front of libyaml gave the same values, only faster). Run it again with:
+YAML 1.1/1.2 edge cases), takes each front matter as feeds cuts it, and for every library
+times the parse of every document (the median of several rounds, libraries interleaved
+within each round), then compares each library's values and the article built from them
+with libyaml's (what feeds served before yaml-rs; the hand-written reader that sat in
+front of libyaml gave the same values, only faster). feeds itself needs only yaml-rs:
+install the others to compare them (`pip install PyYAML ruamel.yaml rapidyaml`); without
+PyYAML the first library found is the reference. Run it again with:
 
     python -m bench.yaml_libraries [--count 3000] [--rounds 5]
 
@@ -27,11 +29,8 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
-import yaml
-from frontmatter.default_handlers import YAMLHandler
-
 from feeds.corpus import LoadOptions, to_parsed
-from feeds.corpus.frontmatter import YAML_OPTIONS
+from feeds.corpus.frontmatter import YAML_OPTIONS, front_matter_text
 from feeds.corpus.normalize import Unusable
 from tests import generate as corpusgen
 
@@ -74,8 +73,7 @@ BASE = (
 def fronts(count: int, directory: Path) -> dict[str, str]:
     """Front matter texts by name: generated documents, the seeds, then the edge cases."""
     paths = corpusgen.write_corpus(directory, count, seed=7) + sorted(SEEDS.glob("*.txt"))
-    handler = YAMLHandler()
-    found = {path.name: handler.split(path.read_text(encoding="utf-8"))[0] for path in paths}
+    found = {path.name: front_matter_text(path.read_text(encoding="utf-8")) for path in paths}
     for name, line in EDGE_CASES.items():
         key = line.split(":", 1)[0]
         kept = "".join(f for f in BASE.splitlines(keepends=True) if not f.startswith(key + ":"))
@@ -85,9 +83,10 @@ def fronts(count: int, directory: Path) -> dict[str, str]:
 
 def libraries() -> dict[str, Callable[[str], Any]]:
     """Each candidate as text -> value; a missing package is reported and skipped."""
-    found: dict[str, Callable[[str], Any]] = {
-        "PyYAML CSafeLoader (libyaml)": lambda text: yaml.load(text, Loader=yaml.CSafeLoader),
-    }
+    found: dict[str, Callable[[str], Any]] = {}
+    pyyaml = optional("yaml", "PyYAML")
+    if pyyaml is not None:
+        found["PyYAML CSafeLoader (libyaml)"] = lambda text: pyyaml.load(text, pyyaml.CSafeLoader)
     yaml_rs = optional("yaml_rs", "yaml-rs")
     if yaml_rs is not None:
         found["yaml-rs as feeds uses it"] = lambda text: yaml_rs.loads(text, **YAML_OPTIONS)

@@ -6,7 +6,9 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # the Unix epoch: stored times count from it
 
 _SEPARATORS = re.compile(r"[\s_\-]+")
 _LOSSLESS = re.compile(r"[a-z0-9]+(?: [a-z0-9]+)*")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import pty
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import feedparser
 
 from tests.generate import write_corpus
-from tests.support import SEEDS
+from tests.support import SEEDS, document
 
 FEEDS = str(Path(sys.executable).parent / "feeds")
 
@@ -87,3 +88,33 @@ def test_index_builds_then_updates_with_progress_and_the_report(tmp_path: Path) 
     again = run("index", str(corpus), FEEDS_DATA_DIR=data)
     assert "1200 files: 1200 loaded, 0 skipped" in again.stdout
     assert "(0 parsed, 1 removed)" in again.stdout
+
+
+def test_check_reports_what_the_index_holds(tmp_path: Path) -> None:
+    """`feeds check` and `feeds index` read through one pipeline: the same skips (hostile
+    documents, filters, duplicates: higher quality, then lower digest, served)."""
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, 450, seed=8)  # over 2 chunks: parsed by worker processes
+    same = '"https://example.com/same"'
+    for name, quality, title in [("a", 10, "Low"), ("b", 50, "High"), ("c", 50, "Twin")]:
+        text = document(webUrl=same, title=f'"{title}"', quality=str(quality))
+        (corpus / f"dup-{name}.txt").write_text(text)
+    (corpus / "deep.txt").write_text(document(x="\n" + "- " * 30_000))
+    (corpus / "maybe.txt").write_text(document(heat="!!bool maybe"))
+    (corpus / "draft.txt").write_text(document(webUrl='"https://e.com/d"', published="false"))
+    checked = run("check", str(corpus))
+    indexed = run("index", str(corpus), FEEDS_DATA_DIR=str(tmp_path / "data"))
+    assert indexed.returncode == 0, indexed.stderr
+
+    def listed(output: str) -> list[str]:
+        return sorted(line for line in output.splitlines() if line.startswith(("skip", "filt")))
+
+    assert listed(checked.stdout) == listed(indexed.stdout)
+    duplicates = [line for line in listed(checked.stdout) if "duplicate" in line]
+    winner = min(
+        (f"dup-{n}.txt" for n in "bc"),
+        key=lambda name: hashlib.sha256((corpus / name).read_bytes()).hexdigest(),
+    )
+    assert len(duplicates) == 2
+    assert all(line.endswith(f"same article as {winner}") for line in duplicates)
+    assert "skipped  deep.txt: nested deeper than 64 levels" in checked.stdout

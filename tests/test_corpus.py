@@ -12,11 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import yaml
-from frontmatter.default_handlers import YAMLHandler
 
-from feeds.corpus import LoadOptions, load_corpus, parse_front_matter, scan, to_parsed
-from tests import generate as corpusgen
+from feeds.corpus import LoadOptions, Skip, load_corpus, read_document, scan
 from tests.support import SEEDS, document
 
 
@@ -288,6 +285,18 @@ def test_an_unreadable_directory_is_reported_not_dropped() -> None:
     assert skipped == [("locked/", "unreadable directory: Permission denied")]
 
 
+def test_an_unlisted_folder_reads_as_the_skip_scan_gave(tmp_path: Path) -> None:
+    """The index reads a folder's label in its parsing processes: the same reason as `scan`."""
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text(document())
+    (listed,) = scan(not_a_folder)
+    assert listed == Skip("./", "unreadable directory: Not a directory")
+    assert read_document(not_a_folder, "./", LoadOptions()) == listed
+    assert read_document(tmp_path, "file.txt/", LoadOptions()) == Skip(
+        "file.txt/", "unreadable directory: Not a directory"
+    )
+
+
 DEEP = {
     "flow sequences": "a: " + "[" * 30_000 + "]" * 30_000,
     "flow mappings": "a: " + "{a: " * 20_000 + "}" * 20_000,
@@ -346,19 +355,6 @@ def test_no_tag_or_value_stops_the_load(tmp_path: Path) -> None:
     assert "malformed YAML: a value its tag cannot hold" in reasons
     for reason in reasons:
         assert "!" not in reason and "maybe" not in reason and "'" not in reason
-
-
-def test_generated_documents_give_the_articles_libyaml_gave(tmp_path: Path) -> None:
-    """yaml-rs (YAML 1.2) replaced libyaml (YAML 1.1): on corpus-shaped documents the
-    served article is the same, field by field."""
-    handler = YAMLHandler()
-    for path in [*corpusgen.write_corpus(tmp_path, 600, seed=11), *SEEDS.glob("*.txt")]:
-        raw = path.read_bytes()
-        front = handler.split(raw.decode())[0]
-        before = yaml.load(front, Loader=yaml.CSafeLoader)
-        before.pop("secured", None)
-        now = parse_front_matter(raw)
-        assert to_parsed("x", now, raw, LoadOptions()) == to_parsed("x", before, raw, LoadOptions())
 
 
 def with_line(line: str, **fields: str) -> str:

@@ -14,11 +14,11 @@ from random import Random
 from urllib.parse import urlsplit
 
 import pytest
-from frontmatter.default_handlers import YAMLHandler
 
 from feeds.corpus import fields
 from feeds.corpus.files import read_regular_file
-from feeds.corpus.frontmatter import _WIDE_PREFIX, front_matter_text, has_wide_line
+from feeds.corpus.frontmatter import front_matter_text
+from feeds.corpus.nesting import _WIDE_PREFIX, has_wide_line
 from feeds.corpus.normalize import (
     Unusable,
     _plain_url,
@@ -84,15 +84,17 @@ def test_urls_passed_by_the_quick_pattern_are_what_the_whole_check_gives() -> No
 SPLIT_ALPHABET = ["---", "-", "--", "\n", "\n", " ", "\t", "\x0c", "\x85", "\u2028", "a: b", "..."]
 
 
+# python-frontmatter 1.x's YAML handler, which split front matter before `front_matter_text`
+# (YAMLHandler.FM_BOUNDARY, `detect` and `split`), kept as the reference its cut must match.
+_FM_BOUNDARY = re.compile(r"^-{3,}\s*$", re.MULTILINE)
+
+
 def python_frontmatter_split(text: str) -> str | None:
     """What the loader took as front matter before: python-frontmatter's YAML handler."""
-    handler = YAMLHandler()
-    if not handler.detect(text):
+    if not _FM_BOUNDARY.match(text):
         return None
-    try:
-        return handler.split(text)[0]
-    except ValueError:
-        return None
+    parts = _FM_BOUNDARY.split(text, 2)
+    return parts[1] if len(parts) == 3 else None
 
 
 def cut(text: str) -> str | None:

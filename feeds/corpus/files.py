@@ -38,8 +38,7 @@ def scan(root: Path) -> Iterator[Found | Skip]:
         try:
             entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
         except OSError as error:
-            reason = error.strerror or error.__class__.__name__
-            yield Skip(prefix or "./", f"unreadable directory: {reason}")
+            yield Skip(prefix or "./", _unlisted(error))
             continue
         folders = []
         for entry in entries:
@@ -55,6 +54,20 @@ def scan(root: Path) -> Iterator[Found | Skip]:
             except OSError:
                 continue  # gone while we looked: the next scan sees what is there
         pending.extend(reversed(folders))
+
+
+def unreadable_folder(root: Path, label: str) -> Skip:
+    """A folder `scan` could not list, as its skip: listed again, so that the reason is
+    the same whichever process reads it (the index's parsing processes, `feeds check`)."""
+    try:
+        os.scandir(root / label).close()
+    except OSError as error:
+        return Skip(label, _unlisted(error))
+    return Skip(label, "unreadable directory: listed since, read at the next scan")
+
+
+def _unlisted(error: OSError) -> str:
+    return f"unreadable directory: {error.strerror or error.__class__.__name__}"
 
 
 def _stat(entry: os.DirEntry[str]) -> os.stat_result:

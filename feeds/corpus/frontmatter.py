@@ -1,5 +1,5 @@
-"""Bytes to the front-matter mapping: decoded, split, bounded in depth, parsed by yaml-rs,
-with the secured token withheld; reasons never quote the document."""
+"""Bytes to the front-matter mapping: decoded, split, bounded in depth (`nesting`), parsed
+by yaml-rs, with the secured token withheld; reasons never quote the document."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import codecs
 import re
 from typing import Any
 
-import yaml
 import yaml_rs
 
+from feeds.corpus.nesting import check_nesting
 from feeds.corpus.normalize import Unusable
 
 MAX_YAML_NODES = 20_000
-
-MAX_DEPTH = 64  # nesting of mappings and sequences; real front matter needs about 6
 
 SECRET_FIELD = "secured"  # an opaque token that is never served, logged or quoted
 
@@ -57,17 +55,6 @@ def front_matter_text(text: str) -> str:
     raise Unusable("no front matter: the closing '---' line is missing")
 
 
-# Reasons in our own words: a YAML library's messages quote the document (and so could
-# quote the secured token), so none of their text is ever passed on.
-
-_YAML_PROBLEMS = {
-    yaml.scanner.ScannerError: "a character, quote or indentation that cannot be read",
-    yaml.parser.ParserError: "a structure that is not valid YAML",
-    yaml.composer.ComposerError: "an undefined alias or more than one document",
-    yaml.constructor.ConstructorError: "an unsupported tag or key",
-}
-
-
 # yaml-rs reads YAML 1.2: `no` is text and `0777` decimal (see `to_parsed` for
 # `published`); dates stay text for `aware_datetime`, so a quoted "2021-12-15" title stays
 # a title; any alias is refused (real front matter has none, and billion-laughs or
@@ -78,29 +65,22 @@ YAML_OPTIONS: dict[str, Any] = {
     "duplicate_key_policy": yaml_rs.DuplicateKeyPolicy.LastWins,
 }
 
-# The libyaml that PyYAML 6.0.4 bundles stops at 1,000 levels while it scans ahead,
-# before its parser hands us the 65th level: the same verdict as ours, in its words.
-_LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
+# Reasons in our own words: a YAML library's messages quote the document (and so could
+# quote the secured token), so none of their text is ever passed on.
 
 _ERROR_LINE = re.compile(r"\bline ([0-9]+)")
 
 
 def _parse_yaml(front: str) -> Any:
     """The YAML value of the front matter; any failure becomes Unusable in our words."""
+    check_nesting(front)
     try:
-        check_nesting(front)
         return yaml_rs.loads(front, **YAML_OPTIONS)
-    except Unusable:
-        raise
-    except yaml.MarkedYAMLError as error:  # from libyaml's exact nesting measure
-        if error.problem == _LIBYAML_TOO_DEEP:  # its own limit (PyYAML >= 6.0.4) is above ours
-            raise Unusable(f"nested deeper than {MAX_DEPTH} levels") from None
-        problem = _YAML_PROBLEMS.get(type(error), "not valid YAML")
-        where = f" at line {error.problem_mark.line + 1}" if error.problem_mark else ""
-        raise Unusable(f"malformed YAML: {problem}{where}") from None
     except yaml_rs.YAMLDecodeError as error:
         raise Unusable(_decode_error_reason(str(error))) from None
-    except Exception:  # a parser fed hostile text fails in many ways
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # hostile text fails in many ways, a Rust panic among them
         raise Unusable("malformed YAML: a value its tag cannot hold") from None
 
 
@@ -109,60 +89,12 @@ def _decode_error_reason(message: str) -> str:
 
     The front matter starts on the opening `---` line, so its line numbers are the file's.
     """
-    if "alias replay limit" in message:
+    if message.startswith("alias replay limit"):
         return "YAML aliases are not allowed"
     if message.startswith("Invalid value"):
         return "malformed YAML: a value its tag cannot hold"
     line = _ERROR_LINE.search(message)
     return "malformed YAML: not valid YAML" + (f" at line {line[1]}" if line else "")
-
-
-# Ordinary text passes when it holds at most _FEW_BRACKETS brackets and no line starts with
-# _WIDE_PREFIX characters that could be indentation or `- `, `? `, `: ` indicators.
-
-_FEW_BRACKETS = 16
-
-_WIDE_PREFIX = (MAX_DEPTH - _FEW_BRACKETS) // 2 - 1
-
-# A wide line prefix at the start or after a newline: a leading `\n` lets the regex engine
-# skip to each newline, where `^` with re.M tried every position of the text.
-_WIDE_FIRST_LINE = re.compile(rf"[ \t?:-]{{{_WIDE_PREFIX}}}")
-_WIDE_LATER_LINE = re.compile(rf"\n[ \t?:-]{{{_WIDE_PREFIX}}}")
-
-
-def has_wide_line(front: str) -> bool:
-    """Whether a line starts with _WIDE_PREFIX indentation or indicator characters."""
-    return bool(_WIDE_FIRST_LINE.match(front) or _WIDE_LATER_LINE.search(front))
-
-
-def check_nesting(front: str) -> None:
-    """Refuse nesting deeper than MAX_DEPTH before anything builds the tree.
-
-    Parsers build nested values recursively: 30,000 `[` in 60 KB overflow libyaml's
-    composer's C stack, and 30,000 `- ` on one line yaml-rs's, killing the process, so
-    this check comes before them. It is cheap and certain for ordinary text: block
-    collections nest only at strictly growing columns (two levels per column at most),
-    each line's structure starts within its leading indentation and `- `, `? `, `: `
-    indicators, and a flow collection needs a `[` or `{`. So with few brackets and no
-    wide line prefix the depth is within the limit; only other text is measured exactly,
-    from libyaml's event stream, which is flat and built without recursion.
-    """
-    brackets = front.count("[") + front.count("{")
-    if brackets <= _FEW_BRACKETS and not has_wide_line(front):
-        return
-    depth = 0
-    for events, event in enumerate(yaml.parse(front, Loader=_EventLoader)):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise Unusable(f"nested deeper than {MAX_DEPTH} levels")
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-        if events > 4 * MAX_YAML_NODES:
-            raise Unusable(f"front matter too large: more than {MAX_YAML_NODES} values")
-
-
-_EventLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _withhold_secret(metadata: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""One file to an outcome, and a whole directory to articles and a report (`feeds check`)."""
+"""One file to an outcome, many files in parallel (the index and `feeds check` alike), and a
+whole directory to articles and a report (`feeds check`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 
 from feeds.corpus.fields import Filtered, to_parsed
-from feeds.corpus.files import read_regular_file, scan
+from feeds.corpus.files import read_regular_file, scan, unreadable_folder
 from feeds.corpus.frontmatter import parse_front_matter
 from feeds.corpus.normalize import Unusable
 from feeds.corpus.outcome import CorpusError, LoadOptions, LoadReport, Parsed, Skip
@@ -22,11 +24,17 @@ from feeds.model import Article
 log = logging.getLogger("feeds.corpus")
 
 PROGRESS_EVERY = 500
-PARALLEL_CHUNK = 250  # documents per task: large enough to amortise pickling, small to balance
+PARALLEL_CHUNK = 200  # documents per task: large enough to amortise pickling, small to balance
+
+Reader = Callable[[str], Parsed | Skip]  # one label to its outcome
 
 
 def read_document(root: Path, label: str, options: LoadOptions) -> Parsed | Skip:
-    """One file to an article or a reason; never raises or blocks for anything the file is."""
+    """One file to an article or a reason; never raises or blocks for anything the file is.
+
+    A label ending in `/` is a folder `scan` could not list: its skip says why."""
+    if label.endswith("/"):
+        return unreadable_folder(root, label)
     try:
         raw = read_regular_file(root, label, options.max_file_bytes)
         metadata = parse_front_matter(raw)
@@ -74,7 +82,7 @@ def _parse_corpus(
 ) -> LoadedCorpus:
     """Parse every document; `progress` hears the count of documents read, now and then."""
     report = LoadReport()
-    kept: dict[str, Parsed] = {}
+    copies: dict[str, list[Parsed]] = {}  # by article id: the files that hold it
     for outcome in _outcomes(root, options):
         report.files += 1
         if progress is not None and report.files % PROGRESS_EVERY == 0:
@@ -85,38 +93,47 @@ def _parse_corpus(
         report.repairs.extend((outcome.path, note) for note in outcome.repairs)
         for note in outcome.repairs:
             log.info("repaired %s: %s", outcome.path, note)
-        rival = kept.get(outcome.article.id)
-        if rival is None:
-            kept[outcome.article.id] = outcome
-            continue
-        winner, loser = sorted((rival, outcome), key=_preference)
-        kept[outcome.article.id] = winner
-        _record_skip(report, Skip(loser.path, f"duplicate: same article as {winner.path}"))
+        copies.setdefault(outcome.article.id, []).append(outcome)
+    kept = []
+    for found in copies.values():
+        winner, *losers = sorted(found, key=_preference)
+        kept.append(winner)
+        for loser in losers:  # named after all are read: the copy the index serves
+            _record_skip(report, Skip(loser.path, f"duplicate: same article as {winner.path}"))
     report.loaded = len(kept)
-    digest = hashlib.sha256("".join(sorted(p.digest for p in kept.values())).encode()).hexdigest()
-    return LoadedCorpus(tuple(p.article for p in kept.values()), report, digest)
+    digest = hashlib.sha256("".join(sorted(p.digest for p in kept)).encode()).hexdigest()
+    return LoadedCorpus(tuple(p.article for p in kept), report, digest)
 
 
 def _outcomes(root: Path, options: LoadOptions) -> Iterator[Parsed | Skip]:
-    """Every document's outcome in file order, parsed by `options.workers` processes."""
-    labels = []
-    for found in scan(root):
-        if isinstance(found, Skip):
-            yield found
-        else:
-            labels.append(found.path)
-    if options.workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
-        yield from _read_chunk(root, labels, options)
+    """Every document's outcome in file order, read as the index reads them."""
+    labels = [found.path for found in scan(root)]  # an unlisted folder's label reads as its skip
+    read = partial(read_document, root, options=options)
+    for _, outcome in read_documents(labels, read, options.workers):
+        yield outcome
+
+
+def read_documents(
+    labels: Sequence[str], read: Reader, workers: int
+) -> Iterator[tuple[int, Parsed | Skip]]:
+    """`read` of each label, in order, with the time (ns) its reading began.
+
+    Shared by the index and `feeds check`, so both see the same outcomes. `workers` forked
+    processes take PARALLEL_CHUNK labels at a time (`read` must pickle: a module-level
+    function or a `partial` of one); few labels are read here, where forking costs more.
+    """
+    if workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
+        yield from _read_chunk(read, labels)
         return
     chunks = [labels[i : i + PARALLEL_CHUNK] for i in range(0, len(labels), PARALLEL_CHUNK)]
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(options.workers, mp_context=context) as pool:
-        for outcomes in pool.map(_read_chunk, repeat(root), chunks, repeat(options)):
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for outcomes in pool.map(_read_chunk, repeat(read), chunks):
             yield from outcomes
 
 
-def _read_chunk(root: Path, labels: list[str], options: LoadOptions) -> list[Parsed | Skip]:
-    return [read_document(root, label, options) for label in labels]
+def _read_chunk(read: Reader, labels: Sequence[str]) -> list[tuple[int, Parsed | Skip]]:
+    return [(time.time_ns(), read(label)) for label in labels]
 
 
 def _preference(parsed: Parsed) -> tuple[float, str]:

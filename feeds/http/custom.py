@@ -19,8 +19,8 @@ from feeds.http.responses import CORS_HEADERS
 from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
 from feeds.http.served import current_site
 from feeds.index.search import Filter
+from feeds.model import EPOCH
 from feeds.publish.custom import BadFilter, canonical_query, describe, parse_filter
-from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing
 from feeds.publish.selection import Selection, UnknownFeed
 from feeds.publish.urls import CUSTOM_PATH, feed_path

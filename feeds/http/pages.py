@@ -19,8 +19,8 @@ from feeds.cache.identity import cache_key
 from feeds.cache.rendered import Rendered, prepare
 from feeds.http.routes import FEED_METHODS, base_url, parse_limit, preflight, send
 from feeds.http.served import current_site
+from feeds.model import EPOCH
 from feeds.publish import listing
-from feeds.publish.document import EPOCH
 from feeds.publish.listing import Listing
 from feeds.publish.selection import UnknownFeed
 from feeds.render import FORMATS, opml

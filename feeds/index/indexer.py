@@ -1,9 +1,10 @@
 """The only writer: reconcile the corpus directory with its index, or apply what changed.
 
 Reconciling walks the directory, compares each file's size and modification time with
-its row, and parses only new and changed files (in parallel processes), writing their
-outcomes in batches; files no longer there leave the index. `apply` does the same for
-a few named files and folders (what a watcher saw change). A stamp taken within
+its row, and parses only new and changed files (in parallel processes, through
+`feeds.corpus.read_documents` as `feeds check` does), writing their outcomes in batches;
+files no longer there leave the index. `apply` does the same for a few named files and
+folders (what a watcher saw change). A stamp taken within
 `DOUBT_NS` of the moment the file was read may hide a later write in the same clock
 tick, so such a file is hashed again and re-parsed if its bytes changed.
 
@@ -22,18 +23,26 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
-import multiprocessing
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from feeds.corpus import SUFFIXES, Found, LoadOptions, Parsed, Skip, read_document, scan
+from feeds.corpus import (
+    SUFFIXES,
+    Found,
+    LoadOptions,
+    Parsed,
+    Skip,
+    read_document,
+    read_documents,
+    scan,
+)
 from feeds.index import history, retention, writer
 from feeds.index.records import microseconds
 from feeds.index.schema import (
@@ -57,7 +66,6 @@ from feeds.sqlite import UntrustedDatabase, transaction
 log = logging.getLogger("feeds.index")
 
 BATCH = 500  # outcomes written per transaction: progress is visible, commits are cheap
-PARALLEL_CHUNK = 200  # documents per task handed to a parsing process
 DOUBT_NS = 2_000_000_000
 MEANWHILE_SECONDS = 0.25  # how often a long reconciliation lets seen changes through
 
@@ -673,30 +681,11 @@ def _hash(path: Path) -> str:
 
 
 def _parse(target: Target, stamps: list[Stamp]) -> Iterator[tuple[Stamp, Parsed | Skip]]:
-    """Each stamp with its file's outcome, parsed by `options.workers` processes."""
-    workers = target.options.workers
-    if workers < 2 or len(stamps) < 2 * PARALLEL_CHUNK:
-        yield from _read_chunk(target, stamps)
-        return
-    chunks = [stamps[i : i + PARALLEL_CHUNK] for i in range(0, len(stamps), PARALLEL_CHUNK)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for outcomes in pool.map(_read_chunk, [target] * len(chunks), chunks):
-            yield from outcomes
-
-
-def _read_chunk(target: Target, stamps: list[Stamp]) -> list[tuple[Stamp, Parsed | Skip]]:
-    results = []
-    for stamp in stamps:
-        read_ns = time.time_ns()
-        if stamp.size < 0:
-            outcome: Parsed | Skip = Skip(
-                stamp.path, "unreadable folder: its files are not indexed"
-            )
-        else:
-            outcome = _read(target, stamp.path)
-        results.append((Stamp(stamp.path, stamp.size, stamp.mtime_ns, read_ns), outcome))
-    return results
+    """Each stamp, with the time its file was read, and the file's outcome."""
+    labels = [stamp.path for stamp in stamps]  # an unlisted folder's label reads as its skip
+    reads = read_documents(labels, partial(_read, target), target.options.workers)
+    for stamp, (read_ns, outcome) in zip(stamps, reads, strict=True):
+        yield Stamp(stamp.path, stamp.size, stamp.mtime_ns, read_ns), outcome
 
 
 def _read(target: Target, path: str) -> Parsed | Skip:

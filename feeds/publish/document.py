@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from feeds.model import Article
 from feeds.publish.selection import Selection
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # An empty document (a custom filter that matches nothing) has no date of its own; a fixed
 # one keeps its bytes equal on every host, and validators call dates before 1990 implausible.
 EMPTY_DOCUMENT_DATE = datetime(2000, 1, 1, tzinfo=UTC)
