@@ -92,18 +92,16 @@ def carry(db: sqlite3.Connection, source: Path, page_size: int, now: int) -> lis
 def _edit_times(db: sqlite3.Connection) -> None:
     """Each article keeps the edit time of the last copy served, or gets one if its content
     changed since: the served index's copies join the copies it withdrew."""
+    # Unchanged and never edited (most articles) need nothing: only the others are written.
     db.execute(
         "INSERT INTO withdrawn (id, digest, updated)"
-        " SELECT id, digest, json_extract(data, '$[10]') FROM old.articles"
+        " SELECT o.id, o.digest, json_extract(o.data, '$[10]') FROM old.articles o"
+        " LEFT JOIN main.articles a ON a.id = o.id"
+        " WHERE a.id IS NULL OR a.digest != o.digest OR json_extract(o.data, '$[10]') IS NOT NULL"
     )
     db.execute(
         "INSERT OR IGNORE INTO withdrawn (id, digest, updated)"
         " SELECT id, digest, updated FROM old.withdrawn"
-    )
-    # Unchanged and never edited (most articles): nothing to write.
-    db.execute(
-        "DELETE FROM withdrawn WHERE updated IS NULL"
-        " AND (id, digest) IN (SELECT id, digest FROM articles)"
     )
     rows = db.execute(
         "SELECT a.version, a.path, a.digest, a.data FROM articles a JOIN withdrawn w ON w.id = a.id"
