@@ -50,6 +50,7 @@ def test_without_an_index_feeds_answer_503_until_the_first_complete_one(
         assert indexing, "the port opened only once the index was complete"
         assert all(body["status"] == "indexing" for body in indexing)
         assert all(0 <= body["indexed"] <= body["files"] for body in indexing)
+        assert any(body["files"] > 0 for body in indexing), "the build's progress is shown"
         assert seen[-1][0] == 200 and seen[-1][1]["articles"] > 3900
         assert answers(server, "/feeds/all.rss").status_code == 200
     finally:

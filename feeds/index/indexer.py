@@ -214,8 +214,10 @@ def open_index(target: Target, rebuild: bool = False) -> sqlite3.Connection:
     else:
         db = open_writer(path, expected)
     writing = file_of(db)
-    if is_live(db) and writing != served:
-        _switch(target, writing)  # complete, but a crash came before the switch
+    if (is_live(db) or served_file(target) is None) and writing != served:
+        # Complete, but a crash came before the switch; or a first build, whose progress
+        # workers report (503 "indexing", n of m) until it is complete.
+        _switch(target, writing)
     retention.prune(target.path, target.root, keep=_kept(target, writing))
     return db
 
