@@ -96,16 +96,21 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 40) -> None:
-        """SIGTERM, and wait for the master to exit.
+    def stop(self, graceful: bool = False, timeout: float = 40) -> None:
+        """Stop the master and wait for it to exit.
 
-        A response of `requests.get` keeps its socket open until the garbage collector
-        breaks a reference cycle, and a gevent worker waits for idle keep-alive
-        connections (up to `keepalive`, 5 s) before it exits: collect first.
+        By default SIGQUIT, gunicorn's quick shutdown: each worker exits at once (its
+        `worker_exit` hook still runs, so counts are flushed), then the master stops the
+        indexer, removes its folders and exits; well under a second. `graceful` sends
+        SIGTERM, what a platform sends, for tests of a production stop: a gevent worker
+        notices it within a second and then waits for idle keep-alive connections (up to
+        `keepalive`, 5 s); a response of `requests.get` keeps its socket open until the
+        garbage collector breaks a reference cycle, so collect first.
         """
-        gc.collect()
+        if graceful:
+            gc.collect()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -150,7 +150,7 @@ def test_workers_leave_a_reload_quietly(server_factory, corpus: Path) -> None:
     (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
     reload_and_wait(server)
     assert server.log().count("Worker exiting") == 2
-    server.stop()
+    server.stop(graceful=True)  # SIGTERM, as a platform stops it
     log = server.log()
     assert log.count("Worker exiting") == 4
     assert "Exception ignored" not in log
