@@ -96,6 +96,16 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def reload(self) -> None:
+        """SIGHUP, as an operator sends it: new workers, and the old ones stopped gracefully.
+
+        The master waits for the old workers, and each waits for idle keep-alive
+        connections (up to `keepalive`, 5 s): the test's own, left open by responses of
+        `requests.get` until the garbage collector breaks a reference cycle, are closed first.
+        """
+        gc.collect()
+        self.process.send_signal(signal.SIGHUP)
+
     def stop(self, graceful: bool = False, timeout: float = 40) -> None:
         """Stop the master and wait for it to exit.
 

@@ -4,7 +4,6 @@ and planted databases are refused without running anything of theirs."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
 from pathlib import Path
 
@@ -79,7 +78,7 @@ def test_an_index_another_running_server_serves_stays_until_it_stops(
     for _ in range(20):  # blue keeps answering from its index
         serves(blue)
     blue.stop()
-    green.process.send_signal(signal.SIGHUP)  # the next reconciliation prunes
+    green.reload()  # the next reconciliation prunes
     wait_for(old.path.exists, lambda exists: not exists, timeout=20)
     serves(green)
     assert "removed index " + old.path.name in green.log()

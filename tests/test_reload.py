@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def reload_and_wait(server: Server, timeout: float = 30) -> str:
     """
     before = version(server)
     old_workers = worker_pids(server)
-    server.process.send_signal(signal.SIGHUP)
+    server.reload()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -136,7 +135,7 @@ def test_a_corpus_directory_that_empties_or_vanishes_keeps_the_last_index(
         path.unlink()
     if loss == "removed":
         corpus.rmdir()
-    server.process.send_signal(signal.SIGHUP)
+    server.reload()
     expected = "holds no documents" if loss == "emptied" else "does not exist"
     wait_for(server.log, lambda log: expected in log)
     assert version(server) == old_version
