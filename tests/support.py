@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 import shlex
 import signal
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import brotli
 import requests
+from werkzeug.test import TestResponse
 
 from feeds.index.indexer import Target, update
 from feeds.index.reader import IndexReader, View
@@ -23,6 +26,7 @@ from feeds.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT_ROOT / "seeds"
+CLIENT_ORIGIN = "http://localhost"  # where Flask's test client sends its requests
 T = TypeVar("T")
 
 
@@ -57,6 +61,18 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"still not done after {timeout}s: {result!r}")
         time.sleep(pause)
+
+
+def decoded(response: TestResponse) -> bytes:
+    """A test client's body as an HTTP client reads it: decoded by its Content-Encoding."""
+    body = response.get_data()
+    coding = response.headers.get("Content-Encoding")
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "br":
+        return brotli.decompress(body)
+    assert coding is None, coding
+    return body
 
 
 def index_view(root: Path, data_dir: Path, **overrides: object) -> View:
