@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
+from feeds.app import create_app
 from tests.support import PROJECT_ROOT, Server, start_server
 from tests.test_websub import Subscriber
 
@@ -60,6 +62,14 @@ def seeds_server() -> Iterator[Server]:
     server = start_server({})
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def seeds_client() -> FlaskClient:
+    """The bundled corpus through Flask's test client, shared by a module's read-only tests:
+    the whole WSGI stack (host check, fast path, observer) with no server process, for what
+    is HTTP semantics only. Links start with `CLIENT_ORIGIN`."""
+    return create_app().test_client()
 
 
 @pytest.fixture

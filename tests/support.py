@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 import shlex
 import signal
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import brotli
 import requests
+from werkzeug.test import TestResponse
 
 from feeds.index.indexer import Target, update
 from feeds.index.reader import IndexReader, View
@@ -23,6 +26,7 @@ from feeds.settings import load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SEEDS = PROJECT_ROOT / "seeds"
+CLIENT_ORIGIN = "http://localhost"  # where Flask's test client sends its requests
 T = TypeVar("T")
 
 
@@ -57,6 +61,18 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"still not done after {timeout}s: {result!r}")
         time.sleep(pause)
+
+
+def decoded(response: TestResponse) -> bytes:
+    """A test client's body as an HTTP client reads it: decoded by its Content-Encoding."""
+    body = response.get_data()
+    coding = response.headers.get("Content-Encoding")
+    if coding == "gzip":
+        return gzip.decompress(body)
+    if coding == "br":
+        return brotli.decompress(body)
+    assert coding is None, coding
+    return body
 
 
 def index_view(root: Path, data_dir: Path, **overrides: object) -> View:
@@ -96,16 +112,31 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 40) -> None:
-        """SIGTERM, and wait for the master to exit.
+    def reload(self) -> None:
+        """SIGHUP, as an operator sends it: new workers, and the old ones stopped gracefully.
 
-        A response of `requests.get` keeps its socket open until the garbage collector
-        breaks a reference cycle, and a gevent worker waits for idle keep-alive
-        connections (up to `keepalive`, 5 s) before it exits: collect first.
+        The master waits for the old workers, and each waits for idle keep-alive
+        connections (up to `keepalive`, 5 s): the test's own, left open by responses of
+        `requests.get` until the garbage collector breaks a reference cycle, are closed first.
         """
         gc.collect()
+        self.process.send_signal(signal.SIGHUP)
+
+    def stop(self, graceful: bool = False, timeout: float = 40) -> None:
+        """Stop the master and wait for it to exit.
+
+        By default SIGQUIT, gunicorn's quick shutdown: each worker exits at once (its
+        `worker_exit` hook still runs, so counts are flushed), then the master stops the
+        indexer, removes its folders and exits; well under a second. `graceful` sends
+        SIGTERM, what a platform sends, for tests of a production stop: a gevent worker
+        notices it within a second and then waits for idle keep-alive connections (up to
+        `keepalive`, 5 s); a response of `requests.get` keeps its socket open until the
+        garbage collector breaks a reference cycle, so collect first.
+        """
+        if graceful:
+            gc.collect()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

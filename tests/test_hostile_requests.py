@@ -119,6 +119,14 @@ def test_malformed_http_gets_a_4xx(seeds_server: Server, request_bytes: bytes) -
     assert seeds_server.get("/feeds/all.rss").status_code == 200
 
 
+def test_garbage_request_line_is_a_4xx(seeds_server: Server) -> None:
+    host, port = seeds_server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /feeds/all.rss\x00 HTTP/1.1\r\nHost: x\r\n\r\n")
+        status_line = sock.recv(200).split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"HTTP/1.1 4"), status_line
+
+
 @pytest.mark.parametrize("host", ["a b", "a>b", "a/b", "\u00fc.example"])
 def test_an_unusable_host_is_a_400_not_broken_links(seeds_server: Server, host: str) -> None:
     request = f"GET /feeds/all.atom HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"

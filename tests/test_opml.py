@@ -9,11 +9,11 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
-import requests
+from flask.testing import FlaskClient
 
 from feeds.publish import listing
 from feeds.render import opml
-from tests.support import Server, document, index_view
+from tests.support import CLIENT_ORIGIN, document, index_view
 from tests.test_pages import HOSTILE_PROVIDER, HOSTILE_TITLE_TEXT, HOSTILE_TOPIC, listed_feeds
 
 
@@ -25,16 +25,16 @@ def outlines(body: bytes) -> dict[str, list[ElementTree.Element]]:
 
 
 @pytest.mark.parametrize("extension", ["rss", "atom", "json"])
-def test_every_outline_is_a_feed_that_answers(seeds_server: Server, extension: str) -> None:
+def test_every_outline_is_a_feed_that_answers(seeds_client: FlaskClient, extension: str) -> None:
     query = "" if extension == "rss" else f"?format={extension}"
-    response = seeds_server.get(f"/feeds.opml{query}")
+    response = seeds_client.get(f"/feeds.opml{query}")
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/x-opml; charset=utf-8"
     assert response.headers["Last-Modified"] == "Wed, 15 Dec 2021 18:10:00 GMT"
-    groups = outlines(response.content)
+    groups = outlines(response.data)
     assert list(groups) == ["All", "Topics", "Providers"]
     urls = [outline.get("xmlUrl") for group in groups.values() for outline in group]
-    expected = [url for url in listed_feeds(seeds_server.url) if url.endswith(f".{extension}")]
+    expected = [url for url in listed_feeds(CLIENT_ORIGIN) if url.endswith(f".{extension}")]
     assert sorted(urls) == sorted(expected)
     assert [o.get("text") for o in groups["Topics"]] == [
         "AI",
@@ -44,24 +44,24 @@ def test_every_outline_is_a_feed_that_answers(seeds_server: Server, extension: s
     for group in groups.values():
         for outline in group:
             assert outline.get("type") == "rss"
-            assert requests.get(outline.get("xmlUrl"), timeout=10).status_code == 200
-            assert requests.get(outline.get("htmlUrl"), timeout=10).status_code == 200
+            assert seeds_client.get(outline.get("xmlUrl")).status_code == 200
+            assert seeds_client.get(outline.get("htmlUrl")).status_code == 200
 
 
-def test_opml_is_cached_compressed_and_cors_readable(seeds_server: Server) -> None:
+def test_opml_is_cached_compressed_and_cors_readable(seeds_client: FlaskClient) -> None:
     headers = {"Accept-Encoding": "gzip"}
-    first = seeds_server.get("/feeds.opml", headers=headers, stream=True)
+    first = seeds_client.get("/feeds.opml", headers=headers)
     assert first.headers["Content-Encoding"] == "gzip"
     assert first.headers["Access-Control-Allow-Origin"] == "*"
-    assert outlines(gzip.decompress(first.raw.read()))["All"][0].get("text") == "All articles"
-    again = seeds_server.get(
+    assert outlines(gzip.decompress(first.data))["All"][0].get("text") == "All articles"
+    again = seeds_client.get(
         "/feeds.opml", headers={**headers, "If-None-Match": first.headers["ETag"]}
     )
     assert again.status_code == 304
 
 
-def test_bad_format_is_a_400(seeds_server: Server) -> None:
-    response = seeds_server.get("/feeds.opml?format=xml")
+def test_bad_format_is_a_400(seeds_client: FlaskClient) -> None:
+    response = seeds_client.get("/feeds.opml?format=xml")
     assert response.status_code == 400
     assert response.text.startswith("400 Bad Request: format must be one of rss, atom, json")
 

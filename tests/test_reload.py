@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ def reload_and_wait(server: Server, timeout: float = 30) -> str:
     """
     before = version(server)
     old_workers = worker_pids(server)
-    server.process.send_signal(signal.SIGHUP)
+    server.reload()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -136,7 +135,7 @@ def test_a_corpus_directory_that_empties_or_vanishes_keeps_the_last_index(
         path.unlink()
     if loss == "removed":
         corpus.rmdir()
-    server.process.send_signal(signal.SIGHUP)
+    server.reload()
     expected = "holds no documents" if loss == "emptied" else "does not exist"
     wait_for(server.log, lambda log: expected in log)
     assert version(server) == old_version
@@ -150,7 +149,7 @@ def test_workers_leave_a_reload_quietly(server_factory, corpus: Path) -> None:
     (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
     reload_and_wait(server)
     assert server.log().count("Worker exiting") == 2
-    server.stop()
+    server.stop(graceful=True)  # SIGTERM, as a platform stops it
     log = server.log()
     assert log.count("Worker exiting") == 4
     assert "Exception ignored" not in log

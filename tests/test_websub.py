@@ -27,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import redis
 import requests
+from flask.testing import FlaskClient
 
 from feeds.settings import deployment_key, load_settings
 from feeds.stores import redis_client
@@ -37,7 +38,7 @@ from feeds.websub.store import (
     Subscription,
     SubscriptionStore,
 )
-from tests.support import Server, document
+from tests.support import CLIENT_ORIGIN, Server, document
 from tests.test_reload import reload_and_wait, worker_pids
 from tests.test_shared_cache import RedisServer
 
@@ -277,7 +278,7 @@ def test_verification_and_bounds(server_factory, subscribers, corpus: Path, tmp_
     ],
 )
 def test_bad_requests_are_4xx_with_a_reason(
-    seeds_server: Server, fields: dict[str, str], reason: str
+    seeds_client: FlaskClient, fields: dict[str, str], reason: str
 ) -> None:
     data = {
         "hub.mode": "subscribe",
@@ -286,9 +287,9 @@ def test_bad_requests_are_4xx_with_a_reason(
         **fields,
     }
     data["hub.topic"] = (
-        data["hub.topic"] if "://" in data["hub.topic"] else seeds_server.url + data["hub.topic"]
+        data["hub.topic"] if "://" in data["hub.topic"] else CLIENT_ORIGIN + data["hub.topic"]
     )
-    response = requests.post(seeds_server.url + "/websub", data=data, timeout=10)
+    response = seeds_client.post("/websub", data=data)
     assert response.status_code == 400, response.text
     assert reason in response.text and response.text.count("\n") == 1
 
