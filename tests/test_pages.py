@@ -3,6 +3,7 @@ WSGI stack (Flask's test client)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from flask.testing import FlaskClient
 from lxml import etree, html
 
 from feeds.app import create_app
-from tests.support import CLIENT_ORIGIN, document
+from tests.support import CLIENT_ORIGIN, decoded, document
 
 FEED_TYPES = {
     "rss": "application/rss+xml",
@@ -108,7 +109,7 @@ def test_feed_pages_show_their_entries(
     shown = tree.xpath("//li[@class='entry']//h2/a")
     assert len(shown) == titles
     assert [(a.text, a.get("href")) for a in shown] == [(e.title, e.link) for e in entries]
-    items = seeds_server.get(f"{feed}.json").json()["items"]
+    items = json.loads(decoded(seeds_client.get(f"{feed}.json")))["items"]
     dates = tree.xpath("//li[@class='entry']//time/@datetime")
     assert dates == [item["date_published"] for item in items]  # RFC 3339, as the feeds say
 
