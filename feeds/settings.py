@@ -334,8 +334,8 @@ class Settings:
     archive_page_size: int = setting(
         50,
         _positive_int,
-        "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`); a change builds a "
-        "new index, whose pages are cut afresh.",
+        "Entries per RFC 5005 archive page (at most `FEEDS_DEFAULT_ITEMS`); a change applies "
+        "to pages sealed from then on: sealed pages never change.",
     )
     websub_hub_url: str = setting(
         "",
