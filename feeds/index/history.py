@@ -30,6 +30,11 @@ from feeds.sqlite import open_file, transaction
 
 log = logging.getLogger("feeds.index")
 
+
+class UnreadableHistory(sqlite3.DatabaseError):
+    """The served index holds rows this release cannot read: its history is given up."""
+
+
 # Copies each side serves that the other does not serve identically, by version.
 _NEW_COPIES = """
 INSERT INTO temp.new_copies SELECT a.version FROM main.articles a
@@ -107,7 +112,10 @@ def _edit_times(db: sqlite3.Connection) -> None:
         "SELECT a.version, a.path, a.digest, a.data FROM articles a JOIN withdrawn w ON w.id = a.id"
     ).fetchall()
     for version, path, digest, data in rows:
-        article = article_from_json(data)
+        try:
+            article = article_from_json(data)
+        except ValueError as error:
+            raise UnreadableHistory(f"a served copy cannot be read: {error}") from None
         updated = writer.edit_time(db, Parsed(path, article, digest, 0.0))
         if updated != article.updated:
             db.execute(

@@ -47,6 +47,7 @@ from feeds.index import history, retention, writer
 from feeds.index.records import microseconds
 from feeds.index.schema import (
     BUILT,
+    COMPANIONS,
     DamagedIndex,
     ForeignIndex,
     NewerIndex,
@@ -199,6 +200,7 @@ def open_index(target: Target, rebuild: bool = False) -> sqlite3.Connection:
     or a build that will replace it (resumed if one was cut short; a new one for a new
     identity or when `rebuild` asks). What the data directory need not keep goes."""
     target.data_dir.mkdir(parents=True, exist_ok=True)
+    _take_restored(target)
     served = served_file(target) or _adopt_unlinked(target)
     if served is not None:
         _refuse_foreign(target, served)
@@ -297,6 +299,19 @@ def building_progress(target: Target) -> tuple[int, int]:
             if found.get("state") == "building":
                 return int(found.get("indexed", 0)), int(found.get("files", 0))
     return 0, 0
+
+
+def _take_restored(target: Target) -> None:
+    """A complete index copied to the link's own name (a backup restored) is served as it
+    is, and its history carried into a build of this release."""
+    link = target.path
+    if link.is_symlink() or not link.is_file() or retention.meta(link).get("state") != "ready":
+        return
+    restored = target.data_dir / f"index-{corpus_key(target.root)}-{'0' * 16}-1.sqlite"
+    for suffix in (*COMPANIONS, ""):  # WAL first: see schema.set_aside
+        if Path(f"{link}{suffix}").exists():
+            os.replace(f"{link}{suffix}", f"{restored}{suffix}")
+    log.info("%s is a restored index: serving it as %s, and carrying its history", link, restored)
 
 
 def _adopt_unlinked(target: Target) -> Path | None:
@@ -434,6 +449,10 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
     now = int(time.time())
     if source is not None and source.resolve() != own.resolve():
         caught_up = _walk(db, target, None, None)
+        # Scheduled articles whose time came during the build: the served index published
+        # them, and their files did not change, so the walk did not read them again.
+        due = due_paths(db, time.time_ns() // 1000)
+        caught_up.parsed += apply(db, target, (), due).parsed if due else 0
         changes.parsed += caught_up.parsed
         changes.removed += caught_up.removed
         damaged = db.execute("SELECT value FROM meta WHERE key = 'damaged'").fetchone()
@@ -444,6 +463,8 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
                 _switch(target, own)
                 set_aside(source)  # the newest damaged copy is kept, to inspect
         except sqlite3.DatabaseError as error:
+            if not _unreadable(error):
+                raise  # the build's own disk, not the history: resumed at the next try
             aside = set_aside(source)
             log.error(
                 "the history in %s cannot be read (%s); kept as %s, and %s is paged by date",
@@ -458,6 +479,14 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
             changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
             _set_meta(db, state="ready")
     _switch(target, own)
+
+
+def _unreadable(error: sqlite3.DatabaseError) -> bool:
+    """Whether carrying failed on what the served index holds (damaged, refused), not on
+    writing the build (a full disk, an I/O error): only then is its history given up."""
+    name = getattr(error, "sqlite_errorname", "")
+    refused = isinstance(error, UntrustedDatabase | history.UnreadableHistory)
+    return refused or name in {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 
 
 def file_of(db: sqlite3.Connection) -> Path:

@@ -155,7 +155,10 @@ def _stamp_of(db: sqlite3.Connection, path: str) -> Stamp:
 def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
     article = parsed.article
     current = db.execute("SELECT path, digest FROM articles WHERE id = ?", (article.id,)).fetchone()
-    if current == (parsed.path, parsed.digest):
+    if current is not None and current[1] == parsed.digest:
+        # The same bytes (a rename, the other copy of a duplicate): the same copy, served on
+        # from its new file; no document changes.
+        db.execute("UPDATE articles SET path = ? WHERE id = ?", (parsed.path, article.id))
         return
     if current is not None:
         _withdraw(db, article.id, live)

@@ -1,0 +1,186 @@
+"""Attacks on the history promises that a review found (each failed before its fix): a
+full disk while carrying, a rename, an article that came due during a rebuild, a backup
+restored where it was taken from."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feeds.app import create_app
+from feeds.index import history
+from feeds.index.indexer import (
+    apply,
+    due_paths,
+    open_index,
+    open_served,
+    reconcile,
+    served_file,
+    update,
+    writer_lock,
+)
+from tests.history_corpus import (
+    Answer,
+    lived_corpus,
+    overrides,
+    settle,
+    snapshot,
+    target_for,
+)
+from tests.support import document
+from tests.test_history import assert_history_kept, parse
+
+
+def write(root: Path, number: int, topic: str | None = None, year: int | None = None) -> None:
+    """As `history_corpus.write`, with the topic spelled as asked."""
+    topic = topic or ("Robots" if number % 2 else "Rivers")
+    when = f"{year or 2020 + number // 12}-{1 + number % 12:02d}-15T12:00:00Z"
+    (root / f"{number:03d}.txt").write_text(
+        document(
+            title=f'"Article {number}"',
+            publishedDateTime=when,
+            webUrl=f'"https://news{number % 3}.example/{number}"',
+            topics=f"\n  - {topic}",
+        )
+    )
+
+
+def changed_without_a_newer_last_modified(
+    before: dict[str, Answer], after: dict[str, Answer]
+) -> list[str]:
+    """Documents whose bytes changed while their Last-Modified did not move forward."""
+    return [
+        f"{path}: {before[path][2]} -> {after[path][2]}"
+        for path in before
+        if path in after
+        and after[path][4] != before[path][4]
+        and parse(after[path][2]) <= parse(before[path][2])
+    ]
+
+
+def served_titles(root: Path, data: Path) -> set[str]:
+    client = create_app(overrides(root, data)).test_client()
+    return {item["title"] for item in client.get("/feeds/all.json?limit=50").get_json()["items"]}
+
+
+# Promise: "A build cut short (a crash, a full disk) is resumed"; sealed pages keep their
+# bytes and Last-Modified across a rebuild. A full disk while the history is carried was
+# taken for an unreadable history (the served index set aside, the build paged by date);
+# now only a damaged or refused served index gives its history up.
+def test_a_full_disk_while_carrying_keeps_the_served_index_and_its_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = snapshot(root, data)
+    old = served_file(target)
+    real_seal = history._seal
+
+    def full(*args: object, **kwargs: object) -> object:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as disk:
+        disk.setattr(history, "_seal", full)  # the last step of the carry's transaction
+        with contextlib.suppress(sqlite3.Error):  # a failed build may say so
+            update(target, rebuild=True)
+    assert history._seal is real_seal
+    assert not list(data.glob("*.damaged-*")), "a full disk is not a damaged index"
+    assert served_file(target) == old, "the served index keeps serving after a full disk"
+    assert update(target) is not None  # the disk has room again: the build resumes
+    assert_history_kept(before, snapshot(root, data))
+
+
+# Promise: a feed's Last-Modified moves forward whenever its bytes change (libcurl and
+# newsboat drop a 200 whose Last-Modified is not newer than the one they sent), and a
+# feed's version (its render-cache key) "changes exactly when this feed's articles or
+# their Last-Modified do". A file renamed (same article, same bytes) was withdrawn and
+# served again as a new open entry, changing the current documents under an unchanged
+# clock; now the same copy is served on from its new path, and no document changes.
+def test_a_renamed_file_moves_last_modified_of_every_document_it_changes(
+    tmp_path: Path,
+) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = snapshot(root, data)
+    (root / "005.txt").rename(root / "renamed-005.txt")  # sealed on page 1 of its feeds
+    settle(target)
+    after = snapshot(root, data)
+    assert changed_without_a_newer_last_modified(before, after) == []
+
+
+# Promise: a rebuild changes nothing a reader sees, and "no subscriber is pushed an
+# unchanged feed". An article scheduled for a time that comes while a rebuild runs is
+# published by the served index (the follow loop applies due articles to it meanwhile);
+# the build, which recorded it as scheduled, reads it again before carrying (its file did
+# not change, so the catch-up walk alone would not), instead of taking it for withdrawn.
+def test_an_article_published_during_a_rebuild_is_still_served_after_the_switch(
+    tmp_path: Path,
+) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    root.mkdir()
+    for number in range(6):
+        write(root, number)
+    target = target_for(root, data)
+    assert update(target) is not None
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=3)
+    (root / "due.txt").write_text(
+        document(
+            title='"Published on time"',
+            publishedDateTime=due.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            webUrl='"https://news0.example/due"',
+        )
+    )
+    an_hour_ago = time.time() - 3600
+    os.utime(root / "due.txt", (an_hour_ago, an_hour_ago))  # written well ahead of its time
+    settle(target)  # the served index holds it as scheduled
+    assert "Published on time" not in served_titles(root, data)
+
+    def meanwhile_it_comes_due(indexed: int, files: int) -> None:
+        """The follow loop, during the build's walk: due articles go to the served index."""
+        if indexed < files:
+            return
+        while time.time() < due.timestamp() + 0.1:
+            time.sleep(0.05)
+        served = open_served(target)
+        assert served is not None
+        try:
+            apply(served, target, [], due_paths(served, time.time_ns() // 1000))
+        finally:
+            served.close()
+        assert "Published on time" in served_titles(root, data), "served once its time came"
+
+    with writer_lock(target, wait=False):
+        build = open_index(target, rebuild=True)
+        try:
+            changes = reconcile(build, target, meanwhile_it_comes_due)
+        finally:
+            build.close()
+    assert "Published on time" in served_titles(root, data), "gone from the feed at the switch"
+    assert changes.feeds == set(), "the switch changed (and pushed) feeds a reader saw unchanged"
+
+
+# Promise: losing the data directory is what costs the history; a backup made as the README
+# says (`sqlite3 "$FEEDS_DATA_DIR/index-<key>.sqlite" ".backup backup.sqlite"`) keeps it.
+# Restored to the name it was taken from (the link's), the backup is a regular file, not a
+# link: it is served as it is and its history carried, not replaced by a first build.
+def test_a_backup_restored_where_it_was_taken_from_keeps_the_history(tmp_path: Path) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = snapshot(root, data)
+    backup = tmp_path / "backup.sqlite"
+    source, copy = sqlite3.connect(target.path), sqlite3.connect(backup)
+    source.backup(copy)  # what the sqlite3 shell's .backup does
+    source.close()
+    copy.close()
+    shutil.rmtree(data)  # the data directory is lost
+    data.mkdir()
+    shutil.copyfile(backup, target.path)  # and restored from the backup
+    assert update(target) is not None
+    assert_history_kept(before, snapshot(root, data))
