@@ -37,8 +37,8 @@ from feeds.websub.store import (
     Subscription,
     SubscriptionStore,
 )
-from tests.support import Server, document
-from tests.test_reload import reload_and_wait, worker_pids
+from tests.support import Server, document, worker_pids
+from tests.test_reload import reload_and_wait
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
