@@ -217,3 +217,56 @@ def start_server(
         time.sleep(0.1)
     server.stop()
     raise AssertionError(f"server did not answer within {timeout}s:\n{server.log()}")
+
+
+# A running server's processes, and readers of their own address: shared by the tests and
+# bench/history.py, which drive releases and rebuilds the same way.
+
+
+def worker_pids(server: Server) -> set[int]:
+    """The master's worker processes (its other child is the indexer, which stays)."""
+    pid = server.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children if b"--follow" not in _cmdline(int(child))}
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children(pid: int) -> set[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return set()
+    return {int(child) for child in found}
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def indexer_of(pid: int) -> set[int]:
+    return {
+        child
+        for child in children(pid)
+        if b"--follow" in Path(f"/proc/{child}/cmdline").read_bytes()
+    }
+
+
+class FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from one loopback address: each poller is a reader of its own."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)

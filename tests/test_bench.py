@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.baseline import WSGIApp, load_variants, make_app
+from bench.history import data_files, index_bytes, table_rows
 from bench.run import (
     END_MARK,
     START_MARK,
@@ -174,4 +175,29 @@ def test_sample_feeds_come_from_the_first_documents(tmp_path: Path) -> None:
         "/feeds/topics/ai.rss",
         "/feeds/providers/a.example.rss",
         "/feeds/providers/b.example.rss",
+    ]
+
+
+def test_history_reads_the_data_directory_and_one_index_at_rest(tmp_path: Path) -> None:
+    served = tmp_path / "index-0123456789abcdef-fedcba9876543210-1.sqlite"
+    served.write_bytes(b"x" * 4096)
+    served.with_name(served.name + "-wal").write_bytes(b"w" * 1000)
+    (tmp_path / "index-0123456789abcdef.sqlite").symlink_to(served.name)
+    (tmp_path / "renders").mkdir()
+    assert index_bytes(tmp_path) == 5096
+    assert data_files(tmp_path) == {served.name: 4096, served.name + "-wal": 1000}
+
+
+def test_history_table_has_a_row_per_scenario() -> None:
+    window = {"requests": 1234, "failed": 0, "p50_ms": 4.2, "p99_ms": 250.0}
+    result = {
+        "documents": 10_000,
+        "steady": window,
+        "release": {**window, "same_index": True},
+        "rebuild": {**window, "failed": 2, "switch_s": 12.34, "peak_ratio": 2.345},
+    }
+    assert table_rows(result) == [
+        "| 10,000 | steady polling | 1,234 | 0 | 4.2 ms | 250 ms | - | - |",
+        "| 10,000 | release (USR2), same index file | 1,234 | 0 | 4.2 ms | 250 ms | - | - |",
+        "| 10,000 | `feeds index --rebuild` | 1,234 | 2 | 4.2 ms | 250 ms | 12.3 s | 2.35 |",
     ]

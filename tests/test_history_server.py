@@ -12,16 +12,24 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 from lxml import etree
 
 from tests.history_corpus import Answer, write
-from tests.support import PROJECT_ROOT, Server, start_server, wait_for
+from tests.support import (
+    PROJECT_ROOT,
+    FromAddress,
+    Server,
+    children,
+    gone,
+    indexer_of,
+    start_server,
+    wait_for,
+    worker_pids,
+)
 from tests.test_history import assert_history_kept
-from tests.test_reload import worker_pids
 from tests.test_websub import Subscriber, hub_request
 
 POLLERS = 64
@@ -98,18 +106,6 @@ def snapshot(server: Server, paths: list[str]) -> dict[str, Answer]:
             response.content,
         )
     return answers
-
-
-class FromAddress(requests.adapters.HTTPAdapter):
-    """Connections from one loopback address: each poller is a reader of its own."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)
 
 
 class Pollers:
@@ -227,21 +223,6 @@ def test_a_forced_rebuild_under_polling_fails_nothing_and_changes_nothing(
         subscriber.stop()
 
 
-def children(pid: int) -> set[int]:
-    try:
-        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return set()
-    return {int(child) for child in found}
-
-
-def gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except OSError:
-        return True
-
-
 @pytest.fixture
 def release(tmp_path: Path) -> Iterator[Path]:
     """A copy of the package to release from: its source changes, the checkout's does not."""
@@ -297,11 +278,3 @@ def released(server: Server, corpus: Path, data: Path, release: Path) -> None:
         if new_master and not gone(new_master):
             os.kill(new_master, signal.SIGTERM)
             wait_for(lambda: gone(new_master), bool, timeout=40)
-
-
-def indexer_of(pid: int) -> set[int]:
-    return {
-        child
-        for child in children(pid)
-        if b"--follow" in Path(f"/proc/{child}/cmdline").read_bytes()
-    }

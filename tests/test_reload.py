@@ -10,7 +10,7 @@ import pytest
 import requests
 from werkzeug.http import parse_date
 
-from tests.support import Server, document, wait_for
+from tests.support import Server, document, wait_for, worker_pids
 
 PATHS = [
     "/feeds/all.rss",
@@ -42,20 +42,6 @@ def reload_and_wait(server: Server, timeout: float = 30) -> str:
             if current != before:
                 return current
     raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
-
-
-def worker_pids(server: Server) -> set[int]:
-    """The master's worker processes (its other child is the indexer, which stays)."""
-    pid = server.process.pid
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return {int(child) for child in children if b"--follow" not in _cmdline(int(child))}
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def validators(server: Server) -> dict[str, tuple[int, str | None, str | None]]:

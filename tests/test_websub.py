@@ -38,8 +38,8 @@ from feeds.websub.store import (
     Subscription,
     SubscriptionStore,
 )
-from tests.support import CLIENT_ORIGIN, Server, document
-from tests.test_reload import reload_and_wait, worker_pids
+from tests.support import CLIENT_ORIGIN, Server, document, worker_pids
+from tests.test_reload import reload_and_wait
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
