@@ -235,12 +235,21 @@ def test_keys_change_with_the_code(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setattr(identity, "RENDER_CODE_HASH", "0" * 64)
     assert cache_key("corpus-version", "https://feeds.example.org/feeds/all.atom") != before
     package = tmp_path / "feeds"
-    (package / "templates").mkdir(parents=True)
-    (package / "render.py").write_text("x = 1\n")
-    (package / "templates" / "feed.html").write_text("<p>{{ x }}</p>\n")
+    for folder in ("http/templates", "render", "corpus"):
+        (package / folder).mkdir(parents=True)
+    (package / "render" / "rss.py").write_text("x = 1\n")
+    (package / "http" / "templates" / "feed.html").write_text("<p>{{ x }}</p>\n")
+    (package / "corpus" / "fields.py").write_text("y = 1\n")
     first = render_code_hash(package)
-    (package / "templates" / "feed.html").write_text("<p>{{ x }}!</p>\n")
-    assert render_code_hash(package) != first
+    (package / "corpus" / "fields.py").write_text("y = 1  # a release that renders the same\n")
+    assert render_code_hash(package) == first, "code that renders nothing keeps the keys"
+    (package / "http" / "templates" / "feed.html").write_text("<p>{{ x }}!</p>\n")
+    second = render_code_hash(package)
+    assert second != first
+    (package / "render" / "rss.py").write_text("x = 2\n")
+    assert render_code_hash(package) != second
+    for part in identity.RENDERING_CODE:  # every entry names something of the package
+        assert (identity.PACKAGE_DIR / part).exists(), part
 
 
 def test_the_cache_secret_must_be_long_enough() -> None:

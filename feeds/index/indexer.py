@@ -455,6 +455,7 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
         caught_up.parsed += apply(db, target, (), due).parsed if due else 0
         changes.parsed += caught_up.parsed
         changes.removed += caught_up.removed
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the build's WAL, before carrying
         damaged = db.execute("SELECT value FROM meta WHERE key = 'damaged'").fetchone()
         try:
             changes.feeds.update(history.carry(db, source, target.page_size, now))

@@ -34,6 +34,7 @@ log = logging.getLogger("feeds.index")
 
 SCHEMA_VERSION = "4"
 BUSY_TIMEOUT_MS = 5000
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 COMPANIONS = ("-wal", "-shm")  # the files SQLite keeps beside a database in WAL mode
 READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top of it
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
@@ -238,6 +239,9 @@ def _writer(path: Path, expected: dict[str, str] | None) -> sqlite3.Connection:
     try:
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")
+        # A checkpointed WAL shrinks back to this: a served index and a build beside it
+        # stay near twice one index on disk, not twice plus each WAL's high-water mark.
+        connection.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
         found = _meta_rows(connection)
         if newer_release(found):
             raise NewerIndex(
