@@ -37,6 +37,7 @@ from feeds.index.indexer import (
     open_index,
     open_served,
     reconcile,
+    served_file,
     write_failure,
     writer_lock,
 )
@@ -196,7 +197,8 @@ class _Index:
     def __init__(self, target: Target) -> None:
         db = open_index(target)
         self.building: sqlite3.Connection | None = None if is_live(db) else db
-        self.served = db if is_live(db) else open_served(target)
+        first = served_file(target) == file_of(db)  # a first build: nothing else to serve
+        self.served = db if is_live(db) else None if first else open_served(target)
         if self.served is not None:
             note_moves(self.served)  # what each change adds and withdraws, for custom feeds
 
