@@ -7,6 +7,9 @@ a callback on loopback that answers 204. One more filter matches only the articl
 benchmark writes. Each round writes one new article; "served" is until GET
 /feeds/all.rss holds it, "pushed" until the probe's callback got its document.
 Every wait is bounded (--timeout), so a run ends whatever the server does.
+The claim measured here, not in the tests: with thousands of subscribed custom feeds a
+change is still served within a few seconds (tests/test_hub_custom_changes.py asserted
+under 3 s with 2,000 until timing left the tests; it checks only one filter is queried).
 
     .venv/bin/python -m bench.websub_changes --subscriptions 0,1000,10000
 """

@@ -3,7 +3,9 @@
 2,000 custom feeds are subscribed besides one probe. A new article that only the probe's
 filter holds must be served at once, pushed to the probe alone, and found by querying
 only the filters it may belong to (the indexer logs how many it queried); withdrawing it
-pushes the probe again, and a change no filter holds queries none.
+pushes the probe again, and a change no filter holds queries none. How soon the change is
+served and pushed with thousands of subscribed filters is measured by
+bench/websub_changes.py (written → served, written → pushed), not timed here.
 """
 
 from __future__ import annotations
@@ -47,21 +49,18 @@ def test_a_change_queries_only_the_custom_filters_its_articles_may_belong_to(
             topics="\n  - Robotics",
         )
     )
-    written = time.monotonic()
     wait_for(
         "served",
         lambda: (
             b"robot arm learns" in requests.get(server.url + "/feeds/all.rss", timeout=5).content
         ),
     )
-    served = time.monotonic() - written
     wait_for("the probe is pushed", probe.posts)
     assert b"A robot arm learns to fold laundry" in probe.posts()[0].body
     wait_for("the queue logged", lambda: queried_lines(server.log()))
     changed, queried, watched = queried_lines(server.log())[-1]
     assert (changed, watched) == (1, MANY + 1)
     assert queried == 1, "only the probe's filter may hold the new article"
-    assert served < 3.0, served
 
     (corpus / "arm.md").unlink()  # the article leaves the probe's document
     wait_for("the withdrawal is pushed", lambda: len(probe.posts()) == 2)

@@ -89,17 +89,29 @@ def test_a_free_slot_is_anyones() -> None:
     assert gate.refused == 0
 
 
-def test_renders_beyond_the_running_and_waiting_bound_are_refused_at_once() -> None:
+def test_renders_beyond_the_running_and_waiting_bound_are_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     gate = RenderGate(running=1, waiting=1, per_client=1)
+    slots, _ = gate._parts()
+    waited: list[str] = []  # the clients that asked the semaphore for a slot, in order
+
+    class Recorded:
+        def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+            waited.append(CLIENT.get())
+            return slots.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            slots.release()
+
+    monkeypatch.setattr(gate, "_slots", Recorded())
     first, release_first, first_outcome = in_thread(gate, "10.0.0.1")
     assert first.wait(5)
     _, release_second, second_outcome = in_thread(gate, "10.0.0.2")  # waits for the slot
-    deadline = time.monotonic() + 5
-    while gate.in_flight < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    started = time.monotonic()
+    wait_until(lambda: gate.in_flight == 2 and len(waited) == 2)
     assert not admits(gate, "10.0.0.3")
-    assert time.monotonic() - started < 0.5  # refused, not queued
+    assert gate.refused == 1 and gate.in_flight == 2
+    assert waited == ["10.0.0.1", "10.0.0.2"], "refused, not queued for a slot"
     release_second.set()
     release_first.set()
     wait_until(lambda: len(first_outcome) == len(second_outcome) == 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import select
 import shutil
@@ -347,7 +348,8 @@ def test_hosts_sharing_redis_share_subscriptions_and_push_once(
 
 
 DEADLINE = 2  # FEEDS_WEBSUB_TIMEOUT_SECONDS in these tests
-MARGIN = 1.5  # scheduling slack on a busy machine
+HANG_GUARD = 30.0  # waits end here whatever the hub does; far above DEADLINE, far below
+LATE = "the callback did not finish within the hub's deadline"  # the client's deadline error
 PEER_LIFETIME = 60.0  # no slow peer connection outlives this, whatever the hub does
 
 
@@ -355,7 +357,8 @@ PEER_LIFETIME = 60.0  # no slow peer connection outlives this, whatever the hub 
 class Exchange:
     request_line: bytes
     opened: float = field(default_factory=time.monotonic)
-    closed: float | None = None  # when the hub closed the connection
+    closed: float | None = None  # when the exchange ended (a moment, for ordering)
+    hung_up: bool = False  # the hub closed it, not the peer's own lifetime
 
 
 # What each slow peer answers; "drip" and "endless" also trickle after these bytes.
@@ -401,10 +404,12 @@ class SlowPeer:
                     conn.sendall(step)
                     conn.settimeout(pause)
                     if conn.recv(1) == b"":  # the hub closed the connection
+                        exchange.hung_up = True
                         break
                 except TimeoutError:
                     continue
                 except OSError:
+                    exchange.hung_up = True
                     break
             exchange.closed = time.monotonic()
 
@@ -487,10 +492,14 @@ def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
     peers = {mode: slow_peers(mode) for mode in MODES}
     for peer in peers.values():
         assert hub_request(server, peer.url, topic).status_code == 202
+    # Each exchange ends by the hub's hang-up, reported as the deadline's error: no peer
+    # ever finishes (each drips, stalls or trickles for PEER_LIFETIME), and a per-socket
+    # timeout never ends a drip. The waits only guard against a hang.
     for mode, peer in peers.items():
-        wait_for(f"verification cut ({mode})", lambda p=peer: p.closed(b"GET"), DEADLINE + 5)
+        wait_for(f"verification cut ({mode})", lambda p=peer: p.closed(b"GET"), HANG_GUARD)
         (exchange,) = peer.closed(b"GET")
-        assert exchange.closed - exchange.opened < DEADLINE + MARGIN, mode  # type: ignore[operator]
+        assert exchange.hung_up, mode
+        wait_for(f"logged ({mode})", lambda p=peer: f"{p.url}: {LATE}" in server.log())
 
     store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     for peer in peers.values():
@@ -498,10 +507,12 @@ def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
     add_document(corpus, "news", "Robotics")
     reload_and_wait(server)
     for mode, peer in peers.items():
-        wait_for(f"delivery cut ({mode})", lambda p=peer: p.closed(b"POST"), DEADLINE + 10)
-        first = peer.closed(b"POST")[0]
-        assert first.closed - first.opened < DEADLINE + MARGIN, mode  # type: ignore[operator]
-    assert "TimeoutError" in server.log()
+        wait_for(f"delivery cut ({mode})", lambda p=peer: p.closed(b"POST"), HANG_GUARD)
+        assert peer.closed(b"POST")[0].hung_up, mode
+        wait_for(
+            f"logged ({mode})",
+            lambda p=peer: f"{p.url} failed (TimeoutError: {LATE})" in server.log(),
+        )
 
 
 def test_slow_callbacks_neither_refuse_nor_delay_other_subscribers(
@@ -516,18 +527,25 @@ def test_slow_callbacks_neither_refuse_nor_delay_other_subscribers(
     ]  # more than every verification slot of both workers before per-host shares
     assert set(answers) == {202, 429}, answers  # the slow host got its share, no more
     normal = subscribers(host="::1")  # another host
-    started = time.monotonic()
     subscribe(server, store, normal, topic)
-    assert time.monotonic() - started < 5
+    # Ordering, not durations: the other host was verified before any slow verification
+    # had been cut at its deadline, so it waited for none of them.
+    (challenge,) = normal.challenges("subscribe")
+    assert slow.exchanges and challenge.at < first_close(slow, b"GET")
 
     for n in range(128):
         store_subscription(store, f"{slow.url}?push={n}", topic)
     add_document(corpus, "news", "Robotics")
     reload_and_wait(server)
-    queued = time.monotonic()
-    wait_for("the normal subscriber is pushed", normal.posts, 5)
-    assert normal.posts()[0].at - queued < 5
-    assert len(slow.exchanges) > 0
+    wait_for("the normal subscriber is pushed", normal.posts)
+    pushes = [e for e in slow.exchanges if e.request_line.startswith(b"POST")]
+    assert pushes, "the slow host was pushed to as well"
+    assert normal.posts()[0].at < first_close(slow, b"POST"), "pushed without waiting"
+
+
+def first_close(peer: SlowPeer, request_start: bytes) -> float:
+    """When the first of the peer's exchanges of this kind ended (infinity while none has)."""
+    return min((e.closed for e in peer.closed(request_start) if e.closed), default=math.inf)
 
 
 def worker_rss_kib(server: Server) -> int:

@@ -12,9 +12,10 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -22,7 +23,6 @@ from feeds.websub import client
 
 NAME = "callback.example"
 DEADLINE = 1.0
-MARGIN = 1.5  # scheduling slack on a busy machine
 
 
 def certificate(folder: Path, name: str) -> tuple[Path, Path]:
@@ -148,6 +148,26 @@ def test_private_addresses_are_refused_unless_allowed() -> None:
     )
 
 
+class Watchdog:
+    """Stands in for the client's `threading.Timer`: records the deadline it was armed
+    with and fires only when the test says, so no test waits on the wall clock."""
+
+    armed: ClassVar[list[Watchdog]] = []
+
+    def __init__(self, interval: float, function: Callable[[], None]) -> None:
+        self.interval, self.function = interval, function
+        self.cancelled = False
+
+    def start(self) -> None:
+        Watchdog.armed.append(self)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def join(self) -> None:
+        pass
+
+
 @pytest.mark.parametrize(
     ("scheme", "drip"),
     [
@@ -155,9 +175,16 @@ def test_private_addresses_are_refused_unless_allowed() -> None:
         ("http", b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100),  # headers that never end
     ],
 )
-def test_a_peer_that_drips_is_cut_at_the_deadline(scheme: str, drip: bytes) -> None:
+def test_a_peer_that_drips_is_cut_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch, scheme: str, drip: bytes
+) -> None:
+    """Per-socket timeouts never end a peer that keeps dripping: the exchange ends when the
+    deadline's watchdog fires, with the deadline's error, and the peer sees the hang-up
+    while it still had bytes to send."""
+    monkeypatch.setattr(Watchdog, "armed", [])
+    monkeypatch.setattr(client.threading, "Timer", Watchdog)
     listener = socket.create_server(("127.0.0.1", 0))
-    closed = threading.Event()
+    sent, closed = [0], threading.Event()
 
     def serve() -> None:
         conn, _ = listener.accept()
@@ -167,6 +194,7 @@ def test_a_peer_that_drips_is_cut_at_the_deadline(scheme: str, drip: bytes) -> N
             for byte in drip:
                 try:
                     conn.sendall(bytes([byte]))
+                    sent[0] += 1
                     if conn.recv(1) == b"":
                         closed.set()
                         return
@@ -178,9 +206,32 @@ def test_a_peer_that_drips_is_cut_at_the_deadline(scheme: str, drip: bytes) -> N
 
     threading.Thread(target=serve, daemon=True).start()
     callback = client.Callback(scheme, NAME, listener.getsockname()[1], "/", "127.0.0.1")
-    started = time.monotonic()
-    with pytest.raises(TimeoutError, match="deadline"):
-        client.call(callback, "GET", "/", None, {}, total_seconds=DEADLINE)
-    assert time.monotonic() - started < DEADLINE + MARGIN
-    assert closed.wait(MARGIN)
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            client.call(callback, "GET", "/", None, {}, total_seconds=DEADLINE)
+        except BaseException as error:  # handed to the test thread
+            outcome.append(error)
+
+    caller = threading.Thread(target=run, daemon=True)
+    caller.start()
+    wait_until(lambda: sent[0] >= 5)  # the peer is dripping and the call goes on
+    assert caller.is_alive() and not closed.is_set()
+    (watchdog,) = Watchdog.armed
+    assert watchdog.interval == DEADLINE  # armed with the whole exchange's deadline
+    watchdog.function()  # the deadline comes
+    caller.join(30)  # a hang guard: the cut ends the call at once
+    assert len(outcome) == 1 and isinstance(outcome[0], TimeoutError), outcome
+    assert "deadline" in str(outcome[0])
+    assert closed.wait(30), "the peer saw the hang-up"
+    assert sent[0] < len(drip), "cut while the peer still had bytes to send"
     listener.close()
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 30) -> None:
+    """Polls `done`; the timeout only guards against a hang."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "not done in time"
+        time.sleep(0.01)
