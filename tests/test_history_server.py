@@ -3,7 +3,6 @@ every promise (immutable pages, Last-Modified, edit times, pushes) holds across 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -18,6 +17,7 @@ import pytest
 import requests
 from lxml import etree
 
+from bench.history import data_files
 from tests.history_corpus import Answer, write
 from tests.support import (
     PROJECT_ROOT,
@@ -163,13 +163,7 @@ def corpus(tmp_path: Path) -> Path:
 
 
 def data_bytes(data: Path) -> int:
-    """The regular files' sizes; one removed between listing and asking counts nothing."""
-    total = 0
-    for entry in os.scandir(data):
-        with contextlib.suppress(FileNotFoundError):
-            if entry.is_file(follow_symlinks=False):
-                total += entry.stat().st_size
-    return total
+    return sum(data_files(data).values())
 
 
 def test_a_forced_rebuild_under_polling_fails_nothing_and_changes_nothing(
