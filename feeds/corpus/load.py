@@ -7,11 +7,11 @@ import hashlib
 import logging
 import multiprocessing
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from itertools import repeat
 from pathlib import Path
 
 from feeds.corpus.fields import Filtered, to_parsed
@@ -25,6 +25,7 @@ log = logging.getLogger("feeds.corpus")
 
 PROGRESS_EVERY = 500
 PARALLEL_CHUNK = 200  # documents per task: large enough to amortise pickling, small to balance
+CHUNKS_AHEAD = 4  # tasks per worker parsed ahead of the consumer: enough to keep it busy
 
 Reader = Callable[[str], Parsed | Skip]  # one label to its outcome
 
@@ -125,11 +126,18 @@ def read_documents(
     if workers < 2 or len(labels) < 2 * PARALLEL_CHUNK:
         yield from _read_chunk(read, labels)
         return
-    chunks = [labels[i : i + PARALLEL_CHUNK] for i in range(0, len(labels), PARALLEL_CHUNK)]
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        for outcomes in pool.map(_read_chunk, repeat(read), chunks):
-            yield from outcomes
+        # At most CHUNKS_AHEAD chunks per worker wait to be taken: a consumer slower than
+        # the parsers (the index's writer) would otherwise hold every outcome of the corpus
+        # in memory, and keep that memory once it is done.
+        ahead: deque[Future[list[tuple[int, Parsed | Skip]]]] = deque()
+        for start in range(0, len(labels), PARALLEL_CHUNK):
+            ahead.append(pool.submit(_read_chunk, read, labels[start : start + PARALLEL_CHUNK]))
+            if len(ahead) >= CHUNKS_AHEAD * workers:
+                yield from ahead.popleft().result()
+        while ahead:
+            yield from ahead.popleft().result()
 
 
 def _read_chunk(read: Reader, labels: Sequence[str]) -> list[tuple[int, Parsed | Skip]]:

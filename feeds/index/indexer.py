@@ -583,8 +583,12 @@ def _write(
         return _read(target, path)
 
     with transaction(db):
-        for stamp, outcome in outcomes:
-            writer.put(db, stamp, outcome, reparse, live)
+        if live:
+            for stamp, outcome in outcomes:
+                writer.put(db, stamp, outcome, reparse)
+        else:
+            writer.load(db, outcomes, reparse)
+        for _, outcome in outcomes:
             _log_outcome(outcome)
         for path in gone:
             writer.remove(db, path, reparse, live)

@@ -40,7 +40,8 @@ READER_CACHE_KIB = 16 * 1024  # per worker; the OS page cache is shared on top o
 ALL = ("all", "")  # the (kind, slug) of the feed of every article
 OPEN = 2**31 - 1  # the `page` of a feed entry not yet sealed into an archive page
 
-TABLES = """
+ENTRIES_BY_VERSION = "CREATE INDEX IF NOT EXISTS entries_by_version ON entries (version)"
+TABLES = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS documents (
     path TEXT PRIMARY KEY,
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS entries (
     retired INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (kind, slug, page DESC, published DESC, id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS entries_by_version ON entries (version);
+{ENTRIES_BY_VERSION};
 CREATE TABLE IF NOT EXISTS retired (version INTEGER PRIMARY KEY, data TEXT NOT NULL);
 -- The last copy served of each withdrawn article: served again, it is an edit if its
 -- content differs, and keeps its edit time if not (a rename, a file moved away and back).

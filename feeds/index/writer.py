@@ -36,7 +36,7 @@ from datetime import datetime
 
 from feeds.corpus import Parsed, Skip
 from feeds.index.records import article_from_json, article_json, from_microseconds, microseconds
-from feeds.index.schema import ALL, OPEN
+from feeds.index.schema import ALL, ENTRIES_BY_VERSION, OPEN
 
 ZERO_DIGEST = "0" * 64
 MOVED = "moved"  # a digest no feed has: the feed changed, whatever its own digest says
@@ -77,23 +77,85 @@ def put(
 ) -> None:
     """Record what the file at `stamp.path` is now, and settle the articles it touches."""
     old = db.execute("SELECT article_id FROM documents WHERE path = ?", (stamp.path,)).fetchone()
-    row: tuple[str, str, str | None, str, str | None]
-    if isinstance(outcome, Parsed):
-        row = (outcome.digest, "article", None, json.dumps(outcome.repairs), outcome.article.id)
-        quality: float | None = outcome.quality
-    else:
-        row = ("", outcome.kind, outcome.reason, "[]", None)
-        quality = None
-    due = outcome.due if isinstance(outcome, Scheduled) else None
-    db.execute(
-        "INSERT OR REPLACE INTO documents (path, size, mtime_ns, read_ns, digest, outcome,"
-        " reason, repairs, article_id, quality, due) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (stamp.path, stamp.size, stamp.mtime_ns, stamp.read_ns, *row, quality, due),
-    )
+    db.execute(f"INSERT OR REPLACE INTO documents {_DOCUMENT}", _document_row(stamp, outcome))
     in_hand = {stamp.path: outcome} if isinstance(outcome, Parsed) else {}
-    for article_id in {old[0] if old else None, row[4]}:
+    new = outcome.article.id if isinstance(outcome, Parsed) else None
+    for article_id in {old[0] if old else None, new}:
         if article_id is not None:
             settle(db, article_id, in_hand, reparse, live)
+
+
+# A copy of an article replaces the one in the row only when the live rule prefers it:
+# the higher quality, then the lower digest (then the lower path: the same bytes twice).
+_PREFERRED_COPY = """
+INSERT INTO articles (id, path, digest, quality, published, provider, data)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET path = excluded.path, digest = excluded.digest,
+    quality = excluded.quality, published = excluded.published,
+    provider = excluded.provider, data = excluded.data
+WHERE excluded.quality > articles.quality OR (excluded.quality = articles.quality
+    AND (excluded.digest, excluded.path) < (articles.digest, articles.path))
+"""
+
+
+def load(
+    db: sqlite3.Connection, outcomes: list[tuple[Stamp, Parsed | Skip]], reparse: Reparse
+) -> None:
+    """Record a batch of outcomes in a build nobody reads yet: files new to it in two
+    statements, each duplicate's served copy chosen in SQL as `settle` chooses it, instead
+    of a round trip per file. A file the build holds already (a resumed build, the walk
+    that catches up) goes through `put`, which may serve another copy of its article.
+    """
+    paths = json.dumps([stamp.path for stamp, _ in outcomes])
+    known = {
+        path
+        for (path,) in db.execute(
+            "SELECT path FROM documents WHERE path IN (SELECT value FROM json_each(?))", (paths,)
+        )
+    }
+    new = [(stamp, outcome) for stamp, outcome in outcomes if stamp.path not in known]
+    db.executemany(
+        f"INSERT INTO documents {_DOCUMENT}",
+        [_document_row(stamp, outcome) for stamp, outcome in new],
+    )
+    db.executemany(
+        _PREFERRED_COPY,
+        [
+            (
+                outcome.article.id,
+                outcome.path,
+                outcome.digest,
+                outcome.quality,
+                microseconds(outcome.article.published),
+                outcome.article.provider.slug,
+                article_json(outcome.article),
+            )
+            for _, outcome in new
+            if isinstance(outcome, Parsed)
+        ],
+    )
+    for stamp, outcome in outcomes:
+        if stamp.path in known:
+            put(db, stamp, outcome, reparse, live=False)
+
+
+_DOCUMENT = (
+    "(path, size, mtime_ns, read_ns, digest, outcome, reason, repairs, article_id, quality,"
+    " due) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _document_row(stamp: Stamp, outcome: Parsed | Skip) -> tuple[object, ...]:
+    """The `documents` row of what the file at `stamp` became."""
+    due = outcome.due if isinstance(outcome, Scheduled) else None
+    if isinstance(outcome, Parsed):
+        parsed = (outcome.digest, "article", None, json.dumps(outcome.repairs), outcome.article.id)
+        return (*_stamp_row(stamp), *parsed, outcome.quality, due)
+    return (*_stamp_row(stamp), "", outcome.kind, outcome.reason, "[]", None, None, due)
+
+
+def _stamp_row(stamp: Stamp) -> tuple[str, int, int, int]:
+    return (stamp.path, stamp.size, stamp.mtime_ns, stamp.read_ns)
 
 
 def remove(db: sqlite3.Connection, path: str, reparse: Reparse, live: bool = True) -> None:
@@ -178,16 +240,16 @@ def _serve(db: sqlite3.Connection, parsed: Parsed, live: bool) -> None:
             article_json(article),
         ),
     )
-    version = cursor.lastrowid
-    db.execute(
-        "INSERT INTO article_words (rowid, title, excerpt) VALUES (?, ?, ?)",
-        (version, article.title, article.excerpt),
-    )
-    db.executemany(
-        "INSERT INTO article_topics (topic, published, id) VALUES (?, ?, ?)",
-        [(topic.slug, published, article.id) for topic in article.topics],
-    )
     if live:
+        version = cursor.lastrowid
+        db.execute(
+            "INSERT INTO article_words (rowid, title, excerpt) VALUES (?, ?, ?)",
+            (version, article.title, article.excerpt),
+        )
+        db.executemany(
+            "INSERT INTO article_topics (topic, published, id) VALUES (?, ?, ?)",
+            [(topic.slug, published, article.id) for topic in article.topics],
+        )
         feeds = _memberships(parsed)
         for feed in feeds:
             _join(db, feed, published, parsed.digest)
@@ -226,16 +288,18 @@ def _withdraw(db: sqlite3.Connection, article_id: str, live: bool) -> None:
     if row is None:
         return
     version, path, digest, published, data = row
-    article = article_from_json(data)
-    # A contentless full-text table forgets a row only when told the words it indexed.
-    db.execute(
-        "INSERT INTO article_words (article_words, rowid, title, excerpt)"
-        " VALUES ('delete', ?, ?, ?)",
-        (version, article.title, article.excerpt),
-    )
     db.execute("DELETE FROM articles WHERE version = ?", (version,))
-    db.execute("DELETE FROM article_topics WHERE id = ? AND published = ?", (article_id, published))
     if live:
+        article = article_from_json(data)
+        # A contentless full-text table forgets a row only when told the words it indexed.
+        db.execute(
+            "INSERT INTO article_words (article_words, rowid, title, excerpt)"
+            " VALUES ('delete', ?, ?, ?)",
+            (version, article.title, article.excerpt),
+        )
+        db.execute(
+            "DELETE FROM article_topics WHERE id = ? AND published = ?", (article_id, published)
+        )
         _retire(db, version, data)
         updated = None if article.updated is None else microseconds(article.updated)
         db.execute(
@@ -423,6 +487,7 @@ def derive_feeds(db: sqlite3.Connection) -> list[tuple[str, str]]:
     counting, naming and hashing them here in a few queries gives the same rows as
     joining them in any order, at a fraction of the cost.
     """
+    _index_articles(db)
     db.create_aggregate("xor_digest", 1, _XorDigest)  # type: ignore[arg-type]  # typeshed: step(*args)
     db.execute("DELETE FROM feeds")
     db.execute("DELETE FROM names")
@@ -440,19 +505,41 @@ def derive_feeds(db: sqlite3.Connection) -> list[tuple[str, str]]:
     return sorted((kind, slug) for kind, slug, *_ in rows)
 
 
+def _index_articles(db: sqlite3.Connection) -> None:
+    """Every served article's topics and search words, in two statements: a build adds
+    none one by one (`_serve` while not live), and the full-text index is written best
+    in one go. What an earlier build left is cleared first."""
+    db.execute("DELETE FROM article_topics")
+    db.execute("INSERT INTO article_words (article_words) VALUES ('delete-all')")
+    db.execute(
+        "INSERT INTO article_topics (topic, published, id)"
+        " SELECT json_extract(t.value, '$[1]'), a.published, a.id"
+        " FROM articles a, json_each(a.data, '$[7]') t"
+    )
+    db.execute(
+        "INSERT INTO article_words (rowid, title, excerpt)"
+        " SELECT version, json_extract(data, '$[1]'), json_extract(data, '$[5]') FROM articles"
+    )
+
+
 def _open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
     """Page a finished first build by date: what sealing would give had files come in order.
 
     A feed of n articles gets (n - 1) // size full pages, oldest first, and keeps the rest
     (1 to `size` entries) open, as `_seal_pages` leaves a live feed.
     """
+    # Inserted in key order, and indexed by version once whole: a sort each, where rows in
+    # any order would take a B-tree descent each (half the time of a build's final step).
+    db.execute("DROP INDEX entries_by_version")
     db.execute(
         "INSERT INTO entries (kind, slug, page, published, id, version)"
         " SELECT kind, slug,"
         "  CASE WHEN rank <= (total - 1) / ?1 * ?1 THEN (rank - 1) / ?1 + 1 ELSE ?2 END,"
-        f"  published, id, version FROM ({_RANKED_ENTRIES})",
+        f"  published, id, version FROM ({_RANKED_ENTRIES})"
+        " ORDER BY 1, 2, 3 DESC, 4 DESC, 5",
         (size, OPEN),
     )
+    db.execute(ENTRIES_BY_VERSION)
     feeds = db.execute("SELECT kind, slug, count FROM feeds").fetchall()
     for kind, slug, count in feeds:
         pages = (count - 1) // size
