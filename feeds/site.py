@@ -27,7 +27,7 @@ from feeds.index.search import Filter
 from feeds.publish.archive import IMMUTABLE_CACHE_CONTROL, Archive
 from feeds.publish.custom import canonical_query, custom_selection
 from feeds.publish.document import link_header
-from feeds.publish.selection import Selection, UnknownFeed, select
+from feeds.publish.selection import Selection, UnknownFeed, as_sealed, select
 from feeds.publish.urls import HUB_PATH, feed_path
 from feeds.render import FORMATS, FeedDocument
 from feeds.renders import RenderGate, pause
@@ -153,7 +153,7 @@ class Site:
         )
         sealed = articles.page(page)
         document = FeedDocument(
-            selection,
+            as_sealed(selection, sealed.articles, self.settings.site_title),
             sealed.articles,
             base_url,
             self._page_url(selection, extension, page, base_url),

@@ -1,6 +1,6 @@
 """Attacks on the history promises that a review found (each failed before its fix): a
 full disk while carrying, a rename, an article that came due during a rebuild, a backup
-restored where it was taken from."""
+restored where it was taken from, a new spelling of a topic."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from tests.history_corpus import (
     target_for,
 )
 from tests.support import document
-from tests.test_history import assert_history_kept, parse
+from tests.test_history import assert_history_kept, immutable, parse
 
 
 def write(root: Path, number: int, topic: str | None = None, year: int | None = None) -> None:
@@ -184,3 +185,34 @@ def test_a_backup_restored_where_it_was_taken_from_keeps_the_history(tmp_path: P
     shutil.copyfile(backup, target.path)  # and restored from the backup
     assert update(target) is not None
     assert_history_kept(before, snapshot(root, data))
+
+
+def snapshot_paths(root: Path, data: Path, paths: Collection[str]) -> dict[str, Answer]:
+    """What a fresh server answers for `paths` (as `snapshot`, for documents it may not list)."""
+    client = create_app(overrides(root, data)).test_client()
+    answers = {}
+    for path in paths:
+        response = client.get(path)
+        answers[path] = (
+            response.status_code,
+            response.headers.get("ETag"),
+            response.headers.get("Last-Modified"),
+            response.headers.get("Cache-Control"),
+            response.get_data(),
+        )
+    return answers
+
+
+# Promise: a page served `immutable` never changes its bytes. An archive page's title was
+# its feed's name, the spelling most of the feed's *current* articles use, so new articles
+# that spell a topic another way rewrote every immutable page of that topic; now a page is
+# named as its own sealed articles spell it.
+def test_a_new_spelling_of_a_topic_leaves_its_immutable_pages_alone(tmp_path: Path) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = {p: a for p, a in immutable(snapshot(root, data)).items() if "/robots/" in p}
+    assert before
+    for number in range(100, 124, 2):  # a dozen new articles spell it in capitals
+        write(root, number, topic="ROBOTS", year=2021)
+    settle(target)
+    assert snapshot_paths(root, data, before) == before

@@ -5,11 +5,13 @@ Selections are lookups in the index's feed table; articles are read only as far 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from feeds.index.reader import FeedArticles, View
 from feeds.index.search import CustomArticles
+from feeds.model import Article
 from feeds.publish.urls import feed_path
 
 
@@ -66,6 +68,24 @@ def select(
     return Selection(
         kind, slug, f"{name} · {site_title}", DESCRIPTIONS[kind].format(name), articles[slug]
     )
+
+
+def as_sealed(selection: Selection, sealed: Sequence[Article], site_title: str) -> Selection:
+    """An archive page's selection, named as its own articles spell the feed (most often,
+    then alphabetically first): a sealed page's bytes depend on what it sealed alone, never
+    on how newer articles spell the topic or provider."""
+    slug = selection.slug
+    if selection.kind == "topics":
+        spellings = Counter(t.name for a in sealed for t in a.topics if t.slug == slug)
+    elif selection.kind == "providers":
+        spellings = Counter(a.provider.name for a in sealed if a.provider.slug == slug)
+    else:
+        return selection
+    if not spellings:
+        return selection
+    name = min(spellings, key=lambda spelling: (-spellings[spelling], spelling))
+    description = DESCRIPTIONS[selection.kind].format(name)
+    return replace(selection, title=f"{name} · {site_title}", description=description)
 
 
 def _indexes(catalog: View) -> dict[str, tuple[Mapping, Mapping]]:
