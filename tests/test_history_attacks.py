@@ -1,6 +1,6 @@
 """Attacks on the history promises that a review found (each failed before its fix): a
 full disk while carrying, a rename, an article that came due during a rebuild, a backup
-restored where it was taken from, a new spelling of a topic."""
+restored where it was taken from, a new spelling of a topic, a topic emptied."""
 
 from __future__ import annotations
 
@@ -216,3 +216,22 @@ def test_a_new_spelling_of_a_topic_leaves_its_immutable_pages_alone(tmp_path: Pa
         write(root, number, topic="ROBOTS", year=2021)
     settle(target)
     assert snapshot_paths(root, data, before) == before
+
+
+# Promise: a page served `immutable` never changes its bytes (nor answers 404). When the
+# last article of a topic goes (retagged, removed, or filtered by a new FEEDS_MIN_QUALITY),
+# its feed row was deleted and every archive page it sealed, served immutable for a year,
+# answered 404; now the emptied feed keeps its row, unlisted, and its pages are served.
+def test_the_archive_of_a_feed_that_empties_stays_served(tmp_path: Path) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    before = immutable(snapshot(root, data))
+    robots = {path: answer for path, answer in before.items() if "/topics/robots/" in path}
+    assert robots, "the Robots topic sealed immutable pages"
+    for number in range(1, 41, 2):  # every Robots article (odd numbers) is retagged
+        if (root / f"{number:03d}.txt").exists():
+            write(root, number, topic="Robotics")
+    settle(target)
+    after = snapshot_paths(root, data, robots)
+    assert {path: answer[0] for path, answer in after.items()} == {p: 200 for p in robots}
+    assert after == robots

@@ -68,6 +68,14 @@ def carry(db: sqlite3.Connection, source: Path, page_size: int, now: int) -> lis
             _edit_times(db)
             _sealed_pages(db)
             writer.derive_feeds(db)
+            # A feed emptied before keeps serving the pages it sealed, under its name.
+            db.execute(
+                "INSERT INTO feeds (kind, slug, name, domain, count, newest, digest)"
+                " SELECT o.kind, o.slug, o.name, o.domain, 0, NULL, ? FROM old.feeds o"
+                " JOIN old.feed_clock c USING (kind, slug) WHERE c.pages > 0 AND NOT EXISTS"
+                "  (SELECT 1 FROM main.feeds f WHERE f.kind = o.kind AND f.slug = o.slug)",
+                (writer.ZERO_DIGEST,),
+            )
             db.execute(
                 "INSERT INTO entries (kind, slug, page, published, id, version)"
                 " SELECT m.kind, m.slug, ?, m.published, m.id, m.version"

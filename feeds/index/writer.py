@@ -604,7 +604,17 @@ def _leave(db: sqlite3.Connection, feed: Membership, published: int, digest: str
         )
         db.execute("DELETE FROM names WHERE kind = ? AND slug = ? AND uses <= 0", (kind, slug))
     if count <= 1:
-        db.execute("DELETE FROM feeds WHERE kind = ? AND slug = ?", (kind, slug))
+        # Emptied, a feed that sealed pages keeps its row (and name): they are still served.
+        sealed = db.execute(
+            "SELECT pages FROM feed_clock WHERE kind = ? AND slug = ?", (kind, slug)
+        ).fetchone()
+        if sealed and sealed[0]:
+            db.execute(
+                "UPDATE feeds SET count = 0, newest = NULL, digest = ? WHERE kind = ? AND slug = ?",
+                (ZERO_DIGEST, kind, slug),
+            )
+        else:
+            db.execute("DELETE FROM feeds WHERE kind = ? AND slug = ?", (kind, slug))
         return
     if published == newest:
         newest = _newest(db, kind, slug)

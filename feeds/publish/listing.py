@@ -38,9 +38,11 @@ class Listing:
 
 
 def listings(catalog: View, site_title: str, site_description: str) -> Iterator[Listing]:
-    """Every feed of `all_selections`, in its order (all, topics, providers)."""
+    """Every feed of `all_selections` that holds articles, in its order (all, topics,
+    providers); an emptied feed is still served, for the pages it sealed, but not listed."""
     for selection in all_selections(catalog, site_title, site_description):
-        yield listing(catalog, selection)
+        if selection.kind == "all" or selection.articles:
+            yield listing(catalog, selection)
 
 
 def listing(catalog: View, selection: Selection) -> Listing:
