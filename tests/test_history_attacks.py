@@ -1,6 +1,7 @@
 """Attacks on the history promises that a review found (each failed before its fix): a
 full disk while carrying, a rename, an article that came due during a rebuild, a backup
-restored where it was taken from, a new spelling of a topic, a topic emptied."""
+restored where it was taken from, a new spelling of a topic, a topic emptied, a rebuild's
+pushes."""
 
 from __future__ import annotations
 
@@ -27,7 +28,12 @@ from feeds.index.indexer import (
     update,
     writer_lock,
 )
+from feeds.runtime import Runtime
+from feeds.server import follow
+from feeds.settings import load_settings
+from feeds.websub.store import SqliteSubscriptionStore, Subscription
 from tests.history_corpus import (
+    ORIGIN,
     Answer,
     lived_corpus,
     overrides,
@@ -37,6 +43,7 @@ from tests.history_corpus import (
 )
 from tests.support import document
 from tests.test_history import assert_history_kept, immutable, parse
+from tests.test_websub import ROOMY
 
 
 def write(root: Path, number: int, topic: str | None = None, year: int | None = None) -> None:
@@ -235,3 +242,39 @@ def test_the_archive_of_a_feed_that_empties_stays_served(tmp_path: Path) -> None
     after = snapshot_paths(root, data, robots)
     assert {path: answer[0] for path, answer in after.items()} == {p: 200 for p in robots}
     assert after == robots
+
+
+# Promise: "no subscriber is pushed an unchanged feed". A live change pushes a subscribed
+# custom feed only when its document changed; a build's switch pushed every subscribed
+# custom feed whenever any fixed feed changed (`Moves(everything=True)`), so one never
+# pushed since it was subscribed was pushed although nothing it holds changed. Now the
+# copies the carry served differently are matched like a live change's.
+def test_a_rebuild_pushes_only_the_custom_feeds_it_changed(tmp_path: Path) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    hub = {"WEBSUB_DB": str(tmp_path / "websub.sqlite3"), "WEBSUB_ALLOW_PRIVATE_CALLBACKS": 1}
+    target = lived_corpus(root, data)
+    runtime = Runtime(load_settings(overrides(root, data, **hub)))
+    store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
+    rivers = f"{ORIGIN}/feeds/custom.atom?topic=rivers"
+    robots = f"{ORIGIN}/feeds/custom.atom?topic=robots"
+    for topic in (rivers, robots):
+        subscription = Subscription("http://127.0.0.1:9/callback", topic, "", time.time() + 3600)
+        assert store.put(subscription, ROOMY) is None
+    write(root, 5, topic="Robots", year=2019)  # a Robots article edited while nobody indexed
+    with writer_lock(target, wait=False):
+        index = follow._Index(target)
+        try:
+            index.rebuild(target)
+            built = follow._build(
+                index, runtime, target, None, lambda: None, failures=follow._Failures()
+            )
+            assert built
+        finally:
+            index.close()
+    queued = sqlite3.connect(tmp_path / "websub.sqlite3")
+    try:
+        pushed = dict(queued.execute("SELECT topic, count(*) FROM deliveries GROUP BY topic"))
+    finally:
+        queued.close()
+    assert pushed.get(robots) == 1, "the Robots filter's document changed: it is pushed"
+    assert rivers not in pushed, "the Rivers filter's document did not change"

@@ -41,12 +41,18 @@ INSERT INTO temp.new_copies SELECT a.version FROM main.articles a
 LEFT JOIN old.articles o ON o.id = a.id WHERE o.data IS NOT a.data
 """
 _GONE_COPIES = """
-INSERT INTO temp.gone_copies SELECT o.version FROM old.articles o
+INSERT INTO temp.gone_copies
+SELECT o.version, o.id, o.digest, o.published, o.provider, o.quality, o.data FROM old.articles o
 LEFT JOIN main.articles a ON a.id = o.id WHERE a.data IS NOT o.data
 """
 _SCRATCH = """
 CREATE TEMP TABLE IF NOT EXISTS new_copies (version INTEGER PRIMARY KEY);
-CREATE TEMP TABLE IF NOT EXISTS gone_copies (version INTEGER PRIMARY KEY);
+-- What the hub matches against custom filters once the build is served: each gone copy
+-- as the served index held it (it is detached by then).
+CREATE TEMP TABLE IF NOT EXISTS gone_copies (
+    version INTEGER PRIMARY KEY, id TEXT, digest TEXT, published INTEGER, provider TEXT,
+    quality REAL, data TEXT
+);
 CREATE TEMP TABLE IF NOT EXISTS sealed_copies (
     old INTEGER PRIMARY KEY, new INTEGER NOT NULL, retired INTEGER NOT NULL, data TEXT
 );

@@ -46,7 +46,7 @@ from feeds.index.watch import start as start_watching
 from feeds.runtime import Runtime
 from feeds.settings import Settings
 from feeds.websub.delivery import notify
-from feeds.websub.moves import Moves, note_moves, take_moves
+from feeds.websub.moves import Moves, carried_moves, note_moves, take_moves
 
 log = logging.getLogger("feeds.index")
 
@@ -259,7 +259,7 @@ def _build(
         return False
     failures.succeeded()
     db = index.switched()
-    _push(runtime, db, changes, lambda: Moves(everything=bool(changes.feeds)))
+    _push(runtime, db, changes, partial(carried_moves, db))
     return True
 
 

@@ -101,6 +101,27 @@ def take_moves(db: sqlite3.Connection) -> Moves:
     )
 
 
+def carried_moves(db: sqlite3.Connection) -> Moves:
+    """The copies a build that took a served index's history serves differently from it
+    (`feeds.index.history`: its `new_copies` and `gone_copies`, on the build's connection);
+    everything for a build that took none (a first build: every filter may have changed)."""
+    try:
+        rows = db.execute(
+            "SELECT 1, a.version, a.id, a.digest, a.published, a.provider, a.quality, a.data"
+            " FROM temp.new_copies n JOIN main.articles a USING (version)"
+            " UNION ALL SELECT 0, version, id, digest, published, provider, quality, data"
+            " FROM temp.gone_copies"
+        ).fetchall()
+    except sqlite3.OperationalError:  # no history was carried on this connection
+        return Moves(everything=True)
+    if len(rows) > MAX_NOTED:
+        return Moves(everything=True)
+    return Moves(
+        tuple(_moved(row, row[7]) for row in rows if row[0]),
+        tuple(_moved(row, row[7]) for row in rows if not row[0]),
+    )
+
+
 def _data(db: sqlite3.Connection, versions: set[int]) -> dict[int, str]:
     found: dict[int, str] = {}
     listed = sorted(versions)
