@@ -284,6 +284,13 @@ class IndexReader:
             self._version = version
         return self._view
 
+    def latest(self) -> View:
+        """The view at the last commit, asked now: the writer's own process, right after it
+        committed, must not render what the commit replaced (a view seen within
+        `RECHECK_SECONDS` would be kept)."""
+        self._checked = 0.0
+        return self.view()
+
     def progress(self) -> tuple[int, int]:
         """(indexed, files) of the indexer's current or last pass over the directory."""
         try:

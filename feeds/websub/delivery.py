@@ -101,6 +101,7 @@ def notify(
         if kind == "custom" and (selected := _custom_filter(slug)) is not None
     }
     custom, queried = changed_filters(db, filters, moves, site.settings.default_items)
+    site.reader.latest()  # what is pushed is what the change just committed
     queued = 0
     for topic, base, (kind, slug) in addressed:
         changed = slug in custom if kind == "custom" else (kind, slug) in fixed
