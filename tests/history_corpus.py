@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,14 @@ def target_for(root: Path, data: Path, **more: object) -> Target:
     return Target.from_settings(load_settings(overrides(root, data, **more)))
 
 
-def write(root: Path, number: int, title: str | None = None, year: int | None = None) -> None:
-    topic = "Robots" if number % 2 else "Rivers"
+def write(
+    root: Path,
+    number: int,
+    title: str | None = None,
+    year: int | None = None,
+    topic: str | None = None,
+) -> None:
+    topic = topic or ("Robots" if number % 2 else "Rivers")
     when = f"{year or 2020 + number // 12}-{1 + number % 12:02d}-15T12:00:00Z"
     (root / f"{number:03d}.txt").write_text(
         document(
@@ -106,15 +113,27 @@ def snapshot(root: Path, data: Path) -> dict[str, Answer]:
             while client.get(f"{base}/archive/{page}.{extension}").status_code == 200:
                 paths.append(f"{base}/archive/{page}.{extension}")
                 page += 1
-            for path in paths:
-                response = client.get(path)
-                answers[path] = (
-                    response.status_code,
-                    response.headers.get("ETag"),
-                    response.headers.get("Last-Modified"),
-                    response.headers.get("Cache-Control"),
-                    response.get_data(),
-                )
+            answers.update(answered(client, paths))
+    return answers
+
+
+def snapshot_paths(root: Path, data: Path, paths: Iterable[str]) -> dict[str, Answer]:
+    """What a fresh server answers for `paths` (as `snapshot`, for documents it may not list)."""
+    return answered(create_app(overrides(root, data)).test_client(), paths)
+
+
+def answered(client: Any, paths: Iterable[str]) -> dict[str, Answer]:
+    """Each path's status, validators, Cache-Control and body."""
+    answers: dict[str, Answer] = {}
+    for path in paths:
+        response = client.get(path)
+        answers[path] = (
+            response.status_code,
+            response.headers.get("ETag"),
+            response.headers.get("Last-Modified"),
+            response.headers.get("Cache-Control"),
+            response.get_data(),
+        )
     return answers
 
 

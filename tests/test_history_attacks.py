@@ -10,7 +10,6 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -41,25 +40,13 @@ from tests.history_corpus import (
     overrides,
     settle,
     snapshot,
+    snapshot_paths,
     target_for,
+    write,
 )
 from tests.support import document
 from tests.test_history import assert_history_kept, immutable, parse
 from tests.test_websub import ROOMY
-
-
-def write(root: Path, number: int, topic: str | None = None, year: int | None = None) -> None:
-    """As `history_corpus.write`, with the topic spelled as asked."""
-    topic = topic or ("Robots" if number % 2 else "Rivers")
-    when = f"{year or 2020 + number // 12}-{1 + number % 12:02d}-15T12:00:00Z"
-    (root / f"{number:03d}.txt").write_text(
-        document(
-            title=f'"Article {number}"',
-            publishedDateTime=when,
-            webUrl=f'"https://news{number % 3}.example/{number}"',
-            topics=f"\n  - {topic}",
-        )
-    )
 
 
 def changed_without_a_newer_last_modified(
@@ -194,22 +181,6 @@ def test_a_backup_restored_where_it_was_taken_from_keeps_the_history(tmp_path: P
     shutil.copyfile(backup, target.path)  # and restored from the backup
     assert update(target) is not None
     assert_history_kept(before, snapshot(root, data))
-
-
-def snapshot_paths(root: Path, data: Path, paths: Collection[str]) -> dict[str, Answer]:
-    """What a fresh server answers for `paths` (as `snapshot`, for documents it may not list)."""
-    client = create_app(overrides(root, data)).test_client()
-    answers = {}
-    for path in paths:
-        response = client.get(path)
-        answers[path] = (
-            response.status_code,
-            response.headers.get("ETag"),
-            response.headers.get("Last-Modified"),
-            response.headers.get("Cache-Control"),
-            response.get_data(),
-        )
-    return answers
 
 
 # Promise: a page served `immutable` never changes its bytes. An archive page's title was
