@@ -48,6 +48,7 @@ from tests.support import (
     indexer_of,
     launch,
     procfile_command,
+    revalidation,
     wait_for,
     worker_pids,
 )
@@ -100,10 +101,7 @@ class Pollers:
             try:
                 response = session.get(self.url + path, headers=seen.get(path, {}), timeout=10)
                 if response.status_code == 200:
-                    seen[path] = {
-                        "If-None-Match": response.headers["ETag"],
-                        "If-Modified-Since": response.headers["Last-Modified"],
-                    }
+                    seen[path] = revalidation(response)
                 elif response.status_code != 304:
                     failure = f"{path}: {response.status_code} {response.text[:80]!r}"
             except requests.RequestException as error:

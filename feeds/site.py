@@ -100,7 +100,9 @@ class Site:
             self._ttl_minutes,
             tuple(links),
         )
-        return self._rendered(extension, document, self.cache_control)
+        return self._rendered(
+            extension, document, self.cache_control, modified=selection.articles.changed
+        )
 
     def custom_feed(self, selected: Filter, extension: str, limit: int, base_url: str) -> Rendered:
         """A custom feed, found by its URL in this index version before any query runs.
@@ -165,7 +167,12 @@ class Site:
         cache_control = IMMUTABLE_CACHE_CONTROL if immutable else self.cache_control
         # A page's bytes depend only on what it sealed and whether a newer page follows.
         version = f"{selection.kind}/{selection.slug or ''}/page/{page}/{sealed.sealed}/{newer}"
-        return self._rendered(extension, document, cache_control, version, sealed.sealed)
+        # The newest page's bytes change when the next page is sealed (its `next-archive`),
+        # at a time its seal date does not tell: until then its only validator is the ETag,
+        # so no If-Modified-Since can keep the link from a client. Once a newer page follows,
+        # its bytes are final and its Last-Modified is its seal time, forever.
+        modified = sealed.sealed if immutable else None
+        return self._rendered(extension, document, cache_control, modified, version)
 
     @property
     def _ttl_minutes(self) -> int:
@@ -180,21 +187,20 @@ class Site:
         extension: str,
         document: FeedDocument,
         cache_control: str,
+        modified: datetime | None,
         version: str | None = None,
-        modified: datetime | None = None,
     ) -> Rendered:
         """Render at most once per process and content version; the key is the document's URL.
 
         A current document's version and Last-Modified are its feed's; an archive page
-        passes its own, which never move once it is sealed.
+        passes its own (`modified` None: no Last-Modified, the ETag alone validates).
         """
         fmt = FORMATS[extension]
-        changed = modified or document.selection.articles.changed
 
         def render() -> Rendered:
             body = fmt.render(document)
             pause()
-            return prepare(body, changed, fmt.content_type, cache_control, link_header(document))
+            return prepare(body, modified, fmt.content_type, cache_control, link_header(document))
 
         content_version = version or document.selection.version
         key = cache_key(self.output_version(content_version), document.self_url)

@@ -270,3 +270,15 @@ class FromAddress(requests.adapters.HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["source_address"] = (self.address, 0)
         super().init_poolmanager(*args, **kwargs)
+
+
+CONDITIONS = {"ETag": "If-None-Match", "Last-Modified": "If-Modified-Since"}
+
+
+def revalidation(response: requests.Response) -> dict[str, str]:
+    """The conditional headers a polling reader sends next: one per validator it was given."""
+    return {
+        asked: response.headers[given]
+        for given, asked in CONDITIONS.items()
+        if given in response.headers
+    }

@@ -99,6 +99,7 @@ def reframe(values: dict[str, bytes], key: str = KEY, secret: str = "") -> bytes
 def raw_fields(rendered: Rendered) -> dict[str, bytes]:
     """The fields as a frame holds them: bytes, text as ASCII, the date in ISO 8601."""
     values = dict(zip(FIELDS, fields(rendered), strict=True))
+    assert rendered.last_modified is not None
     values["last_modified"] = rendered.last_modified.isoformat()
     return {name: v if isinstance(v, bytes) else v.encode() for name, v in values.items()}
 
@@ -111,7 +112,16 @@ def test_a_frame_gives_back_every_field(secret: str) -> None:
     found = codec.decode(KEY, codec.encode(KEY, original))
     assert found is not None and found.encodings == original.encodings
     assert fields(found) == fields(original)
+    assert found.last_modified is not None
     assert found.last_modified.utcoffset() == timedelta(hours=2)
+
+
+def test_a_frame_keeps_a_document_without_last_modified() -> None:
+    """The newest archive page has no Last-Modified: the frame keeps it without one."""
+    codec = FrameCodec(SECRET)
+    undated = prepare(b"<feed/>", None, "application/atom+xml", "public, max-age=300")
+    found = codec.decode(KEY, codec.encode(KEY, undated))
+    assert found is not None and found.last_modified is None and found.body == undated.body
 
 
 @pytest.mark.parametrize("secret", ["", SECRET])

@@ -41,7 +41,8 @@ def assert_history_kept(before: dict[str, Answer], after: dict[str, Answer]) -> 
         assert after.get(path) == answer, f"{path} changed after the rebuild"
     for path, (_, _, modified, _, _) in before.items():
         assert path in after, f"{path} is gone"
-        assert parse(after[path][2]) >= parse(modified), f"{path}: Last-Modified went back"
+        if modified is not None:  # each feed's newest archive page has its ETag alone
+            assert parse(after[path][2]) >= parse(modified), f"{path}: Last-Modified went back"
 
 
 def parse(value: str | None) -> float:
@@ -151,7 +152,14 @@ def test_the_history_the_previous_release_wrote_is_carried_forward(tmp_path: Pat
         path: [status, etag, modified, cache, hashlib.sha256(body).hexdigest()]
         for path, (status, etag, modified, cache, body) in snapshot(root, data).items()
     }
-    assert now == answered
+    # The fixture's release dated each feed's newest archive page; this one does not (its
+    # ETag alone validates it): every other byte and validator is as that release served it.
+    undated = {
+        path: [status, etag, None, cache, body]
+        for path, (status, etag, _, cache, body) in answered.items()
+        if "/archive/" in path and "immutable" not in cache
+    }
+    assert undated and now == {**answered, **undated}
     assert not served.exists(), "carried into a build of this release, then removed"
 
 

@@ -26,6 +26,7 @@ from tests.support import (
     children,
     gone,
     indexer_of,
+    revalidation,
     start_server,
     wait_for,
     worker_pids,
@@ -127,22 +128,19 @@ class Pollers:
         session = requests.Session()
         session.mount("http://", FromAddress(f"127.0.1.{1 + number}"))
         deadline = time.monotonic() + POLL_LIMIT_SECONDS
-        seen: dict[str, tuple[str, str]] = {}
+        seen: dict[str, dict[str, str]] = {}
         turn = number
         while not self.stopped.is_set() and time.monotonic() < deadline:
             path = self.paths[turn % len(self.paths)]
             turn += 1
-            headers = {}
-            if path in seen:
-                headers = {"If-None-Match": seen[path][0], "If-Modified-Since": seen[path][1]}
             try:
-                response = session.get(self.url + path, headers=headers, timeout=10)
+                response = session.get(self.url + path, headers=seen.get(path, {}), timeout=10)
             except requests.RequestException as error:
                 self.failures.append(f"{path}: {error.__class__.__name__}")
                 continue
             self.answers += 1
             if response.status_code == 200:
-                seen[path] = (response.headers["ETag"], response.headers["Last-Modified"])
+                seen[path] = revalidation(response)
             elif response.status_code != 304:
                 self.failures.append(f"{path}: {response.status_code} {response.text[:80]!r}")
         session.close()

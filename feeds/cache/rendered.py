@@ -35,7 +35,7 @@ class Rendered:
 
     body: bytes
     etag: str  # strong validator of `body`, without quotes
-    last_modified: datetime
+    last_modified: datetime | None  # None: a document whose ETag is its only validator
     content_type: str
     cache_control: str
     link_header: str = ""
@@ -63,7 +63,7 @@ class Rendered:
 
 def prepare(
     body: bytes,
-    last_modified: datetime,
+    last_modified: datetime | None,
     content_type: str,
     cache_control: str,
     link_header: str = "",

@@ -96,6 +96,9 @@ def _field_bytes(rendered: Rendered, name: str) -> bytes:
     value = getattr(rendered, name)
     if isinstance(value, datetime):
         value = value.isoformat()
+    elif value is None:  # no Last-Modified
+        value = ""
+
     return value if isinstance(value, bytes) else value.encode("ascii")
 
 
@@ -109,12 +112,13 @@ def _coherent(values: dict[str, bytes]) -> Rendered | None:
     body = values["body"]
     try:
         texts = {name: values[name].decode("ascii") for name in FIELDS[3:]}
-        last_modified = datetime.fromisoformat(texts.pop("last_modified"))
+        dated = texts.pop("last_modified")
+        last_modified = datetime.fromisoformat(dated) if dated else None
     except ValueError:
         return None
     held = {FRAMED_CODINGS[name]: values[name] for name in FRAMED_CODINGS if values[name]}
     if (
-        last_modified.tzinfo is None
+        (last_modified is not None and last_modified.tzinfo is None)
         or not all(HEADER_TEXT.fullmatch(text) for text in texts.values())
         or texts["etag"] != strong_etag(body)
         or any(DECOMPRESSORS[coding](data, len(body)) != body for coding, data in held.items())

@@ -121,7 +121,11 @@ def _variant(rendered: Rendered, encoding: str) -> Variant:
     headers = [
         ("Content-Type", rendered.content_type),
         ("ETag", f'"{etag}"'),
-        ("Last-Modified", http_date(rendered.last_modified)),
+        *(
+            [("Last-Modified", http_date(rendered.last_modified))]
+            if rendered.last_modified is not None
+            else []
+        ),
         ("Cache-Control", rendered.cache_control),
         ("Vary", "Accept-Encoding"),
         *CORS_HEADERS,
