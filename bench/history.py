@@ -58,7 +58,10 @@ POLLERS = 64
 WORKERS = 2
 FORMATS = ("rss", "atom", "json")
 SAMPLE_SECONDS = 0.05  # the data directory and the link, during the rebuild
-RUN_LIMIT_SECONDS = 900.0  # every loop here (pollers, waits, the rebuild) ends by then
+# Every loop here (pollers, waits, the rebuild) ends by then: 900 s, or 3 s per thousand
+# documents on bigger corpora (a build of 1,000,000 takes many minutes).
+RUN_LIMIT_SECONDS = 900.0
+LIMIT_SECONDS_PER_DOCUMENT = 0.003
 SETTLE_SECONDS = 2.0  # polling goes on this long after each event, for requests in flight
 DISK_RATIO_TARGET = 2.2
 LINK = re.compile(r"index-[0-9a-f]{16}\.sqlite")
@@ -77,11 +80,11 @@ class Pollers:
     GETs with the validators of their last 200, one pause between requests; every request
     is kept, so each scenario's window can be cut from the same stream."""
 
-    def __init__(self, url: str, paths: list[str], count: int, pause: float) -> None:
+    def __init__(self, url: str, paths: list[str], count: int, pause: float, limit: float) -> None:
         self.url, self.paths, self.pause = url, paths, pause
         self.stopped = threading.Event()
         self.answers: list[Answer] = []
-        self.deadline = time.monotonic() + RUN_LIMIT_SECONDS
+        self.deadline = time.monotonic() + limit
         self.cpu_before = _cpu_seconds()
         self.started = time.monotonic()
         self.threads = [threading.Thread(target=self._poll, args=(n,)) for n in range(count)]
@@ -239,7 +242,7 @@ def release(server: Server, data: Path, folder: Path, pollers: Pollers) -> tuple
     return result, new_master
 
 
-def rebuild(env: dict[str, str], data: Path, cwd: Path, pollers: Pollers) -> Json:
+def rebuild(env: dict[str, str], data: Path, cwd: Path, pollers: Pollers, limit: float) -> Json:
     """`feeds index --rebuild` against the running server: when the link moves, and the
     most the data directory held meanwhile against one index at rest."""
     link = the_link(data)
@@ -264,7 +267,7 @@ def rebuild(env: dict[str, str], data: Path, cwd: Path, pollers: Pollers) -> Jso
             cwd=cwd,
             capture_output=True,
             text=True,
-            timeout=RUN_LIMIT_SECONDS,
+            timeout=limit,
             check=False,
         )
         finished = time.monotonic()
@@ -299,6 +302,7 @@ def run(args: argparse.Namespace) -> Json:
     loadavg = os.getloadavg()
     log(f"load average at start: {loadavg[0]:.2f} {loadavg[1]:.2f} {loadavg[2]:.2f}")
     corpus = ensure_corpus(args.documents, args.work_dir)
+    limit = max(RUN_LIMIT_SECONDS, args.documents * LIMIT_SECONDS_PER_DOCUMENT)
     work = Path(tempfile.mkdtemp(prefix=f"history-{args.documents}-", dir=args.work_dir))
     data, folder = work / "data", work / "release"
     shutil.copytree(PROJECT_ROOT / "feeds", folder / "feeds")  # the release's own source
@@ -321,13 +325,13 @@ def run(args: argparse.Namespace) -> Json:
     new_master = 0
     pollers: Pollers | None = None
     try:
-        result["first_build_s"] = wait_serving(server, "/healthz", RUN_LIMIT_SECONDS)
-        wait_for(lambda: indexed_passes(server), bool, timeout=RUN_LIMIT_SECONDS, pause=0.5)
+        result["first_build_s"] = wait_serving(server, "/healthz", limit)
+        wait_for(lambda: indexed_passes(server), bool, timeout=limit, pause=0.5)
         log(f"serving after {result['first_build_s']:.1f} s; warming")
         paths = polled_paths(server.port, corpus)
         warm(server.port, paths)
         result["paths"] = len(paths)
-        pollers = Pollers(server.url, paths, args.pollers, args.pause)
+        pollers = Pollers(server.url, paths, args.pollers, args.pause, limit)
         began = time.monotonic()
         time.sleep(args.seconds)
         result["steady"] = pollers.window(began, time.monotonic())
@@ -336,7 +340,7 @@ def run(args: argparse.Namespace) -> Json:
         log(f"release: {_summary(result['release'])}")
         time.sleep(args.seconds)  # the new master settles before the next event
         log("rebuilding")
-        result["rebuild"] = rebuild(env, data, folder, pollers)
+        result["rebuild"] = rebuild(env, data, folder, pollers, limit)
         log(f"rebuild: {_summary(result['rebuild'])}")
     finally:
         if pollers is not None:
