@@ -105,7 +105,7 @@ def settings(corpus: Path, data: Path, **extra: str) -> dict[str, str]:
     return {"FEEDS_CORPUS_DIR": str(corpus), "FEEDS_DATA_DIR": str(data), **extra}
 
 
-def logged(server: Server, text: str, timeout: float = 15) -> str:
+def logged(server: Server, text: str, timeout: float = 45) -> str:
     """The server's log once it holds `text`."""
     return wait_for(server.log, lambda log: text in log, timeout=timeout, pause=0.1)
 

@@ -25,7 +25,7 @@ def version(server: Server) -> str:
     return server.get("/healthz").json()["corpus_version"]
 
 
-def reload_and_wait(server: Server, timeout: float = 30) -> str:
+def reload_and_wait(server: Server, timeout: float = 60) -> str:
     """SIGHUP, then wait until the workers that served the old corpus are gone.
 
     Seeing the new version is not enough: until the master stops them, old workers
