@@ -210,3 +210,28 @@ def test_an_index_of_another_corpus_is_refused_and_left_alone(tmp_path: Path) ->
     with pytest.raises(schema.ForeignIndex, match="another corpus"):
         update(target, rebuild=True)
     assert served_file(target) == served and sorted(os.listdir(data)) == names
+
+
+def test_a_first_build_is_served_with_an_empty_wal(tmp_path: Path) -> None:
+    """A worker reads the file while it is built (to report progress): the build's last
+    transaction is checkpointed and the WAL truncated before the switch, not left at the
+    size of a whole corpus's pages beside a file every reader then searches through."""
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    root.mkdir()
+    for number in range(300):
+        write(root, number)
+    target = target_for(root, data)
+    readers: list[sqlite3.Connection] = []
+
+    def read_meanwhile(done: int, total: int) -> None:
+        building = served_file(target)
+        if not readers and building is not None:
+            readers.append(sqlite3.connect(building))
+            readers[0].execute("SELECT count(*) FROM sqlite_master").fetchone()
+
+    assert update(target, read_meanwhile) is not None
+    served = served_file(target)
+    assert readers and served is not None
+    wal = served.with_name(served.name + "-wal")
+    assert wal.exists() and wal.stat().st_size == 0
+    readers[0].close()

@@ -461,7 +461,7 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
             changes.feeds.update(history.carry(db, source, target.page_size, now))
             log.info("carried the history of %s into %s", source.name, own.name)
             if damaged is not None:
-                _switch(target, own)
+                _serve(db, target, own)
                 set_aside(source)  # the newest damaged copy is kept, to inspect
         except sqlite3.DatabaseError as error:
             if not _unreadable(error):
@@ -479,6 +479,14 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
         with transaction(db):
             changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
             _set_meta(db, state="ready")
+    _serve(db, target, own)
+
+
+def _serve(db: sqlite3.Connection, target: Target, own: Path) -> None:
+    """Switch to a finished build with an empty WAL. Its last transaction (a whole corpus's
+    pages and clocks: 1 GB at 1,000,000 documents) is checkpointed and truncated while no
+    reader holds the file; once served, readers' snapshots could keep it that size."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     _switch(target, own)
 
 
