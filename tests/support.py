@@ -97,6 +97,7 @@ class Server:
     url: str
     log_path: Path
     started_at: float = field(default_factory=time.perf_counter)
+    quitting: bool = False  # SIGQUIT sent by `quit`
 
     @property
     def pid(self) -> int:
@@ -122,6 +123,13 @@ class Server:
         gc.collect()
         self.process.send_signal(signal.SIGHUP)
 
+    def quit(self) -> None:
+        """SIGQUIT without waiting: servers stopped together exit side by side (`stop`
+        then waits without signalling again)."""
+        if self.process.poll() is None and not self.quitting:
+            self.process.send_signal(signal.SIGQUIT)
+            self.quitting = True
+
     def stop(self, graceful: bool = False, timeout: float = 40) -> None:
         """Stop the master and wait for it to exit.
 
@@ -136,7 +144,8 @@ class Server:
         if graceful:
             gc.collect()
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
+            if graceful or not self.quitting:
+                self.process.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

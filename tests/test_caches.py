@@ -19,7 +19,7 @@ import requests
 
 from feeds.render import FORMATS
 from tests.clients import CLIENTS
-from tests.support import PROJECT_ROOT, Server, free_port, wait_for
+from tests.support import PROJECT_ROOT, Server, free_port, start_server, wait_for
 
 MAX_AGE = 2  # seconds; stale-while-revalidate is the same
 FEEDS = [
@@ -165,10 +165,13 @@ def running(starter: Iterator[Cache]) -> Iterator[Cache]:
         next(starter, None)
 
 
-@pytest.fixture
-def operator_origin(server_factory) -> Server:
+@pytest.fixture(scope="module")
+def operator_origin() -> Iterator[Server]:
+    """One origin with a stats token for the module's tests, each with its own cache."""
     names = f"localhost 127.0.0.1 [::1] {PUBLIC_NAME}"
-    return server_factory(FEEDS_STATS_TOKEN=TOKEN, FEEDS_ALLOWED_HOSTS=names)
+    server = start_server({"FEEDS_STATS_TOKEN": TOKEN, "FEEDS_ALLOWED_HOSTS": names})
+    yield server
+    server.stop()
 
 
 def assert_operator_pages_need_the_token(cache: Cache, host: str | None = None) -> None:
@@ -210,12 +213,11 @@ def test_a_proxy_that_forwards_no_address_still_passes_the_public_name(
 
 @pytest.mark.parametrize("starter", [varnish, nginx], ids=["varnish", "nginx"])
 def test_through_a_shipped_cache_the_port_in_host_reaches_no_link(
-    server_factory, tmp_path: Path, starter
+    seeds_server: Server, tmp_path: Path, starter
 ) -> None:
     """Without FEEDS_BASE_URL links follow Host, port included: a port per request was a
     render per request. Both caches pass the name only, as the origin's port rule wants."""
-    origin = server_factory()
-    with running(starter(origin, tmp_path)) as cache:
+    with running(starter(seeds_server, tmp_path)) as cache:
         bodies = {
             requests.get(
                 cache.url + "/feeds/all.atom", headers={"Host": f"127.0.0.1:{port}"}, timeout=10

@@ -220,8 +220,16 @@ def test_a_forwarded_scheme_changes_only_its_own_answers(seeds_server: Server) -
             assert "http://127.0.0.1" in plain
 
 
-def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
-    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+@pytest.fixture(scope="module")
+def news_server() -> Iterator[Server]:
+    """One server of the seeds mounted under a path, shared by the module's read-only tests."""
+    server = start_server({"FEEDS_BASE_URL": "https://feeds.example.org/news"})
+    yield server
+    server.stop()
+
+
+def test_the_base_url_path_is_the_only_prefix(news_server: Server) -> None:
+    server = news_server
     request = (
         "GET /topics/ai HTTP/1.1\r\nHost: localhost\r\nSCRIPT_NAME: /other\r\n"
         "Connection: close\r\n\r\n"
@@ -232,9 +240,9 @@ def test_the_base_url_path_is_the_only_prefix(server_factory) -> None:
         assert b"/other/" not in answer
 
 
-def test_pages_feeds_and_the_xslt_link_under_the_base_url_path(server_factory) -> None:
+def test_pages_feeds_and_the_xslt_link_under_the_base_url_path(news_server: Server) -> None:
     """A site mounted under a path once linked its stylesheet and OPML at the origin's root."""
-    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+    server = news_server
     page = server.get("/").text
     for link in ('href="/news/feeds.css"', 'href="/news/feeds.opml"', 'action="/news/custom"'):
         assert link in page
@@ -329,33 +337,31 @@ def test_a_remote_client_gets_no_render_per_port(tmp_path) -> None:
     assert answer.status_code == 200  # links follow no header: any port is one document
 
 
-def test_a_configured_name_is_served(server_factory) -> None:
-    server = server_factory(FEEDS_ALLOWED_HOSTS="feeds.example.org")
-    named = server.get("/feeds/all.atom", headers={"Host": "feeds.example.org:8443"})
+def test_a_configured_name_is_served() -> None:
+    client = create_app({"ALLOWED_HOSTS": "feeds.example.org"}).test_client()
+    named = client.get("/feeds/all.atom", headers={"Host": "feeds.example.org:8443"})
     assert named.status_code == 200
-    assert b"http://feeds.example.org:8443/feeds/all.atom" in named.content
-    assert server.get("/feeds/all.atom").status_code == 400  # loopback names were replaced
-    assert server.get("/healthz").status_code == 200  # load balancers probe by address
+    assert b"http://feeds.example.org:8443/feeds/all.atom" in named.get_data()
+    assert client.get("/feeds/all.atom").status_code == 400  # loopback names were replaced
+    assert client.get("/healthz").status_code == 200  # load balancers probe by address
 
 
-def test_the_base_url_host_is_served(server_factory) -> None:
-    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org/news")
+def test_the_base_url_host_is_served(news_server: Server) -> None:
+    server = news_server
     for host in ("feeds.example.org", "localhost"):
         assert server.get("/feeds/all.atom", headers={"Host": host}).status_code == 200
     assert server.get("/feeds/all.atom", headers={"Host": "other.example"}).status_code == 400
 
 
-def test_under_the_base_url_the_port_of_a_served_name_is_no_new_entry(server_factory) -> None:
-    server = server_factory(FEEDS_BASE_URL="https://feeds.example.org")
-    with requests.Session() as session:  # one connection: one worker
-        first = session.get(server.url + "/feeds/all.rss", timeout=5).content
-        entries = session.get(server.url + "/healthz", timeout=5).json()["cache"]
-        for port in range(1, 31):
-            for name in ("localhost", "feeds.example.org"):
-                headers = {"Host": f"{name}:{port}"}
-                response = session.get(server.url + "/feeds/all.rss", headers=headers, timeout=5)
-                assert response.content == first
-        after = session.get(server.url + "/healthz", timeout=5).json()["cache"]
+def test_under_the_base_url_the_port_of_a_served_name_is_no_new_entry() -> None:
+    client = create_app({"BASE_URL": "https://feeds.example.org"}).test_client()
+    first = client.get("/feeds/all.rss").get_data()
+    entries = client.get("/healthz").get_json()["cache"]
+    for port in range(1, 31):
+        for name in ("localhost", "feeds.example.org"):
+            response = client.get("/feeds/all.rss", headers={"Host": f"{name}:{port}"})
+            assert response.get_data() == first
+    after = client.get("/healthz").get_json()["cache"]
     assert after["fast_path_entries"] == entries["fast_path_entries"]
 
 
