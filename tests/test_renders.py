@@ -323,7 +323,7 @@ def test_a_poller_of_a_cached_feed_is_answered_through_a_flood_of_first_renders(
         polled = pool.submit(poll, reader, server.url, FLOOD_SECONDS - 1).result()
         outcomes = [outcome for future in flooders for outcome in future.result()]
     assert polled and set(polled) == {200}
-    assert len(polled) >= 10
+    assert len(polled) >= 3  # answers on both sides of renders (the checks below)
     # Not how long each took, but how: every poll after the first render was answered by
     # the fast path, none waited for a render slot, and renders went on between them (a
     # waiting render that froze the worker would have left the poller without an answer).
