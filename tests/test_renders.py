@@ -176,12 +176,13 @@ def test_the_fast_path_refuses_a_new_query_from_a_client_whose_renders_are_in_fl
 
 @contextmanager
 def slot_taken(app_gate: RenderGate, client: str = "127.0.0.1") -> Iterator[None]:
-    admitted, release, _ = in_thread(app_gate, client)
+    admitted, release, outcome = in_thread(app_gate, client)
     assert admitted.wait(5)
     try:
         yield
     finally:
         release.set()
+        wait_until(lambda: bool(outcome))  # the slot is free again, not only asked to be
 
 
 def test_over_the_bound_a_render_gets_503_and_a_cached_feed_is_still_served(
