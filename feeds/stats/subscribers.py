@@ -28,7 +28,6 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -39,9 +38,11 @@ from typing import Any, Protocol
 
 import redis
 
+from feeds.postgres.database import Database, PostgresTables
 from feeds.settings import Settings
 from feeds.stats.agents import MAX_REPORTED
 from feeds.stores import DeploymentFile, DeploymentKeys, open_store
+from feeds.tables import Sql, SqlTables
 
 log = logging.getLogger("feeds.stats.subscribers")
 
@@ -272,16 +273,9 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class SqliteCountStore(DeploymentFile):
-    """One file per deployment in the data directory (it outlives index rebuilds); a
-    connection per operation (forks, greenlets). Every table is bounded by the limits per
-    feed and day, and pruned."""
-
-    stem = "stats"
-    purpose = "subscriber counts"
-    schema = _SCHEMA
-    earlier = (_SCHEMA_BEFORE_LIMITS,)
-    busy_seconds = SQLITE_BUSY_SECONDS
+class SqlCountStore(SqlTables):
+    """The counts in SQL, the same for SQLite and PostgreSQL (`feeds.tables`). Every table is
+    bounded by the limits per feed and day, and pruned."""
 
     def day_key(self, day: int) -> bytes:
         """The day's key, made by whichever worker asks first; keys of past days are gone."""
@@ -290,7 +284,8 @@ class SqliteCountStore(DeploymentFile):
             for table in ("source_reports", "direct_pollers", "direct_hours"):  # once a day
                 db.execute(f"DELETE FROM {table} WHERE key_day < ?", (day - 1,))
             db.execute(
-                "INSERT OR IGNORE INTO day_keys VALUES (?, ?)", (day, secrets.token_bytes(32))
+                "INSERT INTO day_keys VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (day, secrets.token_bytes(32)),
             )
             return db.execute("SELECT key FROM day_keys WHERE day = ?", (day,)).fetchone()[0]
 
@@ -307,7 +302,8 @@ class SqliteCountStore(DeploymentFile):
                     skipped[over] += 1
                     continue
                 db.execute(
-                    "INSERT INTO source_reports VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                    "INSERT INTO source_reports VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (feed, key_day, source) DO UPDATE"
                     " SET service = excluded.service, feed_id = excluded.feed_id,"
                     " subscribers = excluded.subscribers, seen_ns = excluded.seen_ns"
                     " WHERE excluded.seen_ns > source_reports.seen_ns",
@@ -319,7 +315,7 @@ class SqliteCountStore(DeploymentFile):
         return skipped
 
     @staticmethod
-    def _add_poller(db: sqlite3.Connection, poller: Poller) -> str:
+    def _add_poller(db: Sql, poller: Poller) -> str:
         """ "" once the poller is counted, else the limit it is over. Each poller is counted
         in the hour it was last seen (`direct_hours`), so a count reads at most 24 rows."""
         feed, key_day, hour, source, agent = poller
@@ -358,7 +354,7 @@ class SqliteCountStore(DeploymentFile):
             return ""
         db.execute(
             "INSERT INTO direct_hours VALUES (?, ?, ?, 1)"
-            " ON CONFLICT DO UPDATE SET pollers = pollers + 1",
+            " ON CONFLICT (feed, key_day, hour) DO UPDATE SET pollers = direct_hours.pollers + 1",
             (feed, key_day, hour),
         )
         return ""
@@ -366,7 +362,8 @@ class SqliteCountStore(DeploymentFile):
     def save_history(self, counts: dict[str, int], day: int) -> None:
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+                "INSERT INTO history VALUES (?, ?, ?) ON CONFLICT (feed, day)"
+                " DO UPDATE SET subscribers = excluded.subscribers",
                 [(feed, day, count) for feed, count in counts.items()],
             )
             db.execute("DELETE FROM history WHERE day <= ?", (day - HISTORY_DAYS,))
@@ -375,10 +372,10 @@ class SqliteCountStore(DeploymentFile):
         today, hour = int(now // DAY), int(now // HOUR)
         with self._connect() as db:
             feeds = db.execute(
-                "SELECT feed FROM source_reports WHERE key_day = ?1"
-                " UNION SELECT feed FROM direct_hours WHERE key_day = ?1"
-                " UNION SELECT feed FROM history WHERE day > ?2",
-                (today, today - HISTORY_DAYS),
+                "SELECT feed FROM source_reports WHERE key_day = ?"
+                " UNION SELECT feed FROM direct_hours WHERE key_day = ?"
+                " UNION SELECT feed FROM history WHERE day > ?",
+                (today, today, today - HISTORY_DAYS),
             ).fetchall()
             stats = []
             for (feed,) in feeds:
@@ -398,6 +395,24 @@ class SqliteCountStore(DeploymentFile):
                 )
                 stats.append(feed_stats(feed, aggregate(reports), direct, dict(history), today))
         return sort_stats(stats)
+
+
+class SqliteCountStore(DeploymentFile, SqlCountStore):
+    """One file per deployment in the data directory (it outlives index rebuilds); a
+    connection per operation (forks, greenlets)."""
+
+    stem = "stats"
+    purpose = "subscriber counts"
+    schema = _SCHEMA
+    earlier = (_SCHEMA_BEFORE_LIMITS,)
+    busy_seconds = SQLITE_BUSY_SECONDS
+
+
+class PostgresCountStore(PostgresTables, SqlCountStore):
+    """The deployment's tables in PostgreSQL (`FEEDS_DATABASE_URL`), shared by hosts: the
+    counts are exact whichever host answered."""
+
+    purpose = "stats"
 
 
 # A poller is counted (PFADD) when its address has room for one more User-Agent; the
@@ -567,7 +582,18 @@ def _days(stored: dict[bytes, bytes]) -> dict[int, int]:
     return days
 
 
-def open_counts(settings: Settings, client: Callable[[], redis.Redis]) -> CountStore:
-    """The store `FEEDS_STATS_STORE` names: Redis shared by hosts, or this host's SQLite file."""
+def open_counts(
+    settings: Settings, client: Callable[[], redis.Redis], database: Callable[[], Database]
+) -> CountStore:
+    """The store `FEEDS_STATS_STORE` names: PostgreSQL or Redis shared by hosts, or this
+    host's SQLite file."""
     in_sqlite: Callable[[Settings], CountStore] = SqliteCountStore.for_deployment
-    return open_store(settings.store_kinds.stats, settings, client, in_sqlite, RedisCountStore)
+    in_redis: Callable[[redis.Redis, str], CountStore] = RedisCountStore
+    in_postgres: Callable[[Database], CountStore] = PostgresCountStore
+    return open_store(
+        settings.store_kinds.stats,
+        settings,
+        (client, in_redis),
+        (database, in_postgres),
+        in_sqlite,
+    )
