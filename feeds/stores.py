@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
@@ -118,19 +119,25 @@ def open_database(settings: Settings) -> Database:
     return database.open()
 
 
+@dataclass(frozen=True, slots=True)
+class Family(Generic[S]):
+    """One store's three classes (or what makes each)."""
+
+    in_sqlite: Callable[[Settings], S]
+    in_redis: Callable[[redis.Redis, str], S]
+    in_postgres: Callable[[Database], S]
+
+
 def open_store(
     kind: str,
     settings: Settings,
-    in_redis: tuple[Callable[[], redis.Redis], Callable[[redis.Redis, str], S]],
-    in_postgres: tuple[Callable[[], Database], Callable[[Database], S]],
-    in_sqlite: Callable[[Settings], S],
+    family: Family[S],
+    client: Callable[[], redis.Redis],
+    database: Callable[[], Database],
 ) -> S:
-    """The store of one family (its Redis, PostgreSQL and SQLite classes) that `kind` names;
-    each shared kind with the process's client of it."""
+    """The store of `family` that `kind` names, each shared kind with the process's client."""
     if kind == "redis":
-        client, store = in_redis
-        return store(client(), deployment_key(settings))
+        return family.in_redis(client(), deployment_key(settings))
     if kind == "postgresql":
-        database, tables = in_postgres
-        return tables(database())
-    return in_sqlite(settings)
+        return family.in_postgres(database())
+    return family.in_sqlite(settings)

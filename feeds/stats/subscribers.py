@@ -41,7 +41,7 @@ import redis
 from feeds.postgres.database import Database, PostgresTables
 from feeds.settings import Settings
 from feeds.stats.agents import MAX_REPORTED
-from feeds.stores import DeploymentFile, DeploymentKeys, open_store
+from feeds.stores import DeploymentFile, DeploymentKeys, Family, open_store
 from feeds.tables import Sql, SqlTables
 
 log = logging.getLogger("feeds.stats.subscribers")
@@ -633,13 +633,9 @@ def open_counts(
 ) -> CountStore:
     """The store `FEEDS_STATS_STORE` names: PostgreSQL or Redis shared by hosts, or this
     host's SQLite file."""
-    in_sqlite: Callable[[Settings], CountStore] = SqliteCountStore.for_deployment
-    in_redis: Callable[[redis.Redis, str], CountStore] = RedisCountStore
-    in_postgres: Callable[[Database], CountStore] = PostgresCountStore
-    return open_store(
-        settings.store_kinds.stats,
-        settings,
-        (client, in_redis),
-        (database, in_postgres),
-        in_sqlite,
-    )
+    return open_store(settings.store_kinds.stats, settings, COUNT_STORES, client, database)
+
+
+COUNT_STORES: Family[CountStore] = Family(
+    SqliteCountStore.for_deployment, RedisCountStore, PostgresCountStore
+)

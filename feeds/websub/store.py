@@ -30,7 +30,7 @@ from redis.typing import EncodableT, FieldT
 
 from feeds.postgres.database import Database, PostgresTables
 from feeds.settings import Settings
-from feeds.stores import DeploymentFile, DeploymentKeys, open_store
+from feeds.stores import DeploymentFile, DeploymentKeys, Family, open_store
 from feeds.tables import Sql, SqlTables
 
 SQLITE_BUSY_SECONDS = 1.0  # writes take milliseconds; a longer lock is an outage
@@ -127,16 +127,7 @@ def open_subscriptions(
 ) -> SubscriptionStore:
     """The store `FEEDS_HUB_STORE` names: PostgreSQL or Redis shared by hosts, or this host's
     SQLite file."""
-    in_sqlite: Callable[[Settings], SubscriptionStore] = SqliteSubscriptionStore.for_deployment
-    in_redis: Callable[[redis.Redis, str], SubscriptionStore] = RedisSubscriptionStore
-    in_postgres: Callable[[Database], SubscriptionStore] = PostgresSubscriptionStore
-    return open_store(
-        settings.store_kinds.hub,
-        settings,
-        (client, in_redis),
-        (database, in_postgres),
-        in_sqlite,
-    )
+    return open_store(settings.store_kinds.hub, settings, HUB_STORES, client, database)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -680,3 +671,8 @@ def _subscription_json(raw: bytes | str) -> Subscription | None:
         log.warning("websub store: skipped a malformed subscription (%.80r)", raw)
         return None
     return subscription_from(**value)
+
+
+HUB_STORES: Family[SubscriptionStore] = Family(
+    SqliteSubscriptionStore.for_deployment, RedisSubscriptionStore, PostgresSubscriptionStore
+)
