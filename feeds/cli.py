@@ -25,7 +25,6 @@ from feeds.index.indexer import Target, building_progress, served_file
 from feeds.index.reader import index_report
 from feeds.index.schema import open_reader
 from feeds.postgres.database import Database, NewerSchema
-from feeds.postgres.migrate import upgrade
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
 from feeds.server.follow import follow as follow_corpus
@@ -49,6 +48,9 @@ def serve(host: str, port: int) -> None:
 @main.command(help="Bring this deployment's PostgreSQL schema (FEEDS_DATABASE_URL) forward.")
 def migrate() -> None:
     """What a host also does when it first opens the database: for a deploy's own step."""
+    # Alembic and SQLAlchemy take seconds to import: only this command loads them.
+    from feeds.postgres.migrate import upgrade  # noqa: PLC0415
+
     settings = _settings()
     if not settings.database_url:
         raise click.ClickException("FEEDS_DATABASE_URL is not set: nothing to migrate")

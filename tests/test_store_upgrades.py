@@ -11,8 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 
 from feeds.app import create_app
+from feeds.cli import main
 from feeds.http.served import served
 from feeds.postgres.database import NewerSchema, schema_name
 from feeds.postgres.migrate import upgrade
@@ -78,6 +80,10 @@ def test_the_postgresql_schema_is_migrated_once_and_keeps_what_it_holds(
     with migrated(postgres_url) as database:  # a second host, or a restart: nothing to do
         assert upgrade(database) == [HEAD]
         assert PostgresSubscriptionStore(database).get(kept.callback, kept.topic) == kept
+    env = {"FEEDS_DATABASE_URL": postgres_url, "FEEDS_DEPLOYMENT": "other"}
+    done = CliRunner().invoke(main, ["migrate"], env=env)  # a deploy's own step
+    assert done.exit_code == 0, done.output
+    assert done.output.startswith("schema feeds_") and done.output.endswith(f"revision {HEAD}\n")
 
 
 def test_a_postgresql_schema_of_a_newer_release_is_refused_with_503s(

@@ -29,15 +29,13 @@ def alembic_config() -> Config:
     return config
 
 
-def known_revisions() -> set[str]:
-    return {
-        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
-    }
-
-
 def upgrade(database: Database) -> list[str]:
-    """Apply the missing steps; returns the revisions the schema is at."""
+    """Apply the missing steps; returns the revisions the schema is at. A schema already at
+    this release's head is only read: workers starting together take no lock."""
     config = alembic_config()
+    script = ScriptDirectory.from_config(config)
+    known = {revision.revision for revision in script.walk_revisions()}
+    head = set(script.get_heads())
     engine = create_engine(
         "postgresql+psycopg://",
         creator=lambda: database.connect(autocommit=False),
@@ -45,23 +43,31 @@ def upgrade(database: Database) -> list[str]:
     )
     try:
         with engine.begin() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"version_table_schema": database.schema}
+            )
+            current = _checked(context, known, database.schema)
+            if current == head:
+                return sorted(current)
             connection.exec_driver_sql(
                 "SELECT pg_advisory_xact_lock(%s)", (lock_key(f"{database.schema}:migrate"),)
             )
             connection.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {database.schema}")
-            context = MigrationContext.configure(
-                connection, opts={"version_table_schema": database.schema}
-            )
-            current = context.get_current_heads()
-            unknown = sorted(set(current) - known_revisions())
-            if unknown:
-                raise NewerSchema(
-                    f"schema {database.schema} is at revision {', '.join(unknown)}, which this "
-                    "release does not know (a newer release migrated it): refused, left as is"
-                )
+            _checked(context, known, database.schema)  # another host may have migrated
             config.attributes["connection"] = connection
             config.attributes["schema"] = database.schema
             command.upgrade(config, "head")
-            return list(context.get_current_heads())
+            return sorted(context.get_current_heads())
     finally:
         engine.dispose()
+
+
+def _checked(context: MigrationContext, known: set[str], schema: str) -> set[str]:
+    """The schema's revisions; NewerSchema if one is not this release's."""
+    current = set(context.get_current_heads())
+    if unknown := sorted(current - known):
+        raise NewerSchema(
+            f"schema {schema} is at revision {', '.join(unknown)}, which this release does "
+            "not know (a newer release migrated it): refused, left as is"
+        )
+    return current
