@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+import psycopg
 
 from feeds.app import configure_logging, create_app
 from feeds.corpus import LoadOptions, LoadReport, load_corpus, scan
@@ -23,10 +24,11 @@ from feeds.index import indexer
 from feeds.index.indexer import Target, building_progress, served_file
 from feeds.index.reader import index_report
 from feeds.index.schema import open_reader
+from feeds.postgres.database import Database, NewerSchema
 from feeds.publish.selection import all_selections
 from feeds.render import FORMATS
 from feeds.server.follow import follow as follow_corpus
-from feeds.settings import Settings, SettingsError, load_settings
+from feeds.settings import Settings, SettingsError, deployment_key, load_settings
 
 REBUILD_POLL_SECONDS = 1.0
 
@@ -41,6 +43,24 @@ def main() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     create_app().run(host=host, port=port)
+
+
+@main.command(help="Bring this deployment's PostgreSQL schema (FEEDS_DATABASE_URL) forward.")
+def migrate() -> None:
+    """What a host also does when it first opens the database: for a deploy's own step."""
+    # Alembic and SQLAlchemy take seconds to import: only this command loads them.
+    from feeds.postgres.migrate import upgrade  # noqa: PLC0415
+
+    settings = _settings()
+    if not settings.database_url:
+        raise click.ClickException("FEEDS_DATABASE_URL is not set: nothing to migrate")
+    key = deployment_key(settings)
+    database = Database(settings.database_url, key, settings.database_timeout)
+    try:
+        revisions = upgrade(database)
+    except (psycopg.Error, NewerSchema) as error:
+        raise click.ClickException(str(error)) from error
+    print(f"schema {database.schema}: revision {', '.join(revisions)}")
 
 
 @main.command(help="Load a corpus and print what was skipped and why; exit 1 if anything was.")

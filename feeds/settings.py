@@ -83,7 +83,14 @@ def _one_of(*choices: str, empty: bool = False) -> Callable[[Any], str]:
 
 _cache_type = _one_of("simple", "filesystem", "redis")
 _render_cache = _one_of("simple", "filesystem", "redis", empty=True)
-_store = _one_of("sqlite", "redis", empty=True)
+_store = _one_of("sqlite", "redis", "postgresql", empty=True)
+
+
+def _database_url(value: Any) -> str:
+    text = str(value).strip()
+    if text and not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be empty or a postgresql:// URL")
+    return text
 
 
 def _secret(value: Any) -> str:
@@ -135,7 +142,7 @@ def setting(default: Any, parse: Callable[[Any], Any], help: str) -> Any:
 @dataclass(frozen=True, slots=True)
 class StoreKinds:
     """Where each store lives: the render cache (`simple`, `filesystem`, `redis`), the hub's
-    subscriptions and the subscriber counts (`sqlite`, `redis`)."""
+    subscriptions and the subscriber counts (`sqlite`, `redis`, `postgresql`)."""
 
     render_cache: str
     hub: str
@@ -259,14 +266,29 @@ class Settings:
         "",
         _store,
         "Where the built-in hub keeps subscriptions and deliveries: `sqlite` (this host, "
-        "`FEEDS_WEBSUB_DB`) or `redis` (every host); empty: `redis` when `FEEDS_CACHE_TYPE` is, "
-        "else `sqlite`.",
+        "`FEEDS_WEBSUB_DB`), `redis` or `postgresql` (every host); empty: `postgresql` when "
+        "`FEEDS_DATABASE_URL` is set, else `redis` when `FEEDS_CACHE_TYPE` is, else `sqlite`.",
     )
     stats_store: str = setting(
         "",
         _store,
-        "Where subscriber counts are kept: `sqlite` (a file of this host's data directory) or "
-        "`redis` (every host); empty: `redis` when `FEEDS_CACHE_TYPE` is, else `sqlite`.",
+        "Where subscriber counts are kept: `sqlite` (a file of this host's data directory), "
+        "`redis` or `postgresql` (every host); empty: `postgresql` when `FEEDS_DATABASE_URL` "
+        "is set, else `redis` when `FEEDS_CACHE_TYPE` is, else `sqlite`.",
+    )
+    database_url: str = setting(
+        "",
+        _database_url,
+        "PostgreSQL database (`postgresql://user:password@host/name`) that the hosts of a fleet "
+        "share for the hub and the subscriber counts (the corpus index stays in SQLite for "
+        "now); each deployment keeps its tables in its own schema, migrated at start.",
+    )
+    database_timeout: float = setting(
+        2.0,
+        _positive_float,
+        "Seconds a PostgreSQL statement, or a wait for a pooled connection, may take (libpq "
+        "connects within at least 2 s); then the hub and the counts answer 503 with "
+        "`Retry-After` and deliveries wait for the next poll.",
     )
     cache_dir: str = setting(
         "",
@@ -414,10 +436,21 @@ class Settings:
         "gunicorn's default path is shared by every instance a user runs.",
     )
 
+    def __post_init__(self) -> None:
+        kinds = self.store_kinds
+        for name, kind in (("HUB_STORE", kinds.hub), ("STATS_STORE", kinds.stats)):
+            if kind == "postgresql" and not self.database_url:
+                raise SettingsError(
+                    f"{ENV_PREFIX}{name}=postgresql needs {ENV_PREFIX}DATABASE_URL "
+                    "(postgresql://…), which is not set"
+                )
+
     @property
     def store_kinds(self) -> StoreKinds:
-        """Each store's own setting, else what `FEEDS_CACHE_TYPE` implies."""
+        """Each store's own setting, else what `FEEDS_DATABASE_URL` or `FEEDS_CACHE_TYPE`
+        implies."""
         shared = "redis" if self.cache_type == "redis" else "sqlite"
+        shared = "postgresql" if self.database_url else shared
         return StoreKinds(
             self.render_cache or self.cache_type,
             self.hub_store or shared,

@@ -1,10 +1,11 @@
-"""What the hub's subscriptions and the subscriber counts share as stores: one pattern, two
-kinds (a SQLite file of this host, or keys in a Redis shared by hosts), opened once per
-process by `feeds.runtime.Runtime`.
+"""What the hub's subscriptions and the subscriber counts share as stores: one pattern, three
+kinds (a SQLite file of this host, keys in a Redis shared by hosts, or tables in a
+PostgreSQL database shared by hosts), opened once per process by `feeds.runtime.Runtime`.
 
-Either way a store is this deployment's own (`feeds.settings.deployment_key`): its file is
-named after it in the data directory, and its Redis keys start with it, so staging and
-production on one host or one Redis never see each other's.
+Every way a store is this deployment's own (`feeds.settings.deployment_key`): its file is
+named after it in the data directory, its Redis keys start with it, and its PostgreSQL
+tables are in a schema named after it, so staging and production on one host, one Redis or
+one database never see each other's.
 """
 
 from __future__ import annotations
@@ -12,18 +13,30 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, Self, TypeVar
 
+import psycopg
 import redis
+from psycopg_pool import PoolTimeout
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from feeds.postgres.database import Database, NewerSchema
 from feeds.settings import Settings, deployment_key, writable_data_directory
 from feeds.sqlite import SqliteFile
 
-# What a store that is down, locked or read-only raises: callers answer 503 or try later.
-STORE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error, redis.RedisError, OSError)
+# What a store that is down, locked, read-only or of a newer release raises: callers answer
+# 503 or try later.
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    sqlite3.Error,
+    redis.RedisError,
+    psycopg.Error,
+    PoolTimeout,
+    NewerSchema,
+    OSError,
+)
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -91,14 +104,40 @@ class DeploymentKeys:
         self.prefix = deployment + self.namespace
 
 
+def database_for(settings: Settings) -> PerProcess[Database]:
+    """This process's one pool of `FEEDS_DATABASE_URL`, which every store in PostgreSQL
+    shares, opened after the schema was brought forward (`feeds.postgres.migrate`)."""
+    return PerProcess(lambda: open_database(settings))
+
+
+def open_database(settings: Settings) -> Database:
+    # Alembic and SQLAlchemy load only in a process that opens PostgreSQL.
+    from feeds.postgres.migrate import upgrade  # noqa: PLC0415
+
+    database = Database(settings.database_url, deployment_key(settings), settings.database_timeout)
+    upgrade(database)
+    return database.open()
+
+
+@dataclass(frozen=True, slots=True)
+class Family(Generic[S]):
+    """One store's three classes (or what makes each)."""
+
+    in_sqlite: Callable[[Settings], S]
+    in_redis: Callable[[redis.Redis, str], S]
+    in_postgres: Callable[[Database], S]
+
+
 def open_store(
     kind: str,
     settings: Settings,
+    family: Family[S],
     client: Callable[[], redis.Redis],
-    in_sqlite: Callable[[Settings], S],
-    in_redis: Callable[[redis.Redis, str], S],
+    database: Callable[[], Database],
 ) -> S:
-    """The store of one family (its SQLite and Redis classes) that `kind` names."""
+    """The store of `family` that `kind` names, each shared kind with the process's client."""
     if kind == "redis":
-        return in_redis(client(), deployment_key(settings))
-    return in_sqlite(settings)
+        return family.in_redis(client(), deployment_key(settings))
+    if kind == "postgresql":
+        return family.in_postgres(database())
+    return family.in_sqlite(settings)

@@ -14,6 +14,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from feeds.app import create_app
+from tests.postgres import PostgresCluster
 from tests.support import PROJECT_ROOT, Server, start_server
 from tests.test_websub import Subscriber
 
@@ -22,6 +23,20 @@ from tests.test_websub import Subscriber
 def indexes_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Corpus indexes from the tests go to a temporary directory."""
     os.environ.setdefault("FEEDS_DATA_DIR", str(tmp_path_factory.mktemp("indexes")))
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """This worker's PostgreSQL cluster, started on first use (about a second)."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> str:
+    """A fresh database of this worker's cluster, for one test."""
+    return postgres_cluster.create_database()
 
 
 @pytest.fixture(scope="session")

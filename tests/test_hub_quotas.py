@@ -13,13 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from feeds.websub.store import SqliteSubscriptionStore, SubscriptionStore
+from feeds.settings import deployment_key, load_settings
+from feeds.websub.store import (
+    PostgresSubscriptionStore,
+    SqliteSubscriptionStore,
+    SubscriptionStore,
+)
+from tests.postgres import migrated
 from tests.support import Server
 from tests.test_shared_cache import RedisServer
 from tests.test_websub import hub_request, hub_settings, redis_hub, subscribe, wait_for
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def quota_hub(
     request: pytest.FixtureRequest, server_factory, corpus: Path, tmp_path: Path
 ) -> Iterator[tuple[Server, SubscriptionStore]]:
@@ -31,6 +37,13 @@ def quota_hub(
     if request.param == "sqlite":
         env = hub_settings(tmp_path, corpus, **limits)
         yield server_factory(**env), SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
+        return
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        env = hub_settings(tmp_path, corpus, **limits, FEEDS_DATABASE_URL=url)
+        server = server_factory(**env)
+        with migrated(url, deployment_key(load_settings(environ=env))) as database:
+            yield server, PostgresSubscriptionStore(database)
         return
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; .ci/run installs it")

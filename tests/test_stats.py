@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,15 @@ from feeds.http.observe import json_line
 from feeds.http.stats import allowed
 from feeds.stats.agents import AGGREGATOR, BROWSER, CRAWLER, DIRECT, OWN, classify
 from feeds.stats.recorder import REPORT_CACHE_SECONDS
-from feeds.stats.subscribers import DAY, RedisCountStore, SqliteCountStore
+from feeds.stats.subscribers import (
+    DAY,
+    CountStore,
+    PostgresCountStore,
+    RedisCountStore,
+    SqliteCountStore,
+)
 from feeds.stores import redis_client
+from tests.postgres import migrated
 from tests.support import Server, wait_for
 from tests.test_browser import CHROMIUM, rendered_dom
 from tests.test_shared_cache import RedisServer
@@ -384,22 +392,25 @@ def test_stats_page_draws_a_chart_in_chromium(server_factory, data_dir: str) -> 
     assert len(lines) == 1 and len(lines[0].split()) == 90
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_a_late_flush_of_an_older_report_does_not_win(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "redis", "postgresql"])
+def test_a_late_flush_of_an_older_report_does_not_win(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     """Workers flush in any order: the report made last wins, not the one written last."""
-    redis_server = RedisServer(tmp_path) if backend == "redis" else None
-    try:
-        store = (
-            RedisCountStore(redis_client(redis_server.url, 0.5), "feeds:test:")
-            if redis_server
-            else SqliteCountStore(tmp_path / "stats.sqlite3")
-        )
+    with ExitStack() as stack:
+        store: CountStore
+        if backend == "redis":
+            redis_server = RedisServer(tmp_path)
+            stack.callback(redis_server.stop)
+            store = RedisCountStore(redis_client(redis_server.url, 0.5), "feeds:test:")
+        elif backend == "postgresql":
+            url = request.getfixturevalue("postgres_url")
+            store = PostgresCountStore(stack.enter_context(migrated(url)))
+        else:
+            store = SqliteCountStore(tmp_path / "stats.sqlite3")
         now = time.time()
         today, source = int(now // DAY), b"s" * 8
         store.write([("/feeds/topics/ai", today, source, ("Feedly", "", 45, time.time_ns()))], [])
         older = ("Feedly", "", 40, time.time_ns() - 1_000_000_000)
         store.write([("/feeds/topics/ai", today, source, older)], [])
         assert store.report(now)[0].aggregators == {"Feedly": 45}
-    finally:
-        if redis_server:
-            redis_server.stop()

@@ -25,6 +25,7 @@ from feeds.stats.subscribers import (
     MAX_FEED_IDS,
     MAX_REPORT_SOURCES,
     MAX_SERVICES,
+    PostgresCountStore,
     RedisCountStore,
     SqliteCountStore,
     StoreUnavailable,
@@ -71,12 +72,15 @@ def black_hole() -> Iterator[BlackHole]:
     peer.close()
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def stats_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """The server settings (FEEDS_…) of one store; both stores pass the same tests."""
+    """The server settings (FEEDS_…) of one store; every store passes the same tests."""
     env = {"FEEDS_DATA_DIR": str(tmp_path / "data")}
     if request.param == "sqlite":
         yield env
+        return
+    if request.param == "postgresql":
+        yield {**env, "FEEDS_DATABASE_URL": request.getfixturevalue("postgres_url")}
         return
     server = RedisServer(tmp_path)
     try:
@@ -118,8 +122,18 @@ def test_one_address_adds_one_capped_report_and_a_few_readers(stats_env: dict) -
 
 
 def stored_entries(recorder: Recorder) -> int:
-    """Rows of every SQLite table, or fields, members and keys in Redis."""
+    """Rows of every SQLite or PostgreSQL table, or fields, members and keys in Redis."""
     store = recorder.store
+    if isinstance(store, PostgresCountStore):
+        with store.database.connection() as db:
+            tables = db.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = ?"
+                " AND tablename != 'alembic_version'",
+                (store.database.schema,),
+            ).fetchall()
+            return sum(
+                db.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for (name,) in tables
+            )
     if isinstance(store, SqliteCountStore):
         with sqlite3.connect(store.path) as db:
             tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master")]

@@ -34,11 +34,13 @@ from feeds.settings import deployment_key, load_settings
 from feeds.stores import redis_client
 from feeds.websub.store import (
     Limits,
+    PostgresSubscriptionStore,
     RedisSubscriptionStore,
     SqliteSubscriptionStore,
     Subscription,
     SubscriptionStore,
 )
+from tests.postgres import migrated
 from tests.support import CLIENT_ORIGIN, Server, document, worker_pids
 from tests.test_reload import reload_and_wait
 from tests.test_shared_cache import RedisServer
@@ -312,44 +314,62 @@ def test_subscriptions_survive_a_restart(
     assert subscriber.posts()[0].body == second.get("/feeds/topics/ai.atom").content
 
 
-def test_hosts_sharing_redis_share_subscriptions_and_push_once(
-    server_factory, subscribers, corpus: Path, tmp_path: Path
-) -> None:
+@pytest.fixture(params=["redis", "postgresql"])
+def shared_hub(
+    request: pytest.FixtureRequest, tmp_path: Path, corpus: Path
+) -> Iterator[tuple[dict[str, str], SubscriptionStore]]:
+    """Settings of hosts that share the hub's store, and that store."""
+    base = hub_settings(tmp_path, corpus, FEEDS_BASE_URL="https://feeds.example.org")
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_url")
+        settings = {**base, "FEEDS_DATABASE_URL": url}
+        with migrated(url, deployment_key(load_settings(environ=settings))) as database:
+            yield settings, PostgresSubscriptionStore(database)
+        return
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is not installed; .ci/run installs it")
     redis_server = RedisServer(tmp_path)
     try:
-        settings = hub_settings(
-            tmp_path,
-            corpus,
-            FEEDS_BASE_URL="https://feeds.example.org",
-            FEEDS_CACHE_TYPE="redis",
-            FEEDS_CACHE_REDIS_URL=redis_server.url,
-        )
-        # Each host has its own disk, so its own index; they share Redis.
-        hosts = [
-            server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
-            for number in (1, 2)
-        ]
-        store = redis_hub(redis_server.url, settings)
-        subscriber = subscribers()
-        topic = "https://feeds.example.org/feeds/all.rss"
-        subscribe(hosts[0], store, subscriber, topic, secret="k")
-        add_document(corpus, "shared", "Robotics")
-        for host in hosts:  # each host's indexer sees the new file by itself
-            wait_for("indexed", lambda host=host: b"shared" in host.get("/feeds/all.rss").content)
-        wait_for("pushed", subscriber.posts)
-        time.sleep(1.5)  # both hosts queued the change
-        # Each document is delivered once, whichever hosts queued it. Two hosts with their
-        # own indexes date the change by their own clocks (docs/corpus.md), so when their
-        # commits fall in two seconds they serve, and push, two documents: one each.
-        bodies = [push.body for push in subscriber.posts()]
-        served = {host.get("/feeds/all.rss").content for host in hosts}
-        assert len(bodies) == len(set(bodies)), "a document was pushed twice"
-        assert set(bodies) <= served and len(bodies) <= len(served) <= 2
-        assert all(p.headers["X-Hub-Signature"].startswith("sha256=") for p in subscriber.posts())
+        settings = {
+            **base,
+            "FEEDS_CACHE_TYPE": "redis",
+            "FEEDS_CACHE_REDIS_URL": redis_server.url,
+        }
+        yield settings, redis_hub(redis_server.url, settings)
     finally:
         redis_server.stop()
+
+
+def test_hosts_sharing_a_store_share_subscriptions_and_push_once(
+    server_factory, subscribers, corpus: Path, tmp_path: Path, shared_hub
+) -> None:
+    settings, store = shared_hub
+    # Each host has its own disk, so its own index; they share the hub's store.
+    hosts = [
+        server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
+        for number in (1, 2)
+    ]
+    # A host's first build pushes what it now serves to the subscribers there are: wait
+    # until both have, or a late one pushes its older document after the subscription.
+    for host in hosts:
+        wait_for("first build pushed", lambda host=host: "deliveries queued for" in host.log())
+    subscriber = subscribers()
+    topic = "https://feeds.example.org/feeds/all.rss"
+    subscribe(hosts[0], store, subscriber, topic, secret="k")
+    add_document(corpus, "shared", "Robotics")
+    for host in hosts:  # each host's indexer sees the new file by itself
+        wait_for("indexed", lambda host=host: b"shared" in host.get("/feeds/all.rss").content)
+    wait_for("pushed", subscriber.posts)
+    time.sleep(1.5)  # both hosts queued the change
+    # Each document is delivered once, whichever hosts queued it. Two hosts with their own
+    # indexes date the change by their own clocks (docs/corpus.md), so when their commits
+    # fall in two seconds they serve, and push, two documents: one each.
+    bodies = [push.body for push in subscriber.posts()]
+    served = {host.get("/feeds/all.rss").content for host in hosts}
+    digests = [hashlib.sha256(body).hexdigest()[:12] for body in bodies]
+    assert len(bodies) == len(set(bodies)), f"a document was pushed twice: {digests}"
+    assert set(bodies) <= served and len(bodies) <= len(served) <= 2
+    assert all(p.headers["X-Hub-Signature"].startswith("sha256=") for p in subscriber.posts())
 
 
 DEADLINE = 2  # FEEDS_WEBSUB_TIMEOUT_SECONDS in these tests

@@ -28,7 +28,6 @@ import hmac
 import ipaddress
 import logging
 import secrets
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -39,9 +38,11 @@ from typing import Any, Protocol
 
 import redis
 
+from feeds.postgres.database import Database, PostgresTables
 from feeds.settings import Settings
 from feeds.stats.agents import MAX_REPORTED
-from feeds.stores import DeploymentFile, DeploymentKeys, open_store
+from feeds.stores import DeploymentFile, DeploymentKeys, Family, open_store
+from feeds.tables import Sql, SqlTables
 
 log = logging.getLogger("feeds.stats.subscribers")
 
@@ -58,6 +59,7 @@ MAX_SERVICES = 16  # services per feed
 MAX_DIRECT = 100_000  # direct readers a feed keeps per day
 MAX_BATCH_NOTES = 1_000  # reports and polls one worker holds between two flushes
 IPV6_NETWORK_BITS = 64  # an IPv6 client owns its whole /64
+SOURCES_PER_QUERY = 500  # addresses whose pollers one query reads (SQLite allows 32,766 values)
 
 SOURCE_BYTES = 8
 AGENT_BYTES = 16
@@ -202,6 +204,13 @@ def aggregate(reports: Iterable[Reported]) -> dict[str, int]:
     return dict(sorted(totals.items()))
 
 
+def _by_feed_and_day(pollers: list[Poller]) -> dict[tuple[str, int], list[Poller]]:
+    grouped: dict[tuple[str, int], list[Poller]] = {}
+    for poller in pollers:
+        grouped.setdefault(poller[:2], []).append(poller)
+    return grouped
+
+
 def feed_stats(
     feed: str, aggregators: dict[str, int], direct: int, history: dict[int, int], today: int
 ) -> FeedStats:
@@ -272,16 +281,9 @@ CREATE TABLE IF NOT EXISTS history (
 """
 
 
-class SqliteCountStore(DeploymentFile):
-    """One file per deployment in the data directory (it outlives index rebuilds); a
-    connection per operation (forks, greenlets). Every table is bounded by the limits per
-    feed and day, and pruned."""
-
-    stem = "stats"
-    purpose = "subscriber counts"
-    schema = _SCHEMA
-    earlier = (_SCHEMA_BEFORE_LIMITS,)
-    busy_seconds = SQLITE_BUSY_SECONDS
+class SqlCountStore(SqlTables):
+    """The counts in SQL, the same for SQLite and PostgreSQL (`feeds.tables`). Every table is
+    bounded by the limits per feed and day, and pruned."""
 
     def day_key(self, day: int) -> bytes:
         """The day's key, made by whichever worker asks first; keys of past days are gone."""
@@ -290,83 +292,124 @@ class SqliteCountStore(DeploymentFile):
             for table in ("source_reports", "direct_pollers", "direct_hours"):  # once a day
                 db.execute(f"DELETE FROM {table} WHERE key_day < ?", (day - 1,))
             db.execute(
-                "INSERT OR IGNORE INTO day_keys VALUES (?, ?)", (day, secrets.token_bytes(32))
+                "INSERT INTO day_keys VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (day, secrets.token_bytes(32)),
             )
             return db.execute("SELECT key FROM day_keys WHERE day = ?", (day,)).fetchone()[0]
 
     def write(self, reports: list[SourceReport], pollers: list[Poller]) -> Counter[str]:
+        """One batch in one transaction, in a few statements per feed and key day (not per
+        note): a database across the network costs a round trip per statement."""
         skipped: Counter[str] = Counter()
         with self._transaction() as db:
-            for feed, key_day, source, (service, feed_id, count, seen_ns) in reports:
-                kept = db.execute(
-                    "SELECT source, service, feed_id FROM source_reports"
-                    " WHERE feed = ? AND key_day = ?",
-                    (feed, key_day),
-                )
-                if over := admit_report(kept, source, service, feed_id):
-                    skipped[over] += 1
-                    continue
-                db.execute(
-                    "INSERT INTO source_reports VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
-                    " SET service = excluded.service, feed_id = excluded.feed_id,"
-                    " subscribers = excluded.subscribers, seen_ns = excluded.seen_ns"
-                    " WHERE excluded.seen_ns > source_reports.seen_ns",
-                    (feed, key_day, source, service, feed_id, count, seen_ns),
-                )
-            for poller in pollers:
-                if over := self._add_poller(db, poller):
-                    skipped[over] += 1
+            self._write_reports(db, reports, skipped)
+            for (feed, key_day), group in _by_feed_and_day(pollers).items():
+                self._add_pollers(db, feed, key_day, group, skipped)
         return skipped
 
     @staticmethod
-    def _add_poller(db: sqlite3.Connection, poller: Poller) -> str:
-        """ "" once the poller is counted, else the limit it is over. Each poller is counted
-        in the hour it was last seen (`direct_hours`), so a count reads at most 24 rows."""
-        feed, key_day, hour, source, agent = poller
-        where = (feed, key_day, source, agent)
-        seen = db.execute(
-            "SELECT hour FROM direct_pollers"
-            " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
-            where,
+    def _write_reports(db: Sql, reports: list[SourceReport], skipped: Counter[str]) -> None:
+        """Each report admitted beside those kept (read once per feed and key day, then kept
+        up to date here as the upsert below keeps the table)."""
+        kept: dict[tuple[str, int], dict[bytes, tuple[str, str, int]]] = {}
+        rows = []
+        for feed, key_day, source, (service, feed_id, count, seen_ns) in reports:
+            if (feed, key_day) not in kept:
+                kept[feed, key_day] = {
+                    row[0]: (row[1], row[2], row[3])
+                    for row in db.execute(
+                        "SELECT source, service, feed_id, seen_ns FROM source_reports"
+                        " WHERE feed = ? AND key_day = ?",
+                        (feed, key_day),
+                    )
+                }
+            here = kept[feed, key_day]
+            admitted = ((kept_source, *held[:2]) for kept_source, held in here.items())
+            if over := admit_report(admitted, source, service, feed_id):
+                skipped[over] += 1
+                continue
+            if source not in here or seen_ns > here[source][2]:
+                here[source] = (service, feed_id, seen_ns)
+            rows.append((feed, key_day, source, service, feed_id, count, seen_ns))
+        if rows:
+            db.executemany(
+                "INSERT INTO source_reports VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (feed, key_day, source) DO UPDATE"
+                " SET service = excluded.service, feed_id = excluded.feed_id,"
+                " subscribers = excluded.subscribers, seen_ns = excluded.seen_ns"
+                " WHERE excluded.seen_ns > source_reports.seen_ns",
+                rows,
+            )
+
+    @staticmethod
+    def _add_pollers(
+        db: Sql, feed: str, key_day: int, group: list[Poller], skipped: Counter[str]
+    ) -> None:
+        """Count each poller of one feed and key day unless over a limit. Each poller is
+        counted in the hour it was last seen (`direct_hours`), so a count reads at most 24
+        rows; what the batch's addresses already hold is read once."""
+        seen: dict[tuple[bytes, bytes], int] = {}  # (source, agent) -> hour last seen
+        agents: Counter[bytes] = Counter()  # per source
+        sources = sorted({source for *_, source, _ in group})
+        for first in range(0, len(sources), SOURCES_PER_QUERY):
+            chunk = sources[first : first + SOURCES_PER_QUERY]
+            for source, agent, hour in db.execute(
+                "SELECT source, agent, hour FROM direct_pollers WHERE feed = ? AND key_day = ?"
+                f" AND source IN ({', '.join('?' * len(chunk))})",
+                (feed, key_day, *chunk),
+            ):
+                seen[source, agent] = hour
+                agents[source] += 1
+        (stored,) = db.execute(
+            "SELECT coalesce(sum(pollers), 0) FROM direct_hours WHERE feed = ? AND key_day = ?",
+            (feed, key_day),
         ).fetchone()
-        if seen is None:
-            agents = db.execute(
-                "SELECT count(*) FROM direct_pollers WHERE feed = ? AND key_day = ? AND source = ?",
-                (feed, key_day, source),
-            ).fetchone()[0]
-            if agents >= MAX_AGENTS_PER_ADDRESS:
-                return "agents per address"
-            stored = db.execute(
-                "SELECT coalesce(sum(pollers), 0) FROM direct_hours WHERE feed = ? AND key_day = ?",
-                (feed, key_day),
-            ).fetchone()[0]
-            if stored >= MAX_DIRECT:
-                return "direct readers"
-            db.execute("INSERT INTO direct_pollers VALUES (?, ?, ?, ?, ?)", (*where, hour))
-        elif seen[0] < hour:
-            db.execute(
+        added, moved, hours = [], [], Counter[int]()
+        for _, _, hour, source, agent in group:
+            last = seen.get((source, agent))
+            if last is None:
+                if agents[source] >= MAX_AGENTS_PER_ADDRESS:
+                    skipped["agents per address"] += 1
+                    continue
+                if stored >= MAX_DIRECT:
+                    skipped["direct readers"] += 1
+                    continue
+                added.append((feed, key_day, source, agent, hour))
+                agents[source] += 1
+                stored += 1
+            elif last < hour:
+                moved.append((hour, feed, key_day, source, agent))
+                hours[last] -= 1
+            else:
+                continue
+            seen[source, agent] = hour
+            hours[hour] += 1
+        if added:
+            db.executemany("INSERT INTO direct_pollers VALUES (?, ?, ?, ?, ?)", added)
+        if moved:
+            db.executemany(
                 "UPDATE direct_pollers SET hour = ?"
                 " WHERE feed = ? AND key_day = ? AND source = ? AND agent = ?",
-                (hour, *where),
+                moved,
             )
-            db.execute(
-                "UPDATE direct_hours SET pollers = pollers - 1"
+        if gone := [(-n, feed, key_day, hour) for hour, n in sorted(hours.items()) if n < 0]:
+            db.executemany(
+                "UPDATE direct_hours SET pollers = pollers - ?"
                 " WHERE feed = ? AND key_day = ? AND hour = ?",
-                (feed, key_day, seen[0]),
+                gone,
             )
-        else:
-            return ""
-        db.execute(
-            "INSERT INTO direct_hours VALUES (?, ?, ?, 1)"
-            " ON CONFLICT DO UPDATE SET pollers = pollers + 1",
-            (feed, key_day, hour),
-        )
-        return ""
+        if came := [(feed, key_day, hour, n) for hour, n in sorted(hours.items()) if n > 0]:
+            db.executemany(
+                "INSERT INTO direct_hours VALUES (?, ?, ?, ?) ON CONFLICT (feed, key_day, hour)"
+                " DO UPDATE SET pollers = direct_hours.pollers + excluded.pollers",
+                came,
+            )
 
     def save_history(self, counts: dict[str, int], day: int) -> None:
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO history VALUES (?, ?, ?)",
+                "INSERT INTO history VALUES (?, ?, ?) ON CONFLICT (feed, day)"
+                " DO UPDATE SET subscribers = excluded.subscribers",
                 [(feed, day, count) for feed, count in counts.items()],
             )
             db.execute("DELETE FROM history WHERE day <= ?", (day - HISTORY_DAYS,))
@@ -375,10 +418,10 @@ class SqliteCountStore(DeploymentFile):
         today, hour = int(now // DAY), int(now // HOUR)
         with self._connect() as db:
             feeds = db.execute(
-                "SELECT feed FROM source_reports WHERE key_day = ?1"
-                " UNION SELECT feed FROM direct_hours WHERE key_day = ?1"
-                " UNION SELECT feed FROM history WHERE day > ?2",
-                (today, today - HISTORY_DAYS),
+                "SELECT feed FROM source_reports WHERE key_day = ?"
+                " UNION SELECT feed FROM direct_hours WHERE key_day = ?"
+                " UNION SELECT feed FROM history WHERE day > ?",
+                (today, today, today - HISTORY_DAYS),
             ).fetchall()
             stats = []
             for (feed,) in feeds:
@@ -398,6 +441,24 @@ class SqliteCountStore(DeploymentFile):
                 )
                 stats.append(feed_stats(feed, aggregate(reports), direct, dict(history), today))
         return sort_stats(stats)
+
+
+class SqliteCountStore(DeploymentFile, SqlCountStore):
+    """One file per deployment in the data directory (it outlives index rebuilds); a
+    connection per operation (forks, greenlets)."""
+
+    stem = "stats"
+    purpose = "subscriber counts"
+    schema = _SCHEMA
+    earlier = (_SCHEMA_BEFORE_LIMITS,)
+    busy_seconds = SQLITE_BUSY_SECONDS
+
+
+class PostgresCountStore(PostgresTables, SqlCountStore):
+    """The deployment's tables in PostgreSQL (`FEEDS_DATABASE_URL`), shared by hosts: the
+    counts are exact whichever host answered."""
+
+    purpose = "stats"
 
 
 # A poller is counted (PFADD) when its address has room for one more User-Agent; the
@@ -567,7 +628,14 @@ def _days(stored: dict[bytes, bytes]) -> dict[int, int]:
     return days
 
 
-def open_counts(settings: Settings, client: Callable[[], redis.Redis]) -> CountStore:
-    """The store `FEEDS_STATS_STORE` names: Redis shared by hosts, or this host's SQLite file."""
-    in_sqlite: Callable[[Settings], CountStore] = SqliteCountStore.for_deployment
-    return open_store(settings.store_kinds.stats, settings, client, in_sqlite, RedisCountStore)
+def open_counts(
+    settings: Settings, client: Callable[[], redis.Redis], database: Callable[[], Database]
+) -> CountStore:
+    """The store `FEEDS_STATS_STORE` names: PostgreSQL or Redis shared by hosts, or this
+    host's SQLite file."""
+    return open_store(settings.store_kinds.stats, settings, COUNT_STORES, client, database)
+
+
+COUNT_STORES: Family[CountStore] = Family(
+    SqliteCountStore.for_deployment, RedisCountStore, PostgresCountStore
+)

@@ -28,8 +28,10 @@ from typing import Protocol
 import redis
 from redis.typing import EncodableT, FieldT
 
+from feeds.postgres.database import Database, PostgresTables
 from feeds.settings import Settings
-from feeds.stores import DeploymentFile, DeploymentKeys, open_store
+from feeds.stores import DeploymentFile, DeploymentKeys, Family, open_store
+from feeds.tables import Sql, SqlTables
 
 SQLITE_BUSY_SECONDS = 1.0  # writes take milliseconds; a longer lock is an outage
 MAX_FIELD_CHARS = 4096  # a callback, topic, secret, media type or Link header read back
@@ -120,10 +122,12 @@ class SubscriptionStore(Protocol):
     def purge(self, now: float) -> int: ...
 
 
-def open_subscriptions(settings: Settings, client: Callable[[], redis.Redis]) -> SubscriptionStore:
-    """The store `FEEDS_HUB_STORE` names: Redis shared by hosts, or this host's SQLite file."""
-    in_sqlite: Callable[[Settings], SubscriptionStore] = SqliteSubscriptionStore.for_deployment
-    return open_store(settings.store_kinds.hub, settings, client, in_sqlite, RedisSubscriptionStore)
+def open_subscriptions(
+    settings: Settings, client: Callable[[], redis.Redis], database: Callable[[], Database]
+) -> SubscriptionStore:
+    """The store `FEEDS_HUB_STORE` names: PostgreSQL or Redis shared by hosts, or this host's
+    SQLite file."""
+    return open_store(settings.store_kinds.hub, settings, HUB_STORES, client, database)
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -227,37 +231,8 @@ CREATE TABLE IF NOT EXISTS subscriptions (
 _ADD_HOST = "ALTER TABLE subscriptions ADD COLUMN host TEXT NOT NULL DEFAULT '';"
 
 
-class SqliteSubscriptionStore(DeploymentFile):
-    """A connection per operation: nothing is shared across forks, threads or greenlets."""
-
-    stem = "websub"
-    purpose = "websub subscriptions"
-    schema = _SCHEMA
-    earlier = (_SUBSCRIPTIONS_WITHOUT_HOST, _SUBSCRIPTIONS_WITHOUT_HOST + _ADD_HOST)
-    busy_seconds = SQLITE_BUSY_SECONDS
-
-    @classmethod
-    def path_for(cls, settings: Settings) -> Path:
-        """`FEEDS_WEBSUB_DB`, else the deployment's file: servers of one deployment on one
-        host share subscriptions, others (staging beside production on one corpus) never do.
-
-        Unnamed deployments keep the file they had (its name was the corpus path's hash, as
-        their key is); a named one starts from a copy of that file, whose topics of other
-        origins are never pushed and expire.
-        """
-        if settings.websub_db:
-            return Path(settings.websub_db)
-        path = super().path_for(settings)
-        corpus = os.fsencode(os.path.realpath(settings.corpus_dir))
-        earlier = path.with_name(f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3")
-        if not path.exists() and earlier.is_file():
-            _copy(earlier, path)
-        return path
-
-    def migrate(self, db: sqlite3.Connection) -> None:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
-        if columns and "host" not in columns:  # a file of an earlier release
-            db.execute(_ADD_HOST)
+class SqlSubscriptionStore(SqlTables):
+    """The store's logic in SQL, the same for SQLite and PostgreSQL (`feeds.tables`)."""
 
     def check_writable(self) -> None:
         """Raise unless a write could start now (read-only file or directory, lock held)."""
@@ -278,9 +253,7 @@ class SqliteSubscriptionStore(DeploymentFile):
             return self._refusal(db, callback, topic, host, limits)
 
     @staticmethod
-    def _refusal(
-        db: sqlite3.Connection, callback: str, topic: str, host: str, limits: Limits
-    ) -> str | None:
+    def _refusal(db: Sql, callback: str, topic: str, host: str, limits: Limits) -> str | None:
         known = db.execute(
             "SELECT 1 FROM subscriptions WHERE callback = ? AND topic = ?", (callback, topic)
         ).fetchone()
@@ -325,16 +298,15 @@ class SqliteSubscriptionStore(DeploymentFile):
     def topics(self, now: float) -> list[str]:
         with self._connect() as db:
             rows = db.execute(
-                "SELECT DISTINCT topic FROM subscriptions WHERE expires_at > ? ORDER BY topic",
-                (now,),
+                "SELECT DISTINCT topic FROM subscriptions WHERE expires_at > ?", (now,)
             ).fetchall()
-        return [topic for (value,) in rows if (topic := _text(value))]
+        return sorted(topic for (value,) in rows if (topic := _text(value)))  # any collation
 
     def enqueue(self, topic: str, content: Content, now: float) -> int:
         """A delivery of `content`, due now, for every live subscriber of `topic`."""
         with self._transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO contents VALUES (?, ?, ?, ?)",
+                "INSERT INTO contents VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (content.key, content.content_type, content.link_header, content.body),
             )
             cursor = db.execute(
@@ -372,8 +344,9 @@ class SqliteSubscriptionStore(DeploymentFile):
             ):
                 return None
             row = db.execute(
-                "UPDATE deliveries SET due_at = ?, token = ? WHERE rowid ="
-                " (SELECT rowid FROM deliveries WHERE due_at <= ? ORDER BY due_at LIMIT 1)"
+                "UPDATE deliveries SET due_at = ?, token = ? WHERE (callback, topic) ="
+                " (SELECT callback, topic FROM deliveries WHERE due_at <= ?"
+                f" ORDER BY due_at LIMIT 1{self.skip_locked})"
                 " RETURNING callback, topic, attempts, content_key",
                 (now + hold_seconds, token, now),
             ).fetchone()
@@ -422,6 +395,47 @@ class SqliteSubscriptionStore(DeploymentFile):
             )
             db.execute("DELETE FROM contents WHERE key NOT IN (SELECT content_key FROM deliveries)")
         return expired
+
+
+class SqliteSubscriptionStore(DeploymentFile, SqlSubscriptionStore):
+    """This host's file; a connection per operation: nothing is shared across forks,
+    threads or greenlets."""
+
+    stem = "websub"
+    purpose = "websub subscriptions"
+    schema = _SCHEMA
+    earlier = (_SUBSCRIPTIONS_WITHOUT_HOST, _SUBSCRIPTIONS_WITHOUT_HOST + _ADD_HOST)
+    busy_seconds = SQLITE_BUSY_SECONDS
+
+    @classmethod
+    def path_for(cls, settings: Settings) -> Path:
+        """`FEEDS_WEBSUB_DB`, else the deployment's file: servers of one deployment on one
+        host share subscriptions, others (staging beside production on one corpus) never do.
+
+        Unnamed deployments keep the file they had (its name was the corpus path's hash, as
+        their key is); a named one starts from a copy of that file, whose topics of other
+        origins are never pushed and expire.
+        """
+        if settings.websub_db:
+            return Path(settings.websub_db)
+        path = super().path_for(settings)
+        corpus = os.fsencode(os.path.realpath(settings.corpus_dir))
+        earlier = path.with_name(f"websub-{hashlib.sha256(corpus).hexdigest()[:16]}.sqlite3")
+        if not path.exists() and earlier.is_file():
+            _copy(earlier, path)
+        return path
+
+    def migrate(self, db: sqlite3.Connection) -> None:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(subscriptions)")}
+        if columns and "host" not in columns:  # a file of an earlier release
+            db.execute(_ADD_HOST)
+
+
+class PostgresSubscriptionStore(PostgresTables, SqlSubscriptionStore):
+    """The deployment's tables in PostgreSQL (`FEEDS_DATABASE_URL`), shared by hosts; a claim
+    skips the rows that another host's claim holds."""
+
+    purpose = "websub"
 
 
 def _sid(callback: str, topic: str) -> str:
@@ -657,3 +671,8 @@ def _subscription_json(raw: bytes | str) -> Subscription | None:
         log.warning("websub store: skipped a malformed subscription (%.80r)", raw)
         return None
     return subscription_from(**value)
+
+
+HUB_STORES: Family[SubscriptionStore] = Family(
+    SqliteSubscriptionStore.for_deployment, RedisSubscriptionStore, PostgresSubscriptionStore
+)
