@@ -19,7 +19,7 @@ from werkzeug.http import parse_date
 
 from feeds.websub.store import SqliteSubscriptionStore
 from tests.support import Server, document, wait_for
-from tests.test_websub import Subscriber, hub_settings, subscribe
+from tests.test_websub import Subscriber, first_build_pushed, hub_settings, subscribe
 
 LIVE = {"FEEDS_RESCAN_SECONDS": "0"}
 FEEDS = ("/feeds/all.rss", "/feeds/topics/robotics.atom", "/feeds/providers/robots.example.json")
@@ -165,6 +165,7 @@ def test_a_change_made_while_stopped_is_pushed_after_start(
     settings = hub_settings(tmp_path, corpus, **LIVE)
     first = server_factory(**settings)
     store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
+    first_build_pushed(first)
     subscribe(first, store, subscriber, first.url + "/feeds/topics/ai.atom")
     first.stop()
     (corpus / "offline.md").write_text(

@@ -146,6 +146,12 @@ def hub_request(server: Server, callback: str, topic: str, **fields: str) -> req
     return requests.post(server.url + "/websub", data=data, timeout=10)
 
 
+def first_build_pushed(server: Server) -> None:
+    """Wait until a new server's first build queued its pushes (to the subscribers there
+    are): a subscription made before that is also pushed the document from before a change."""
+    wait_for("the first build's pushes queued", lambda: "deliveries queued for" in server.log())
+
+
 def subscribe(
     server: Server, store: SubscriptionStore, subscriber: Subscriber, topic: str, **fields: str
 ) -> None:
@@ -305,6 +311,7 @@ def test_subscriptions_survive_a_restart(
     store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     subscriber = subscribers()
     topic = "https://feeds.example.org/feeds/topics/ai.atom"
+    first_build_pushed(first)
     subscribe(first, store, subscriber, topic)
     first.stop()
     second = server_factory(**settings)
@@ -349,10 +356,8 @@ def test_hosts_sharing_a_store_share_subscriptions_and_push_once(
         server_factory(**settings, FEEDS_DATA_DIR=str(tmp_path / f"host-{number}"))
         for number in (1, 2)
     ]
-    # A host's first build pushes what it now serves to the subscribers there are: wait
-    # until both have, or a late one pushes its older document after the subscription.
-    for host in hosts:
-        wait_for("first build pushed", lambda host=host: "deliveries queued for" in host.log())
+    for host in hosts:  # a late first build would push its older document after subscribing
+        first_build_pushed(host)
     subscriber = subscribers()
     topic = "https://feeds.example.org/feeds/all.rss"
     subscribe(hosts[0], store, subscriber, topic, secret="k")
