@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import requests
 from lxml import etree
 
 from feeds.app import create_app
@@ -123,16 +124,18 @@ def snapshot_paths(root: Path, data: Path, paths: Iterable[str]) -> dict[str, An
 
 
 def answered(client: Any, paths: Iterable[str]) -> dict[str, Answer]:
-    """Each path's status, validators, Cache-Control and body."""
+    """Each path's status, validators, Cache-Control and body, as Flask's test client or a
+    real server (`tests.support.Server`) answers it."""
     answers: dict[str, Answer] = {}
     for path in paths:
         response = client.get(path)
+        body = response.content if isinstance(response, requests.Response) else response.get_data()
         answers[path] = (
             response.status_code,
             response.headers.get("ETag"),
             response.headers.get("Last-Modified"),
             response.headers.get("Cache-Control"),
-            response.get_data(),
+            body,
         )
     return answers
 

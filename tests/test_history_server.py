@@ -18,7 +18,7 @@ import requests
 from lxml import etree
 
 from bench.history import data_files
-from tests.history_corpus import Answer, write
+from tests.history_corpus import answered, write
 from tests.support import (
     PROJECT_ROOT,
     FromAddress,
@@ -96,20 +96,6 @@ def documents(server: Server) -> list[str]:
     return paths
 
 
-def snapshot(server: Server, paths: list[str]) -> dict[str, Answer]:
-    answers = {}
-    for path in paths:
-        response = server.get(path)
-        answers[path] = (
-            response.status_code,
-            response.headers.get("ETag"),
-            response.headers.get("Last-Modified"),
-            response.headers.get("Cache-Control"),
-            response.content,
-        )
-    return answers
-
-
 class Pollers:
     """`count` readers (each from an address of its own in 127.0.1.0/24) polling `paths`
     until stopped (or POLL_LIMIT_SECONDS), conditional GETs as feed readers send them;
@@ -177,7 +163,7 @@ def test_a_forced_rebuild_under_polling_fails_nothing_and_changes_nothing(
         assert hub_request(server, subscriber.url, topic).status_code == 202
         wait_for(lambda: subscriber.challenges("subscribe"), bool)
         paths = documents(server)
-        before = snapshot(server, paths)
+        before = answered(server, paths)
         served_before = os.readlink(next(data.glob("index-????????????????.sqlite")))
         one_index = data_bytes(data)
         pollers = Pollers(server.url, paths, POLLERS)
@@ -210,7 +196,7 @@ def test_a_forced_rebuild_under_polling_fails_nothing_and_changes_nothing(
         assert pollers.failures == [] and pollers.answers > POLLERS
         link = next(data.glob("index-????????????????.sqlite"))
         assert os.readlink(link) != served_before, "the new index is served"
-        assert snapshot(server, paths) == before, "every document keeps its bytes and validators"
+        assert answered(server, paths) == before, "every document keeps its bytes and validators"
         assert peak[0] <= 2.2 * one_index, (peak[0], one_index)
         time.sleep(1.5)  # a push would have been made by now
         assert subscriber.posts() == [], "nothing changed, so nothing was pushed"
@@ -241,7 +227,7 @@ def test_a_release_serves_every_document_through_the_restart(
 def released(server: Server, corpus: Path, data: Path, release: Path) -> None:
     lived(server, corpus)
     paths = documents(server)
-    before = snapshot(server, paths)
+    before = answered(server, paths)
     served_before = os.readlink(next(data.glob("index-????????????????.sqlite")))
     old_workers = worker_pids(server)
     # A release: a source file that decides rows changes (this once meant a full rebuild).
@@ -267,7 +253,7 @@ def released(server: Server, corpus: Path, data: Path, release: Path) -> None:
         assert pollers.failures == [], pollers.failures[:10]
         link = next(data.glob("index-????????????????.sqlite"))
         assert os.readlink(link) == served_before, "no rebuild for a release of the same versions"
-        after = snapshot(server, paths)
+        after = answered(server, paths)
         assert_history_kept(before, after)
     finally:
         if new_master and not gone(new_master):
