@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from feeds.app import BACKGROUND_INDEX_ENV, create_app
-from feeds.index import indexer, schema
+from feeds.index import history, indexer, schema
 from feeds.index.indexer import served_file, update
 from feeds.settings import corpus_key
 from tests.history_corpus import (
@@ -235,3 +235,30 @@ def test_a_first_build_is_served_with_an_empty_wal(tmp_path: Path) -> None:
     wal = served.with_name(served.name + "-wal")
     assert wal.exists() and wal.stat().st_size == 0
     readers[0].close()
+
+
+def test_carrying_writes_the_build_in_place_not_a_second_copy_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Peak disk during a rebuild: the served index, the build, and what carrying keeps
+    beside the build. Through a WAL that was a copy of every page the carry wrote (1 GB at
+    1,000,000 documents); a rollback journal keeps only the few pages it overwrote."""
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    target = lived_corpus(root, data)
+    beside: list[int] = []
+    real_carry = history.carry
+
+    def measured(db: sqlite3.Connection, *args: object) -> object:
+        changed = real_carry(db, *args)  # type: ignore[arg-type]
+        own = indexer.file_of(db)
+        side = [own.with_name(own.name + suffix) for suffix in ("-wal", "-journal")]
+        beside.append(sum(path.stat().st_size for path in side if path.exists()))
+        return changed
+
+    monkeypatch.setattr(history, "carry", measured)
+    assert update(target, rebuild=True) is not None
+    served = served_file(target)
+    assert served is not None
+    assert beside == [0], "what the carry wrote waits beside the build"
+    with sqlite3.connect(served) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",), "served in WAL mode"
