@@ -7,14 +7,18 @@ import itertools
 import json
 import os
 import pwd
+import signal
+import subprocess
+import sys
 import tempfile
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from feeds.corpus import LoadOptions, Skip, load_corpus, read_document, scan
-from tests.support import SEEDS, document
+from tests.support import PROJECT_ROOT, SEEDS, document, wait_for
 
 
 def load(root: Path, **options: object):
@@ -398,3 +402,44 @@ def test_a_repeated_key_keeps_its_last_value_as_before(tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text(with_line('title: "first"', title='"last"'))
     (article,) = load(tmp_path).articles
     assert article.title == "last"
+
+
+def _alive(pid: str) -> bool:
+    """Whether a process still runs (an orphan's zombie, left for init to reap, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_parsers_leave_when_their_indexer_is_killed() -> None:
+    """An indexer killed mid-build (the supervisor's SIGKILL after its stop timeout) left
+    its parsing processes blocked for ever on the pipe back to it, ignoring SIGTERM as
+    the indexer does (a flag); they now exit by themselves."""
+    indexer = textwrap.dedent(
+        """
+        import signal, time
+        from feeds.corpus.load import read_documents
+        signal.signal(signal.SIGTERM, lambda *_: None)  # the indexer's flag, inherited
+        outcomes = read_documents(["label"] * 20_000, str.upper, 2)
+        next(outcomes)
+        print("reading", flush=True)
+        time.sleep(60)
+        """
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", indexer], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "reading\n"
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        assert children, "read_documents forks its parsers"
+    finally:
+        process.kill()
+        process.wait()
+    try:
+        wait_for(lambda: [pid for pid in children if _alive(pid)], lambda alive: not alive, 10)
+    finally:
+        for pid in children:
+            if _alive(pid):
+                os.kill(int(pid), signal.SIGKILL)
