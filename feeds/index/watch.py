@@ -10,26 +10,22 @@ so the watcher says so and is started again once the directory is back (the call
 reconciles).
 
 Events are gathered by a thread of their own, so the indexer can take what has settled
-without waiting, between the steps of a long walk of the directory too.
+without waiting, between the steps of a long walk of the directory too. That thread also
+sets the notifier up (seconds for a million files), so nothing waits for that either: the
+caller learns from `started` when events begin to count.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from pathlib import Path
 
 import watchfiles
 
-log = logging.getLogger("feeds.index")
-
 TICK_MS = 200  # longest a wait for events blocks: signals and schedules are checked as often
 SETTLE_MS = 80  # quiet time that ends one batch of events: then its paths are read
 DEBOUNCE_MS = 1000  # longest one batch gathers while events keep coming
-
-
-START_SECONDS = 5.0  # longest wait for the notifier to start or fail
 
 
 class Watcher:
@@ -81,8 +77,7 @@ class Watcher:
         return Path(relative).as_posix()
 
     def started(self) -> bool:
-        """Whether events come (waits for the notifier to start or fail)."""
-        self._started.wait(START_SECONDS)
+        """Whether the notifier is set up: every change from now on is an event."""
         return self._started.is_set() and self.failure is None
 
     def settled(self, wait: float = TICK_MS / 1000) -> set[str]:
@@ -100,20 +95,6 @@ class Watcher:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2 * TICK_MS / 1000)
-
-
-def start(root: Path) -> Watcher | None:
-    """A watcher of `root`, or None (logged) where the file system gives no events."""
-    watcher = Watcher(root)
-    if not watcher.started():
-        watcher.close()
-        log.warning(
-            "cannot watch %s (%s); changes are found by rescans (FEEDS_RESCAN_SECONDS)",
-            root,
-            watcher.failure or "the notifier did not start",
-        )
-        return None
-    return watcher
 
 
 def _identity(root: Path) -> tuple[int, int] | None:

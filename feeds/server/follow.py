@@ -43,7 +43,6 @@ from feeds.index.indexer import (
     writer_lock,
 )
 from feeds.index.watch import Watcher
-from feeds.index.watch import start as start_watching
 from feeds.runtime import Runtime
 from feeds.settings import Settings
 from feeds.websub.delivery import notify
@@ -209,6 +208,7 @@ def _write(
                 index.rebuild(target)
             if index.building is not None:
                 signals.reconcile = False  # a build walks the whole directory
+                follower.walking()
                 if _build(index, runtime, target, progress, meanwhile, failures=failures):
                     follower.reconciled()
                     if _resident_bytes() > RESTART_ABOVE_BYTES:
@@ -217,6 +217,7 @@ def _write(
                     follower.rescan_in(failures.pause)
             elif signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
+                follower.walking()
                 walk = partial(reconcile, index.current, target, progress, meanwhile=meanwhile)
                 if update_and_push(index.current, runtime, walk, failures):
                     follower.reconciled()
@@ -308,20 +309,33 @@ class _Follower:
         self.enabled = settings.watch
         self.rescan_seconds = settings.rescan_seconds
         self.watcher: Watcher | None = None
+        self.watching = False  # the watcher is set up: every change since is an event
+        self.walk_watched = False  # it was when the last walk of the directory began
         self.next_rescan = float("inf")
         self._watch()
 
     def _watch(self) -> None:
+        """Set watches up beside the first walk, which does not wait for them (seconds at
+        a million files); a walk that began before they were up is followed by one more,
+        for what changed meanwhile."""
         if self.enabled and self.root.is_dir():
-            self.watcher = start_watching(self.root)
+            self.watcher = Watcher(self.root)
+            self.watching = False
 
     def rescan_due(self) -> bool:
         return time.monotonic() >= self.next_rescan
 
+    def walking(self) -> None:
+        """A walk of the whole directory begins."""
+        self.walk_watched = self.watching
+
     def reconciled(self) -> None:
-        self.next_rescan = (
-            time.monotonic() + self.rescan_seconds if self.rescan_seconds else float("inf")
-        )
+        if self.watcher is not None and self.watching and not self.walk_watched:
+            self.next_rescan = 0.0
+        else:
+            self.next_rescan = (
+                time.monotonic() + self.rescan_seconds if self.rescan_seconds else float("inf")
+            )
 
     def rescan_in(self, seconds: float) -> None:
         """A write failed: reconcile again after a pause, not at every tick."""
@@ -338,6 +352,19 @@ class _Follower:
                 self.next_rescan = 0.0
             return set()
         paths = self.watcher.settled(seconds)
+        if self.watcher.failure is not None:
+            log.warning(
+                "cannot watch %s (%s); changes are found by rescans (FEEDS_RESCAN_SECONDS)",
+                self.root,
+                self.watcher.failure,
+            )
+            self.watcher.close()
+            self.watcher = None
+            self.enabled = False
+            return paths
+        if not self.watching and self.watcher.started():
+            self.watching = True
+            self.next_rescan = 0.0  # the last walk began before: one more, or after it
         if not self.watcher.intact():
             log.warning("%s was moved, replaced or removed; rescanning when it is back", self.root)
             self.watcher.close()
