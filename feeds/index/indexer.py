@@ -479,7 +479,6 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
     if source is None or source.resolve() == own.resolve():
         with transaction(db):
             changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
-            _set_meta(db, state="ready")
     _serve(db, target, own)
 
 
@@ -507,9 +506,16 @@ def _journaled_in_place(db: sqlite3.Connection) -> Iterator[None]:
 
 def _serve(db: sqlite3.Connection, target: Target, own: Path) -> None:
     """Switch to a finished build with an empty WAL. Its last transaction (a whole corpus's
-    pages and clocks: 1 GB at 1,000,000 documents) is checkpointed and truncated while no
-    reader holds the file; once served, readers' snapshots could keep it that size."""
-    db.execute("PRAGMA main.wal_checkpoint(TRUNCATE)")
+    pages and clocks: 1 GB at 1,000,000 documents) is checkpointed and truncated before it
+    is marked ready: a first build is linked already, and each worker holds a read
+    transaction on a ready index from its first look until the next commit, which kept
+    that WAL at its size for good."""
+    busy, _, _ = db.execute("PRAGMA main.wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        log.warning("%s: its WAL could not be truncated before it is served", own.name)
+    if not is_live(db):
+        with transaction(db):
+            _set_meta(db, state="ready")
     _switch(target, own)
 
 

@@ -526,8 +526,11 @@ def _open_archives(db: sqlite3.Connection, size: int, now: int) -> None:
     """Page a finished first build by date: what sealing would give had files come in order.
 
     A feed of n articles gets (n - 1) // size full pages, oldest first, and keeps the rest
-    (1 to `size` entries) open, as `_seal_pages` leaves a live feed.
+    (1 to `size` entries) open, as `_seal_pages` leaves a live feed. A first build has no
+    history: what a run cut short before it was marked ready left is cleared first.
     """
+    for table in ("entries", "archive_pages", "feed_clock"):
+        db.execute(f"DELETE FROM {table}")
     # Inserted in key order, and indexed by version once whole: a sort each, where rows in
     # any order would take a B-tree descent each (half the time of a build's final step).
     db.execute("DROP INDEX entries_by_version")
