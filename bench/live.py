@@ -55,6 +55,8 @@ POLLERS = 64
 POLL_PAUSE = 0.1  # each connection asks again this long after an answer
 BURST = 1000
 TIMEOUT = 30.0  # longest any one change may take to show before it counts as lost
+RESCAN_POLL = 0.05  # seconds between asks for a rescanned file: a gentle client, as the
+# rescans it waits for are what is measured
 Json = dict[str, Any]
 
 
@@ -123,12 +125,12 @@ def shown_on_none(session: requests.Session, url: str, marker: str) -> bool:
     return not any(shown_everywhere(session, url, marker))
 
 
-def time_until(check: Callable[[], bool]) -> float:
+def time_until(check: Callable[[], bool], every: float = 0.005) -> float:
     started = time.perf_counter()
     while not check():
         if time.perf_counter() - started > TIMEOUT:
             return float("inf")
-        time.sleep(0.005)
+        time.sleep(every)
     return time.perf_counter() - started
 
 
@@ -234,7 +236,8 @@ def measure_rescans(server: Server, corpus: Path, args: argparse.Namespace) -> J
         (corpus / f"live-r{number}.md").write_text(
             live_document(title, f"r{number}", datetime.now(UTC) - timedelta(seconds=1))
         )
-        added.append(time_until(partial(shown_on_feed, session, server.url + FEEDS[0], title)))
+        shown = partial(shown_on_feed, session, server.url + FEEDS[0], title)
+        added.append(time_until(shown, every=RESCAN_POLL))
     return {
         "rescan_seconds": args.rescan,
         "idle_indexer_cpu": indexer_cpu,

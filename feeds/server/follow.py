@@ -173,17 +173,18 @@ def _write(
             apply_seen(POLL_SECONDS)
             if _rebuild_asked(target):
                 index.rebuild(target)
+            started = time.monotonic()
             if index.building is not None:
                 signals.reconcile = False  # a build walks the whole directory
                 if _build(index, runtime, target, progress, meanwhile, failures=failures):
-                    follower.reconciled()
+                    follower.reconciled(started)
                 else:
                     follower.rescan_in(failures.pause)
             elif signals.reconcile or follower.rescan_due():
                 signals.reconcile = False
                 walk = partial(reconcile, index.current, target, progress, meanwhile=meanwhile)
                 if update_and_push(index.current, runtime, walk, failures):
-                    follower.reconciled()
+                    follower.reconciled(started)
                 else:
                     follower.rescan_in(failures.pause)
     finally:
@@ -281,10 +282,16 @@ class _Follower:
     def rescan_due(self) -> bool:
         return time.monotonic() >= self.next_rescan
 
-    def reconciled(self) -> None:
-        self.next_rescan = (
-            time.monotonic() + self.rescan_seconds if self.rescan_seconds else float("inf")
-        )
+    def reconciled(self, started: float) -> None:
+        """Schedule the next rescan `rescan_seconds` after this one began, so that the walk
+        reaches each file once per interval (a new file is served within it, plus the
+        walk's commit); a walk longer than that rests as long as it took, so rescans take
+        at most half of this process's time."""
+        if not self.rescan_seconds:
+            self.next_rescan = float("inf")
+            return
+        ended = time.monotonic()
+        self.next_rescan = max(started + self.rescan_seconds, 2 * ended - started)
 
     def rescan_in(self, seconds: float) -> None:
         """A write failed: reconcile again after a pause, not at every tick."""
