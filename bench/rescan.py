@@ -11,7 +11,8 @@ every gunicorn worker would drop its cached answers at every rescan.
     .venv/bin/python -m bench.rescan --corpus DIR --data-dir DIR --against main
 
 `--profile` prints where one rescan's CPU goes (cProfile on a CPU clock); `--against
-REV` alternates fresh processes of REV's `feeds` and the working tree's on the same index.
+REV` alternates fresh processes of REV's `feeds` and the working tree's on the same index
+(each the median of 3 rescans: the machine's load comes and goes).
 No server may be writing that index meanwhile (the writer lock is taken, or this fails).
 """
 
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.against:
         command = [sys.executable, "-m", "bench.rescan", "--corpus", str(args.corpus)]
-        command += ["--data-dir", str(args.data_dir), "--rounds", "1"]
+        command += ["--data-dir", str(args.data_dir), "--rounds", "3"]  # prints its median
         sides = alternating(args.against, command, args.rounds)
     else:
         sides = {"working tree": rescans(args.corpus, args.data_dir, args.rounds, args.profile)}
