@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import yaml_rs
 
+from bench.revisions import alternating
 from feeds.corpus import Found, LoadOptions, read_document, scan
 from feeds.corpus.frontmatter import YAML_OPTIONS
 from tests.generate import write_corpus
@@ -103,27 +103,8 @@ def one_pass(root: Path, side: str) -> float:
 
 def against(revision: str, root: Path, rounds: int) -> dict[str, list[float]]:
     """Pipeline seconds per pass of `revision` and of the working tree, alternating."""
-    project = Path(__file__).resolve().parent.parent
-    seconds: dict[str, list[float]] = {revision: [], "working tree": []}
-    with tempfile.TemporaryDirectory(prefix="corpus-rev-") as tree:
-        archive = subprocess.run(
-            ["git", "-C", str(project), "archive", revision, "feeds"],
-            capture_output=True,
-            check=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", tree], input=archive, check=True)
-        trees = {revision: tree, "working tree": str(project)}
-        for number in range(rounds):
-            order = list(trees) if number % 2 == 0 else list(reversed(trees))
-            for name in order:
-                command = [sys.executable, "-m", "bench.corpus_stage", "--corpus", str(root)]
-                command += ["--one-pass", "pipeline"]
-                env = {**os.environ, "PYTHONPATH": os.pathsep.join([trees[name], str(project)])}
-                done = subprocess.run(
-                    command, env=env, cwd=trees[name], capture_output=True, text=True, check=True
-                )
-                seconds[name].append(float(done.stdout.split()[-1]))
-    return seconds
+    command = [sys.executable, "-m", "bench.corpus_stage", "--corpus", str(root)]
+    return alternating(revision, [*command, "--one-pass", "pipeline"], rounds)
 
 
 def report_against(seconds: dict[str, list[float]], documents: int) -> None:

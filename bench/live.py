@@ -9,6 +9,15 @@ timed until the index holds all of them, and the indexer's CPU over `--idle` sec
 nothing changing. Feeds invalidated per change come from the indexer's log.
 
     .venv/bin/python bench/live.py --sizes 10000,100000
+
+`--rescan 5` measures a file system without change events instead (`FEEDS_WATCH=false`,
+`FEEDS_RESCAN_SECONDS=5`): once the start's reconciliation is done, the CPU of the indexer
+and of the whole server (master, workers, indexer) over `--idle` seconds with nothing
+changing and nobody asking, whether the all feed's version moved meanwhile, then
+`--changes` new files, each timed from its close until the all feed shows it.
+`--code DIR` runs the server from another checkout (e.g. a `git archive` of main), to
+compare. Files are written into the corpus and removed at the end: give a copy
+(`--work-dir` holding `corpus-N`), not a corpus something else reads.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ POLLERS = 64
 POLL_PAUSE = 0.1  # each connection asks again this long after an answer
 BURST = 1000
 TIMEOUT = 30.0  # longest any one change may take to show before it counts as lost
+RESCAN_POLL = 0.05  # seconds between asks for a rescanned file: a gentle client, as the
+# rescans it waits for are what is measured
 Json = dict[str, Any]
 
 
@@ -114,12 +125,12 @@ def shown_on_none(session: requests.Session, url: str, marker: str) -> bool:
     return not any(shown_everywhere(session, url, marker))
 
 
-def time_until(check: Callable[[], bool]) -> float:
+def time_until(check: Callable[[], bool], every: float = 0.005) -> float:
     started = time.perf_counter()
     while not check():
         if time.perf_counter() - started > TIMEOUT:
             return float("inf")
-        time.sleep(0.005)
+        time.sleep(every)
     return time.perf_counter() - started
 
 
@@ -189,6 +200,59 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its direct children (the server: master, workers,
+    indexer); a child gone meanwhile counts for nothing."""
+    total = 0.0
+    for each in [pid, *child_pids(pid)]:
+        try:
+            total += cpu_seconds(each)
+        except OSError:
+            continue
+    return total
+
+
+def measure_rescans(server: Server, corpus: Path, args: argparse.Namespace) -> Json:
+    """Idle CPU between rescans (indexer, whole server), then new files' time to the all
+    feed, each written at no particular moment of the rescan interval."""
+    session = requests.Session()
+    pid = indexer_pid(server)
+    deadline = time.monotonic() + 600
+    while "indexed " not in server.log_path.read_text():  # the start's reconciliation
+        if time.monotonic() > deadline:
+            raise TimeoutError("the start's reconciliation did not end within 600 s")
+        time.sleep(0.5)
+    time.sleep(args.rescan)
+    version = session.get(server.url + FEEDS[0], timeout=10).headers.get("ETag")
+    indexer_before, server_before = cpu_seconds(pid), tree_cpu_seconds(server.pid)
+    time.sleep(args.idle)
+    indexer_cpu = (cpu_seconds(pid) - indexer_before) / args.idle
+    server_cpu = (tree_cpu_seconds(server.pid) - server_before) / args.idle
+    moved = session.get(server.url + FEEDS[0], timeout=10).headers.get("ETag") != version
+    added = []
+    for number in range(args.changes):
+        time.sleep(args.pause)
+        title = f"Live rescanned {number}"
+        (corpus / f"live-r{number}.md").write_text(
+            live_document(title, f"r{number}", datetime.now(UTC) - timedelta(seconds=1))
+        )
+        shown = partial(shown_on_feed, session, server.url + FEEDS[0], title)
+        added.append(time_until(shown, every=RESCAN_POLL))
+    return {
+        "rescan_seconds": args.rescan,
+        "idle_indexer_cpu": indexer_cpu,
+        "idle_server_cpu": server_cpu,
+        "all_feed_moved_while_idle": moved,
+        "add_s": {"p50": percentile(added, 0.5), "p99": percentile(added, 0.99)},
+        "adds": added,
+    }
+
+
+def shown_on_feed(session: requests.Session, url: str, marker: str) -> bool:
+    response = session.get(url, timeout=10)
+    return response.status_code == 200 and marker in response.text
+
+
 def run_size(size: int, args: argparse.Namespace) -> Json:
     corpus = ensure_corpus(size, args.work_dir)
     (corpus / "live-seed.md").write_text(
@@ -198,9 +262,14 @@ def run_size(size: int, args: argparse.Namespace) -> Json:
     env = {
         "FEEDS_CORPUS_DIR": str(corpus),
         "FEEDS_DATA_DIR": str(data_dir),
-        "FEEDS_RESCAN_SECONDS": "0",
+        "FEEDS_RESCAN_SECONDS": str(args.rescan),
     }
-    server = start_gunicorn("live", procfile_command(), env, args.work_dir / "logs")
+    if args.rescan:
+        env["FEEDS_WATCH"] = "false"
+    if args.code:
+        env["PYTHONPATH"] = str(args.code)
+    logs = args.work_dir / "logs"
+    server = start_gunicorn("live", procfile_command(), env, logs, cwd=args.code or ROOT)
     try:
         deadline = time.monotonic() + 1800
         while time.monotonic() < deadline:
@@ -210,6 +279,9 @@ def run_size(size: int, args: argparse.Namespace) -> Json:
             except requests.RequestException:
                 pass
             time.sleep(0.5)
+        if args.rescan:
+            log(f"{size:,}: serving; idle CPU, then {args.changes} adds; rescans {args.rescan} s")
+            return {"documents": size, **measure_rescans(server, corpus, args)}
         log(f"{size:,}: serving; measuring {args.changes} adds, edits and removes")
         with Pollers(server.url) as pollers:
             latencies = measure_changes(server, corpus, args.changes, args.pause)
@@ -259,6 +331,22 @@ def table(results: list[Json]) -> str:
     return "\n".join(lines)
 
 
+def rescan_table(results: list[Json]) -> str:
+    lines = [
+        "| documents | idle CPU: indexer / whole server | all feed moved while idle "
+        "| new file served p50 / p99 (max) |",
+        "|---|---|---|---|",
+    ]
+    for r in results:
+        cells = [f"{r['documents']:,}"]
+        cells.append(f"{r['idle_indexer_cpu'] * 100:.1f} % / {r['idle_server_cpu'] * 100:.1f} %")
+        cells.append("yes" if r["all_feed_moved_while_idle"] else "no")
+        add = r["add_s"]
+        cells.append(f"{add['p50']:.2f} / {add['p99']:.2f} s ({max(r['adds']):.2f} s)")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=parse_sizes, default=[10_000], help="corpus sizes")
@@ -272,6 +360,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="reuse this index directory (e.g. one bench/run.py built) instead of a new one",
     )
+    parser.add_argument(
+        "--rescan",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="no change events: rescan every SECONDS; measure idle CPU and new files' delay",
+    )
+    parser.add_argument("--code", type=Path, default=None, help="run the server from this tree")
     return parser.parse_args(argv)
 
 
@@ -280,8 +376,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = [run_size(size, args) for size in args.sizes]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    (OUT_DIR / f"live-{stamp}.json").write_text(json.dumps(results, indent=2))
-    print(table(results))
+    name = f"live-rescan-{args.rescan}" if args.rescan else "live"
+    (OUT_DIR / f"{name}-{stamp}.json").write_text(json.dumps(results, indent=2))
+    print(rescan_table(results) if args.rescan else table(results))
 
 
 if __name__ == "__main__":

@@ -104,9 +104,12 @@ def run_wrk(url: str, headers: Sequence[str], duration: int) -> Json:
 # --- processes ----------------------------------------------------------------------------
 
 
-def start_gunicorn(name: str, command: list[str], env: dict[str, str], log_dir: Path) -> Server:
-    """gunicorn on a free loopback port, started the one way tests start it too."""
-    return launch({"WEB_CONCURRENCY": WORKERS, **env}, command, log_dir, name)
+def start_gunicorn(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT
+) -> Server:
+    """gunicorn on a free loopback port, started the one way tests start it too (in `cwd`:
+    the checkout whose code it runs)."""
+    return launch({"WEB_CONCURRENCY": WORKERS, **env}, command, log_dir, name, cwd)
 
 
 def start_ours(

@@ -324,6 +324,21 @@ def test_readers_wait_for_the_first_complete_index(tmp_path: Path) -> None:
     assert len(reader.view().articles) == 1
 
 
+def test_a_rescan_that_finds_no_change_commits_nothing(tmp_path: Path) -> None:
+    """Without change events the indexer rescans every few seconds: a commit at each would
+    make every worker open a new view and drop its cached answers."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(document())  # its stamp in doubt: hashed, unchanged
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    reader = IndexReader(target.path)
+    before = reader.view()
+    changes = update(target)
+    assert changes is not None and (changes.parsed, changes.removed) == (0, 0)
+    assert reader.view() is before
+
+
 def test_a_new_view_follows_each_commit_and_old_views_stay_whole(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

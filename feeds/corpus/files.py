@@ -6,18 +6,23 @@ import errno
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
+from typing import NamedTuple
 
 from feeds.corpus.normalize import Unusable
 from feeds.corpus.outcome import Skip
 
 SUFFIXES = (".txt", ".md")
+_NAME = attrgetter("name")
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
-    """A document file as its directory lists it: path below the root, size, mtime."""
+class Found(NamedTuple):
+    """A document file as its directory lists it: path below the root, size, mtime.
+
+    A tuple, so it equals the index's `(path, size, mtime_ns)` row of an unchanged file,
+    and costs half a frozen dataclass: a rescan makes one per file of the corpus.
+    """
 
     path: str
     size: int
@@ -36,7 +41,7 @@ def scan(root: Path) -> Iterator[Found | Skip]:
     while pending:
         prefix, directory = pending.pop()
         try:
-            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            entries = sorted(os.scandir(directory), key=_NAME)
         except OSError as error:
             yield Skip(prefix or "./", _unlisted(error))
             continue
@@ -49,7 +54,10 @@ def scan(root: Path) -> Iterator[Found | Skip]:
                 if entry.is_dir(follow_symlinks=False):
                     folders.append((f"{prefix}{name}/", entry.path))
                 elif name.lower().endswith(SUFFIXES):
-                    info = _stat(entry)
+                    try:
+                        info = entry.stat()
+                    except FileNotFoundError:  # a dangling link: its own stamp
+                        info = entry.stat(follow_symlinks=False)
                     yield Found(prefix + name, info.st_size, info.st_mtime_ns)
             except OSError:
                 continue  # gone while we looked: the next scan sees what is there
@@ -68,14 +76,6 @@ def unreadable_folder(root: Path, label: str) -> Skip:
 
 def _unlisted(error: OSError) -> str:
     return f"unreadable directory: {error.strerror or error.__class__.__name__}"
-
-
-def _stat(entry: os.DirEntry[str]) -> os.stat_result:
-    """The stamp of what a name stands for; a dangling link's own stamp."""
-    try:
-        return entry.stat()
-    except FileNotFoundError:
-        return entry.stat(follow_symlinks=False)
 
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)

@@ -26,7 +26,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -68,6 +68,10 @@ log = logging.getLogger("feeds.index")
 
 BATCH = 500  # outcomes written per transaction: progress is visible, commits are cheap
 DOUBT_NS = 2_000_000_000
+# An indexed row whose stamp was taken within DOUBT_NS of its file's read (a skip's
+# excepted), with `_DOUBT` as its parameters: its file is hashed again (see `_changed`).
+_IN_DOUBT = "size >= 0 AND mtime_ns >= read_ns - ?"
+_DOUBT = (DOUBT_NS,)
 MEANWHILE_SECONDS = 0.25  # how often a long reconciliation lets seen changes through
 
 Progress = Callable[[int, int], None]  # (files done, files to do)
@@ -387,22 +391,17 @@ def _walk(
     root = target.root
     if not root.is_dir():
         raise NotADirectoryError(f"corpus directory {root} does not exist or is not a directory")
-    indexed = {
-        path: (size, mtime_ns, read_ns, digest)
-        for path, size, mtime_ns, read_ns, digest in db.execute(
-            "SELECT path, size, mtime_ns, read_ns, digest FROM documents"
-        )
-    }
+    indexed = {row[0]: row for row in db.execute("SELECT path, size, mtime_ns FROM documents")}
+    doubted = dict(db.execute(f"SELECT path, digest FROM documents WHERE {_IN_DOUBT}", _DOUBT))
     changes = Changes()
-    to_parse: list[Stamp] = []
+    to_parse: list[Found] = []
     live = is_live(db)
     ready = _clock_ready(db)
     for found in scan(root):
         changes.files += 1
-        stamp = _stamp(found)
-        known = indexed.pop(stamp.path, None)
-        if known is None or _changed(root, stamp, known):
-            to_parse.append(stamp)
+        listed = _listed(found)
+        if _changed(root, listed, indexed.pop(listed.path, None), doubted):
+            to_parse.append(listed)
         if pause.due():
             if live and to_parse and ready():
                 # A served index takes what the walk has found so far: a change is served
@@ -570,13 +569,11 @@ def apply(
     if gone and not stamps and _count(db) <= len(gone):
         raise EmptyCorpus(f"corpus directory {root} lost its last documents; keeping them")
     changes = Changes(files=len(stamps))
-    known = _known(db, [stamp.path for stamp in stamps])
+    known, doubted = _known(db, [stamp.path for stamp in stamps])
     to_parse = [
         stamp
         for stamp in stamps
-        if stamp.path in due_set
-        or stamp.path not in known
-        or _changed(root, stamp, known[stamp.path])
+        if stamp.path in due_set or _changed(root, stamp, known.get(stamp.path), doubted)
     ]
     _write(db, target, list(_parse(target, to_parse)), sorted(gone), changes)
     changes.seconds = time.perf_counter() - started
@@ -657,9 +654,9 @@ def _wait_for_clock(db: sqlite3.Connection) -> None:
         time.sleep(min(wait, 1.0))  # bounded: a clock set back must not stop indexing
 
 
-def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[Stamp], set[str]]:
+def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[Found], set[str]]:
     """The stamps of the documents at or below `paths`, and the indexed ones gone from there."""
-    stamps: dict[str, Stamp] = {}
+    stamps: dict[str, Found] = {}
     gone: set[str] = set()
     for relative in sorted(paths):
         if not relative or any(part.startswith(".") for part in relative.split("/")):
@@ -668,9 +665,9 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[S
         below = _indexed_below(db, relative)
         if full.is_dir() and not full.is_symlink():
             for found in scan(full):
-                stamp = _stamp(found)
-                label = f"{relative}/{stamp.path}"
-                stamps[label] = Stamp(label, stamp.size, stamp.mtime_ns)
+                listed = _listed(found)
+                label = f"{relative}/{listed.path}"
+                stamps[label] = Found(label, listed.size, listed.mtime_ns)
             gone.update(below - stamps.keys())
         elif relative.lower().endswith(SUFFIXES):
             try:
@@ -683,10 +680,10 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[S
                     continue
             except OSError:
                 continue  # unreadable now: the next change or rescan decides
-            stamps[relative] = Stamp(relative, info.st_size, info.st_mtime_ns)
+            stamps[relative] = Found(relative, info.st_size, info.st_mtime_ns)
         else:
             gone.update(below)
-    indexed = _known(db, list(gone))
+    indexed, _ = _known(db, list(gone))
     return list(stamps.values()), {path for path in gone if path in indexed}
 
 
@@ -701,15 +698,22 @@ def _indexed_below(db: sqlite3.Connection, folder: str) -> set[str]:
     return {path for (path,) in rows}
 
 
-def _known(db: sqlite3.Connection, paths: list[str]) -> dict[str, tuple[int, int, int, str]]:
-    found = {}
+def _known(
+    db: sqlite3.Connection, paths: list[str]
+) -> tuple[dict[str, tuple[str, int, int]], dict[str, str]]:
+    """The indexed stamps of `paths`, and the digests of those in doubt (see `_changed`)."""
+    known: dict[str, tuple[str, int, int]] = {}
+    doubted: dict[str, str] = {}
     for path in paths:
         row = db.execute(
-            "SELECT size, mtime_ns, read_ns, digest FROM documents WHERE path = ?", (path,)
+            f"SELECT size, mtime_ns, {_IN_DOUBT}, digest FROM documents WHERE path = ?",
+            (*_DOUBT, path),
         ).fetchone()
         if row is not None:
-            found[path] = row
-    return found
+            known[path] = (path, row[0], row[1])
+            if row[2]:
+                doubted[path] = row[3]
+    return known, doubted
 
 
 def update(
@@ -730,20 +734,22 @@ def update(
         return None
 
 
-def _stamp(found: Found | Skip) -> Stamp:
+def _listed(found: Found | Skip) -> Found:
     """A listed document, or an unlisted folder as a stamp of size -1 (recorded as a skip)."""
     if isinstance(found, Skip):
-        return Stamp(found.path, -1, 0)
-    return Stamp(found.path, found.size, found.mtime_ns)
+        return Found(found.path, -1, 0)
+    return found
 
 
-def _changed(root: Path, stamp: Stamp, known: tuple[int, int, int, str]) -> bool:
-    size, mtime_ns, read_ns, digest = known
-    if (stamp.size, stamp.mtime_ns) != (size, mtime_ns):
+def _changed(
+    root: Path, listed: Found, known: tuple[str, int, int] | None, doubted: Mapping[str, str]
+) -> bool:
+    """Whether to parse a listed file: new, stamped anew, or, its stamp in doubt (`doubted`
+    holds the indexed digest), rewritten within the clock tick it was read in."""
+    if known != listed:
         return True
-    if stamp.size < 0 or mtime_ns < read_ns - DOUBT_NS:
-        return False
-    return _hash(root / stamp.path) != digest  # same stamp, but written as we read it
+    digest = doubted.get(listed.path)
+    return digest is not None and _hash(root / listed.path) != digest
 
 
 def _hash(path: Path) -> str:
@@ -753,7 +759,7 @@ def _hash(path: Path) -> str:
         return ""
 
 
-def _parse(target: Target, stamps: list[Stamp]) -> Iterator[tuple[Stamp, Parsed | Skip]]:
+def _parse(target: Target, stamps: list[Found]) -> Iterator[tuple[Stamp, Parsed | Skip]]:
     """Each stamp, with the time its file was read, and the file's outcome."""
     labels = [stamp.path for stamp in stamps]  # an unlisted folder's label reads as its skip
     reads = read_documents(labels, partial(_read, target), target.options.workers)

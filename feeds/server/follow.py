@@ -311,6 +311,7 @@ class _Follower:
         self.watcher: Watcher | None = None
         self.watching = False  # the watcher is set up: every change since is an event
         self.walk_watched = False  # it was when the last walk of the directory began
+        self.walk_started = 0.0
         self.next_rescan = float("inf")
         self._watch()
 
@@ -328,14 +329,21 @@ class _Follower:
     def walking(self) -> None:
         """A walk of the whole directory begins."""
         self.walk_watched = self.watching
+        self.walk_started = time.monotonic()
 
     def reconciled(self) -> None:
+        """Schedule the next walk: at once when this one began before the watches were up
+        (for what changed meanwhile); else `rescan_seconds` after this one began, so the
+        walk reaches each file once per interval (a new file is served within it, plus the
+        walk's commit), and a walk longer than that rests as long as it took, so rescans
+        take at most half of this process's time."""
         if self.watcher is not None and self.watching and not self.walk_watched:
             self.next_rescan = 0.0
+        elif not self.rescan_seconds:
+            self.next_rescan = float("inf")
         else:
-            self.next_rescan = (
-                time.monotonic() + self.rescan_seconds if self.rescan_seconds else float("inf")
-            )
+            started, ended = self.walk_started, time.monotonic()
+            self.next_rescan = max(started + self.rescan_seconds, 2 * ended - started)
 
     def rescan_in(self, seconds: float) -> None:
         """A write failed: reconcile again after a pause, not at every tick."""
