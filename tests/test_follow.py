@@ -26,8 +26,6 @@ INDEXER = textwrap.dedent(
     follow.follow(load_settings())
     """
 )
-# A build leaves more than the limit.
-SMALL_LIMIT = "follow.RESTART_ABOVE_BYTES = 0"
 # Watches take seconds to set up, as over a million files.
 SLOW_WATCHES = """
 import time, watchfiles
@@ -63,30 +61,6 @@ def served_titles(root: Path, data: Path) -> set[str]:
         if answer.status_code == 200
         else set()
     )
-
-
-def test_an_indexer_that_a_build_left_big_starts_again_and_keeps_following(
-    tmp_path: Path,
-) -> None:
-    """A build of a million documents left the indexer 300 MB it had freed but kept
-    (fragmented arenas): the whole server missed 250 MB. After such a build it replaces
-    itself with a fresh process, once, and goes on indexing changes."""
-    root, data, log = tmp_path / "corpus", tmp_path / "data", tmp_path / "indexer.log"
-    root.mkdir()
-    (root / "first.md").write_text(document(title='"Before the restart"'))
-    process = start_indexer(root, data, log, SMALL_LIMIT)
-    try:
-        wait_for(log.read_text, lambda text: "the indexer starts again" in text)
-        wait_for(lambda: served_titles(root, data), lambda titles: "Before the restart" in titles)
-        (root / "second.md").write_text(
-            document(title='"After the restart"', webUrl='"https://example.com/after"')
-        )
-        wait_for(lambda: served_titles(root, data), lambda titles: "After the restart" in titles)
-        assert process.poll() is None, "the same process (pid) goes on"
-        assert log.read_text().count("the indexer starts again") == 1
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(10)
 
 
 def test_the_first_walk_does_not_wait_for_watches_and_nothing_written_meanwhile_is_lost(

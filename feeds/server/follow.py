@@ -19,11 +19,10 @@ import logging
 import os
 import signal
 import sqlite3
-import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NoReturn
+from typing import Any
 
 from feeds.index.indexer import (
     Busy,
@@ -54,9 +53,6 @@ POLL_SECONDS = 0.2
 LOCK_RETRY_SECONDS = 1.0
 FIRST_RETRY_SECONDS = 1.0  # after a failed write (disk full, read-only); doubles up to
 MAX_RETRY_SECONDS = 30.0
-# Resident memory after a build above which the indexer starts again: what a build of a
-# million documents leaves behind (300 MB); 100,000 leave about 95 MB.
-RESTART_ABOVE_BYTES = 160 * 2**20
 
 
 class _Signals:
@@ -90,10 +86,8 @@ def follow(settings: Settings, progress: Progress | None = None) -> None:
             with writer_lock(target, wait=False):
                 if waiting:
                     log.info("took over writing %s", target.path)
-                restart = _write(settings, target, signals, parent, progress, failures=failures)
-            if restart:
-                _start_again()
-            return
+                _write(settings, target, signals, parent, progress, failures=failures)
+                return
         except Busy:
             if not waiting:
                 log.warning(
@@ -105,32 +99,6 @@ def follow(settings: Settings, progress: Progress | None = None) -> None:
         except (OSError, sqlite3.Error) as error:  # the data directory, not the code
             problem = write_failure(target.path, error)
             _sleep(signals, parent, failures.failed(f"{problem}; {_serving(target)}"))
-
-
-def _start_again() -> NoReturn:
-    """Replace this process with a fresh one (the same pid: the supervisor sees nothing).
-    Memory a big build freed stays with the process (CPython's and malloc's fragmented
-    arenas: 300 MB after a million documents); a fresh start opens the served index and
-    reconciles, as after any restart, in a second or so."""
-    log.info(
-        "returning the build's memory (%d MB resident): the indexer starts again",
-        _resident_bytes() // 2**20,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})  # as the supervisor starts it
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
-
-
-def _resident_bytes() -> int:
-    """This process's resident memory now (0 where /proc does not say)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 def _serving(target: Target) -> str:
@@ -180,9 +148,7 @@ def _write(
     progress: Progress | None,
     *,
     failures: _Failures,
-) -> bool:
-    """Follow the corpus until told to stop (False), or until a build left this process
-    holding more memory than it needs (True: it should start again)."""
+) -> None:
     index = _Index(target)
     runtime = Runtime(settings)
     follower = _Follower(target, settings)
@@ -211,8 +177,6 @@ def _write(
                 follower.walking()
                 if _build(index, runtime, target, progress, meanwhile, failures=failures):
                     follower.reconciled()
-                    if _resident_bytes() > RESTART_ABOVE_BYTES:
-                        return True
                 else:
                     follower.rescan_in(failures.pause)
             elif signals.reconcile or follower.rescan_due():
@@ -223,7 +187,6 @@ def _write(
                     follower.reconciled()
                 else:
                     follower.rescan_in(failures.pause)
-        return False
     finally:
         follower.close()
         index.close()
