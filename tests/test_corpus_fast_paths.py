@@ -14,6 +14,7 @@ from pathlib import Path
 from random import Random
 from typing import Any
 from urllib.parse import urlsplit
+from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
@@ -227,3 +228,8 @@ def test_a_document_shown_clean_at_once_passes_the_whole_secret_check() -> None:
             _check_values(metadata, secret)
         assert not _surely_clean(metadata, secret)
     assert min(verdicts.values()) > 100, verdicts  # every verdict was reached
+
+
+def test_article_ids_are_the_uuid5_urns_of_the_standard_library() -> None:
+    for name in strings([*TEXT_ALPHABET, *URL_ALPHABET], seed=5, longest=40)[: ROUNDS // 4]:
+        assert fields._uuid5_urn(name) == uuid5(NAMESPACE_URL, name).urn, repr(name)
