@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from random import Random
+from typing import Any
 from urllib.parse import urlsplit
+from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
 from feeds.corpus import fields
 from feeds.corpus.files import read_regular_file
-from feeds.corpus.frontmatter import front_matter_text
+from feeds.corpus.frontmatter import (
+    MAX_YAML_NODES,
+    _check_values,
+    _surely_clean,
+    front_matter_text,
+)
 from feeds.corpus.nesting import _WIDE_PREFIX, has_wide_line
 from feeds.corpus.normalize import (
     Unusable,
@@ -170,3 +178,58 @@ def test_the_name_caches_hold_only_short_strings() -> None:
     assert fields._cached_domain_name.cache_info().currsize == before
     assert fields._domain_name("www.Example.com") == "example.com"
     assert fields._cached_domain_name.cache_info().currsize <= before + 1
+
+
+SECRETS = ["s3cr3t:token/long", "short", "", "tok\0en:long-enough", "<<", "é東🚀-secret"]
+SECRETS += ["\ud800surrogate-secret"]
+SECRET_VALUES: list[Any] = [*SECRETS, None, ["s3cr3t:token/long", "short"], {"k": "short"}, 7]
+PIECES = ["a", "b:", "<", "<<", "\0", " ", "é", "s3cr3t:", "token/long", "short", "tok", "en:long"]
+PIECES += ["-enough", "\ud800", "surrogate-secret"]
+
+
+def front_matter(rng: Random, depth: int = 0) -> Any:
+    """A tree of the shapes yaml-rs gives (and a few it never does), with secret parts."""
+    roll = rng.random()
+    if depth > 2 or roll < 0.5:
+        scalars = [None, True, 3, 2.5, 10**30, b"<<", "".join(rng.choices(PIECES, k=3))]
+        return rng.choice([*scalars, rng.choice(SECRETS), "".join(rng.choices(PIECES, k=2))])
+    if roll < 0.6:
+        return [front_matter(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if roll < 0.65:
+        return (front_matter(rng, depth + 1), rng.choice(SECRETS))  # a complex key's shape
+    if roll < 0.68:
+        return {rng.choice(SECRETS), "x"}
+    keys = [rng.choice([*PIECES, *SECRETS, "title"]) for _ in range(rng.randint(0, 4))]
+    return {key: front_matter(rng, depth + 1) for key in keys}
+
+
+def test_a_document_shown_clean_at_once_passes_the_whole_secret_check() -> None:
+    """The marshal shortcut of `_withhold_secret` never passes what the walk refuses."""
+    rng = Random(4)
+    verdicts = Counter()
+    for _ in range(ROUNDS // 4):
+        metadata = {"title": "x", "v": front_matter(rng)}
+        secret = rng.choice(SECRET_VALUES)
+        try:
+            _check_values(metadata, secret)
+            refused = ""
+        except Unusable as error:
+            refused = str(error)
+        clean = _surely_clean(metadata, secret)
+        assert not (clean and refused), (metadata, secret)
+        verdicts[clean, bool(refused)] += 1
+    shared = [None] * (MAX_YAML_NODES * 3 // 4)  # one list twice: the walk counts it twice
+    for metadata, secret in [
+        ({"a": [0] * MAX_YAML_NODES}, None),
+        ({"a": shared, "b": shared}, None),
+        ({"a": ["en:long-enough", "x tok"]}, "tok\0en:long-enough"),  # joined as x tok\0en:…
+    ]:
+        with pytest.raises(Unusable):
+            _check_values(metadata, secret)
+        assert not _surely_clean(metadata, secret)
+    assert min(verdicts.values()) > 100, verdicts  # every verdict was reached
+
+
+def test_article_ids_are_the_uuid5_urns_of_the_standard_library() -> None:
+    for name in strings([*TEXT_ALPHABET, *URL_ALPHABET], seed=5, longest=40)[: ROUNDS // 4]:
+        assert fields._uuid5_urn(name) == uuid5(NAMESPACE_URL, name).urn, repr(name)

@@ -4,6 +4,7 @@ by yaml-rs, with the secured token withheld; reasons never quote the document.""
 from __future__ import annotations
 
 import codecs
+import marshal
 import re
 from typing import Any
 
@@ -104,6 +105,13 @@ def _withhold_secret(metadata: dict[str, Any]) -> None:
     refused already; this also catches a copy, in any field, or through any future parser.
     """
     secret = metadata.pop(SECRET_FIELD, None)
+    if not _surely_clean(metadata, secret):
+        _check_values(metadata, secret)
+
+
+def _check_values(metadata: dict[str, Any], secret: Any) -> None:
+    """The whole check: every string of the front matter against every string of the
+    secret, merge keys and the size bound on the way."""
     texts = _texts(metadata)
     if secret is None:
         return
@@ -117,6 +125,29 @@ def _withhold_secret(metadata: dict[str, Any]) -> None:
             found = text in whole
         if found:
             raise Unusable(f"another field holds the {SECRET_FIELD} value (alias or copy)")
+
+
+def _surely_clean(metadata: dict[str, Any], secret: Any) -> bool:
+    """Whether one pass in C shows that `_check_values`, which walks every value in
+    Python, would find nothing: no merge key, at most MAX_YAML_NODES values, no copy of
+    the secret. Nearly every document is shown clean here, in a third of the time.
+
+    marshal's version 2 writes every occurrence out (no back-references), each string as
+    its UTF-8 bytes and each key and item as one byte or more: a `<<` key or a string
+    holding the secret leaves their bytes in it, and `_texts` counts fewer values than it
+    has bytes. Anything else goes to the whole check: a match (even a false one), a secret
+    that is not a string or holds a NUL (the joined search may match it across two
+    values), a value marshal cannot write.
+    """
+    if secret is not None and (type(secret) is not str or "\0" in secret):
+        return False
+    try:
+        written = marshal.dumps(metadata, 2)
+    except ValueError:
+        return False
+    if len(written) > MAX_YAML_NODES or b"<<" in written:
+        return False
+    return secret is None or secret.encode("utf-8", "surrogatepass") not in written
 
 
 def _texts(root: Any) -> list[str]:

@@ -63,17 +63,23 @@ def clean_text(value: Any, field: str, max_length: int) -> str:
     a reader shows `<b>` in a title as literal noise; `<` on its own stays and is escaped
     by the renderers.
     """
+    text = value if type(value) is str else _as_text(value, field)
+    if len(text) <= max_length and _already_clean(text):
+        return text
+    return cleaned(text, max_length)
+
+
+def _as_text(value: Any, field: str) -> str:
+    """Any value but a `str` as text, or why not. Nearly every value is a `str` and skips
+    these checks, which cost more than the cleaning check itself."""
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise Unusable(f"{field} is a {type(value).__name__}, not text")
     try:
-        text = str(value)
+        return str(value)
     except ValueError:  # an int past sys.get_int_max_str_digits() (4,300 digits)
         raise Unusable(f"{field} is a number too long to write as text") from None
-    if len(text) <= max_length and _already_clean(text):
-        return text
-    return cleaned(text, max_length)
 
 
 def _already_clean(text: str) -> bool:
