@@ -48,6 +48,7 @@ from bench.run import (
     procfile_command,
     start_gunicorn,
 )
+from tests.support import FromAddress
 
 ROOT = Path(__file__).resolve().parent.parent
 FEEDS = ("/feeds/all.rss", "/feeds/topics/bench-live.rss", "/feeds/providers/live.example.rss")
@@ -74,7 +75,8 @@ def live_document(title: str, slug: str, published: datetime) -> str:
 
 
 class Pollers:
-    """64 keep-alive connections polling the three feeds; failures are counted."""
+    """64 keep-alive connections polling the three feeds, each from its own address;
+    failures are counted."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -97,6 +99,8 @@ class Pollers:
 
     def _poll(self, number: int) -> None:
         session = requests.Session()
+        # Readers come from many addresses: first renders are bounded per client address.
+        session.mount("http://", FromAddress(f"127.0.1.{1 + number}"))
         path = FEEDS[number % len(FEEDS)]
         while not self.stop.is_set():
             try:
