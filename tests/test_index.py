@@ -339,6 +339,37 @@ def test_a_rescan_that_finds_no_change_commits_nothing(tmp_path: Path) -> None:
     assert reader.view() is before
 
 
+def test_a_file_in_doubt_is_hashed_until_a_rescan_finds_it_unchanged_after_its_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file read within DOUBT_NS of its write (as every file indexed from its change
+    event is) may have been written again in the same clock tick, so a rescan hashes it.
+    Its read time was never moved on, so it was hashed at every rescan for ever: one
+    rescan that finds it unchanged, long after its write, takes it out of doubt."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(document())
+    written = time.time_ns() - 60 * 10**9
+    os.utime(corpus / "a.txt", ns=(written, written))
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    db = open_index(target)
+    db.execute("UPDATE documents SET read_ns = mtime_ns")  # read as it was written
+    db.close()
+    hashed: list[Path] = []
+    real_hash = indexer._hash
+
+    def counted(path: Path) -> str:
+        hashed.append(path)
+        return real_hash(path)
+
+    monkeypatch.setattr(indexer, "_hash", counted)
+    for _ in range(3):
+        changes = update(target)
+        assert changes is not None and (changes.parsed, changes.removed) == (0, 0)
+    assert len(hashed) == 1
+
+
 def test_a_new_view_follows_each_commit_and_old_views_stay_whole(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -393,6 +393,8 @@ def _walk(
         raise NotADirectoryError(f"corpus directory {root} does not exist or is not a directory")
     indexed = {row[0]: row for row in db.execute("SELECT path, size, mtime_ns FROM documents")}
     doubted = dict(db.execute(f"SELECT path, digest FROM documents WHERE {_IN_DOUBT}", _DOUBT))
+    began = time.time_ns()
+    settled: list[tuple[int, str]] = []  # in doubt, hashed unchanged long after their write
     changes = Changes()
     to_parse: list[Found] = []
     live = is_live(db)
@@ -402,6 +404,8 @@ def _walk(
         listed = _listed(found)
         if _changed(root, listed, indexed.pop(listed.path, None), doubted):
             to_parse.append(listed)
+        elif listed.path in doubted and listed.mtime_ns < began - DOUBT_NS:
+            settled.append((began, listed.path))
         if pause.due():
             if live and to_parse and ready():
                 # A served index takes what the walk has found so far: a change is served
@@ -424,6 +428,12 @@ def _walk(
             progress(done, changes.files)
     for batch in _batches(iter(indexed), BATCH, ready):
         _write(db, target, [], batch, changes)
+    if settled:
+        # Read again after their last write could share a clock tick with the read: out
+        # of doubt, or each would be hashed at every rescan for ever (a file indexed from
+        # its change event is read within milliseconds of its write). One commit, once.
+        with transaction(db):
+            db.executemany("UPDATE documents SET read_ns = ? WHERE path = ?", settled)
     if live and _oversized(db, target.page_size):
         _wait_for_clock(db)
         with transaction(db):
