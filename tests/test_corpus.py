@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from feeds.corpus import LoadOptions, Skip, load_corpus, read_document, scan
-from tests.support import PROJECT_ROOT, SEEDS, document, wait_for
+from tests.support import PROJECT_ROOT, SEEDS, children, document, gone, wait_for
 
 
 def load(root: Path, **options: object):
@@ -404,14 +404,6 @@ def test_a_repeated_key_keeps_its_last_value_as_before(tmp_path: Path) -> None:
     assert article.title == "last"
 
 
-def _alive(pid: str) -> bool:
-    """Whether a process still runs (an orphan's zombie, left for init to reap, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def test_parsers_leave_when_their_indexer_is_killed() -> None:
     """An indexer killed mid-build (the supervisor's SIGKILL after its stop timeout) left
     its parsing processes blocked for ever on the pipe back to it, ignoring SIGTERM as
@@ -432,14 +424,14 @@ def test_parsers_leave_when_their_indexer_is_killed() -> None:
     )
     try:
         assert process.stdout is not None and process.stdout.readline() == "reading\n"
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        assert children, "read_documents forks its parsers"
+        parsers = children(process.pid)
+        assert parsers, "read_documents forks its parsers"
     finally:
         process.kill()
         process.wait()
     try:
-        wait_for(lambda: [pid for pid in children if _alive(pid)], lambda alive: not alive, 10)
+        wait_for(lambda: [pid for pid in parsers if not gone(pid)], lambda alive: not alive, 10)
     finally:
-        for pid in children:
-            if _alive(pid):
-                os.kill(int(pid), signal.SIGKILL)
+        for pid in parsers:
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
