@@ -46,6 +46,12 @@ def overrides(root: Path, data: Path, **more: object) -> dict[str, object]:
     }
 
 
+def served_titles(root: Path, data: Path) -> set[str]:
+    """The titles of the newest 50 articles the index in `data` serves."""
+    client = create_app(overrides(root, data)).test_client()
+    return {item["title"] for item in client.get("/feeds/all.json?limit=50").get_json()["items"]}
+
+
 def target_for(root: Path, data: Path, **more: object) -> Target:
     return Target.from_settings(load_settings(overrides(root, data, **more)))
 

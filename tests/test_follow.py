@@ -11,39 +11,34 @@ from pathlib import Path
 
 import pytest
 
-from feeds.app import BACKGROUND_INDEX_ENV, create_app
-from tests.history_corpus import overrides
+from feeds.app import BACKGROUND_INDEX_ENV
+from tests.history_corpus import served_titles
 from tests.support import PROJECT_ROOT, document, wait_for
 
-# The indexer as the supervisor runs it, with a change made before it starts following.
+# The indexer as the supervisor runs it, with watches that take seconds to set up, as
+# over a million files.
 INDEXER = textwrap.dedent(
     """
-    import logging, sys
+    import logging, sys, time, watchfiles
     from feeds.server import follow
     from feeds.settings import load_settings
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    {change}
+    real_watch = watchfiles.watch
+    def slow_watch(*args, **kwargs):
+        time.sleep(3)
+        print("watching", file=sys.stderr, flush=True)
+        yield from real_watch(*args, **kwargs)
+    watchfiles.watch = slow_watch
     follow.follow(load_settings())
     """
 )
-# Watches take seconds to set up, as over a million files.
-SLOW_WATCHES = """
-import time, watchfiles
-real_watch = watchfiles.watch
-def slow_watch(*args, **kwargs):
-    time.sleep(3)
-    print("watching", file=sys.stderr, flush=True)
-    yield from real_watch(*args, **kwargs)
-watchfiles.watch = slow_watch
-"""
 
 
-def start_indexer(root: Path, data: Path, log: Path, change: str) -> subprocess.Popen[bytes]:
+def start_indexer(root: Path, data: Path, log: Path) -> subprocess.Popen[bytes]:
     environment = {**os.environ, "FEEDS_CORPUS_DIR": str(root), "FEEDS_DATA_DIR": str(data)}
-    script = INDEXER.format(change=change)
     with log.open("w") as output:
         return subprocess.Popen(
-            [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=environment, stderr=output
+            [sys.executable, "-c", INDEXER], cwd=PROJECT_ROOT, env=environment, stderr=output
         )
 
 
@@ -51,16 +46,6 @@ def start_indexer(root: Path, data: Path, log: Path, change: str) -> subprocess.
 def _served_by_the_indexer(monkeypatch: pytest.MonkeyPatch) -> None:
     """The app reads what the indexer under test wrote; it never indexes itself."""
     monkeypatch.setenv(BACKGROUND_INDEX_ENV, "1")
-
-
-def served_titles(root: Path, data: Path) -> set[str]:
-    client = create_app(overrides(root, data)).test_client()
-    answer = client.get("/feeds/all.json")
-    return (
-        {item["title"] for item in answer.get_json()["items"]}
-        if answer.status_code == 200
-        else set()
-    )
 
 
 def test_the_first_walk_does_not_wait_for_watches_and_nothing_written_meanwhile_is_lost(
@@ -73,9 +58,10 @@ def test_the_first_walk_does_not_wait_for_watches_and_nothing_written_meanwhile_
     root, data, log = tmp_path / "corpus", tmp_path / "data", tmp_path / "indexer.log"
     root.mkdir()
     (root / "first.md").write_text(document(title='"Walked at once"'))
-    process = start_indexer(root, data, log, SLOW_WATCHES)
+    process = start_indexer(root, data, log)
     try:
-        wait_for(lambda: served_titles(root, data), lambda titles: "Walked at once" in titles)
+        wait_for(log.read_text, lambda text: "indexed " in text)  # the first walk is served
+        assert "Walked at once" in served_titles(root, data)
         assert "watching" not in log.read_text(), "served before the watches were up"
         (root / "second.md").write_text(
             document(title='"Written meanwhile"', webUrl='"https://example.com/meanwhile"')

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from feeds.app import create_app
 from feeds.index import history, reader
 from feeds.index.indexer import (
     apply,
@@ -38,6 +37,7 @@ from tests.history_corpus import (
     Answer,
     lived_corpus,
     overrides,
+    served_titles,
     settle,
     snapshot,
     snapshot_paths,
@@ -60,11 +60,6 @@ def changed_without_a_newer_last_modified(
         and after[path][4] != before[path][4]
         and parse(after[path][2]) <= parse(before[path][2])
     ]
-
-
-def served_titles(root: Path, data: Path) -> set[str]:
-    client = create_app(overrides(root, data)).test_client()
-    return {item["title"] for item in client.get("/feeds/all.json?limit=50").get_json()["items"]}
 
 
 # Promise: "A build cut short (a crash, a full disk) is resumed"; sealed pages keep their
