@@ -241,6 +241,7 @@ def test_a_first_build_is_served_with_an_empty_wal(tmp_path: Path) -> None:
     looking.start()
     try:
         assert update(target) is not None
+        looking.join(timeout=10)  # a loaded machine may let it look only after the build
     finally:
         done.set()
         looking.join()
