@@ -11,7 +11,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -267,6 +268,33 @@ def indexer_of(pid: int) -> set[int]:
         for child in children(pid)
         if b"--follow" in Path(f"/proc/{child}/cmdline").read_bytes()
     }
+
+
+def corpus_version(server: Server) -> str:
+    return str(server.get("/healthz").json()["corpus_version"])
+
+
+@contextmanager
+def reloaded(server: Server, timeout: float = 60) -> Iterator[None]:
+    """Make a change to the corpus inside; on leaving, SIGHUP and wait until the workers that
+    served the old corpus are gone and the new version is served.
+
+    The version is read before the change: the indexer follows the corpus, and may take the
+    change in before the SIGHUP does. Seeing the new version is not enough either: until
+    the master stops them, old workers still accept connections, and answer from the old
+    corpus.
+    """
+    before = corpus_version(server)
+    yield
+    old_workers = worker_pids(server)
+    server.reload()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        old_gone = not any(Path(f"/proc/{pid}").exists() for pid in old_workers)
+        if old_gone and corpus_version(server) != before:
+            return
+    raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
 
 
 class FromAddress(requests.adapters.HTTPAdapter):

@@ -20,8 +20,7 @@ from feeds.index.reader import View
 from feeds.index.search import Filter
 from feeds.model import Article
 from feeds.publish.custom import BadFilter, canonical_query, parse_filter
-from tests.support import CLIENT_ORIGIN, document, index_view
-from tests.test_reload import reload_and_wait
+from tests.support import CLIENT_ORIGIN, document, index_view, reloaded
 
 EVERYTHING = 100_000
 _TOKEN = re.compile(r"[^\W_]+")
@@ -300,10 +299,10 @@ def test_a_new_document_changes_the_custom_feed_that_selects_it(
     path = "/feeds/custom.rss?q=lighthouse"
     first = server.get(path)
     assert feedparser.parse(first.content).entries == []
-    (corpus / "light.md").write_text(
-        document(title='"A lighthouse keeper"', webUrl='"https://example.com/lighthouse"')
-    )
-    reload_and_wait(server)
+    with reloaded(server):
+        (corpus / "light.md").write_text(
+            document(title='"A lighthouse keeper"', webUrl='"https://example.com/lighthouse"')
+        )
     second = server.get(path, headers={"If-None-Match": first.headers["ETag"]})
     assert second.status_code == 200
     assert [e.title for e in feedparser.parse(second.content).entries] == ["A lighthouse keeper"]

@@ -10,7 +10,7 @@ import pytest
 import requests
 from werkzeug.http import parse_date
 
-from tests.support import Server, document, wait_for, worker_pids
+from tests.support import Server, corpus_version, document, reloaded, wait_for
 
 PATHS = [
     "/feeds/all.rss",
@@ -19,29 +19,6 @@ PATHS = [
     "/feeds/providers/wbur.org.rss",
     "/feeds/providers/nypost.com.atom",
 ]
-
-
-def version(server: Server) -> str:
-    return server.get("/healthz").json()["corpus_version"]
-
-
-def reload_and_wait(server: Server, timeout: float = 60) -> str:
-    """SIGHUP, then wait until the workers that served the old corpus are gone.
-
-    Seeing the new version is not enough: until the master stops them, old workers
-    still accept connections, and answer from the old corpus.
-    """
-    before = version(server)
-    old_workers = worker_pids(server)
-    server.reload()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        if not any(Path(f"/proc/{pid}").exists() for pid in old_workers):
-            current = version(server)
-            if current != before:
-                return current
-    raise AssertionError(f"no reload within {timeout}s:\n{server.log()}")
 
 
 def validators(server: Server) -> dict[str, tuple[int, str | None, str | None]]:
@@ -83,16 +60,16 @@ def test_sighup_reload_changes_only_changed_feeds_and_drops_nothing(
     pollers = [threading.Thread(target=poll) for _ in range(4)]
     for thread in pollers:
         thread.start()
-    (corpus / "new.md").write_text(
-        document(
-            publishedDateTime="2024-05-01T00:00:00Z",
-            webUrl='"https://robots.example/new"',
-            topics="\n  - Robotics\n  - AI",
-            provider="\n  name: Robots\n  domain: robots.example",
-        )
-    )
     try:
-        reload_and_wait(server)
+        with reloaded(server):
+            (corpus / "new.md").write_text(
+                document(
+                    publishedDateTime="2024-05-01T00:00:00Z",
+                    webUrl='"https://robots.example/new"',
+                    topics="\n  - Robotics\n  - AI",
+                    provider="\n  name: Robots\n  domain: robots.example",
+                )
+            )
         time.sleep(0.5)
     finally:  # a failed reload must not leave the pollers running forever
         stop.set()
@@ -116,7 +93,7 @@ def test_a_corpus_directory_that_empties_or_vanishes_keeps_the_last_index(
     """An unmounted volume looks like an empty or missing folder: never index that away."""
     server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
     served = server.get("/feeds/all.atom").content
-    old_version = version(server)
+    old_version = corpus_version(server)
     for path in corpus.iterdir():
         path.unlink()
     if loss == "removed":
@@ -124,7 +101,7 @@ def test_a_corpus_directory_that_empties_or_vanishes_keeps_the_last_index(
     server.reload()
     expected = "holds no documents" if loss == "emptied" else "does not exist"
     wait_for(server.log, lambda log: expected in log)
-    assert version(server) == old_version
+    assert corpus_version(server) == old_version
     assert server.get("/feeds/all.atom").content == served
 
 
@@ -132,8 +109,8 @@ def test_workers_leave_a_reload_quietly(server_factory, corpus: Path) -> None:
     """Old workers once printed `Exception ignored in: _removeHandlerRef` on their way out."""
     server = server_factory(FEEDS_CORPUS_DIR=str(corpus))
     assert server.get("/topics/ai").status_code == 200
-    (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
-    reload_and_wait(server)
+    with reloaded(server):
+        (corpus / "new.md").write_text(document(webUrl='"https://example.com/new"'))
     assert server.log().count("Worker exiting") == 2
     server.stop(graceful=True)  # SIGTERM, as a platform stops it
     log = server.log()

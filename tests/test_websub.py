@@ -41,8 +41,7 @@ from feeds.websub.store import (
     SubscriptionStore,
 )
 from tests.postgres import migrated
-from tests.support import CLIENT_ORIGIN, Server, document, worker_pids
-from tests.test_reload import reload_and_wait
+from tests.support import CLIENT_ORIGIN, Server, document, reloaded, worker_pids
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
@@ -188,8 +187,8 @@ def test_a_subscriber_gets_changed_feeds_signed_and_nothing_after_unsubscribing(
     assert challenge.query["hub.lease_seconds"] == "3600"
     assert challenge.query["id"] == "1"  # the callback's own query is kept
 
-    add_document(corpus, "first", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "first", "Robotics")
     wait_for("the changed feed is pushed", everything.posts)
     (push,) = everything.posts()
     current = server.get("/feeds/all.rss")
@@ -205,8 +204,8 @@ def test_a_subscriber_gets_changed_feeds_signed_and_nothing_after_unsubscribing(
     assert hub_request(server, everything.url, topic, mode="unsubscribe").status_code == 202
     wait_for("unsubscribed", lambda: store.get(everything.url, topic) is None)
     assert everything.challenges("unsubscribe")
-    add_document(corpus, "second", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "second", "Robotics")
     time.sleep(1.5)
     assert len(everything.posts()) == 1
     assert unchanged.posts() == []
@@ -223,8 +222,8 @@ def test_an_expired_lease_is_never_called(
     subscribe(server, store, control, topic)
     assert short.challenges("subscribe")[0].query["hub.lease_seconds"] == "1"
     time.sleep(1.2)  # the lease ends
-    add_document(corpus, "later", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "later", "Robotics")
     wait_for("the live subscriber is pushed", control.posts)
     time.sleep(1)
     assert short.posts() == []
@@ -237,11 +236,11 @@ def test_a_failing_subscriber_is_retried_with_backoff_then_dropped(
     store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     failing = subscribers(status=500)
     topic = server.url + "/feeds/topics/robotics.atom"
-    add_document(corpus, "first", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "first", "Robotics")
     subscribe(server, store, failing, topic)
-    add_document(corpus, "second", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "second", "Robotics")
     wait_for("three attempts", lambda: len(failing.posts()) == 3)
     first, second, third = (call.at for call in failing.posts())
     assert 0.9 < second - first < third - second  # 1 s, then 2 s
@@ -315,8 +314,8 @@ def test_subscriptions_survive_a_restart(
     subscribe(first, store, subscriber, topic)
     first.stop()
     second = server_factory(**settings)
-    add_document(corpus, "after-restart", "AI")
-    reload_and_wait(second)
+    with reloaded(second):
+        add_document(corpus, "after-restart", "AI")
     wait_for("pushed after the restart", subscriber.posts)
     assert subscriber.posts()[0].body == second.get("/feeds/topics/ai.atom").content
 
@@ -534,8 +533,8 @@ def test_every_exchange_with_a_slow_callback_ends_at_the_deadline(
     store = SqliteSubscriptionStore(tmp_path / "websub.sqlite3")
     for peer in peers.values():
         store_subscription(store, peer.url, topic)
-    add_document(corpus, "news", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "news", "Robotics")
     for mode, peer in peers.items():
         wait_for(f"delivery cut ({mode})", lambda p=peer: p.closed(b"POST"), HANG_GUARD)
         assert peer.closed(b"POST")[0].hung_up, mode
@@ -568,8 +567,8 @@ def test_slow_callbacks_neither_refuse_nor_delay_other_subscribers(
 
     for n in range(128):
         store_subscription(store, f"{slow.url}?push={n}", topic)
-    add_document(corpus, "news", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "news", "Robotics")
     wait_for("the normal subscriber is pushed", normal.posts)
     pushes = [e for e in slow.exchanges if e.request_line.startswith(b"POST")]
     assert pushes, "the slow host was pushed to as well"
@@ -701,8 +700,8 @@ def test_hostile_values_in_redis_are_skipped_not_fatal(
         raw.set(p + "content:k", "not a hash")
 
         subscribe(server, _RedisView(raw, p, subscriber.url, topic), subscriber, topic)
-        add_document(corpus, "news", "Robotics")
-        reload_and_wait(server)
+        with reloaded(server):
+            add_document(corpus, "news", "Robotics")
         wait_for("the good subscriber is pushed", subscriber.posts)
         log = server.log()
         assert "skipped a malformed subscription" in log
@@ -739,8 +738,8 @@ def test_hostile_rows_in_the_sqlite_store_are_skipped(
             ("http://127.0.0.1:9/x", topic, b"\x00secret as a blob", "never"),
         )
     subscribe(server, store, subscriber, topic)
-    add_document(corpus, "news", "Robotics")
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "news", "Robotics")
     wait_for("the good subscriber is pushed", subscriber.posts)
     assert "skipped a malformed subscription" in server.log()
 
@@ -754,24 +753,24 @@ def test_a_custom_feed_is_a_topic_pushed_exactly_when_its_document_changes(
     topic = server.url + "/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22"
     refused = hub_request(server, subscriber.url, server.url + "/feeds/custom.atom?q=Robot")
     assert refused.status_code == 400 and "canonical" in refused.text
-    add_document(corpus, "seed-robotics", "Robotics")  # the topic must exist to subscribe
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "seed-robotics", "Robotics")  # the topic must exist to subscribe
     subscribe(server, store, subscriber, topic)
 
-    add_document(corpus, "unrelated", "Robotics")  # in the topic, but not "robot arm"
-    reload_and_wait(server)
+    with reloaded(server):
+        add_document(corpus, "unrelated", "Robotics")  # in the topic, but not "robot arm"
     time.sleep(1)  # every chance to be (wrongly) pushed
     assert subscriber.posts() == []
 
-    (corpus / "arm.md").write_text(
-        document(
-            title='"A robot arm learns to fold laundry"',
-            publishedDateTime="2024-06-01T00:00:00Z",
-            webUrl='"https://robots.example/arm"',
-            topics="\n  - Robotics",
+    with reloaded(server):
+        (corpus / "arm.md").write_text(
+            document(
+                title='"A robot arm learns to fold laundry"',
+                publishedDateTime="2024-06-01T00:00:00Z",
+                webUrl='"https://robots.example/arm"',
+                topics="\n  - Robotics",
+            )
         )
-    )
-    reload_and_wait(server)
     wait_for("the custom feed is pushed", subscriber.posts)
     (push,) = subscriber.posts()
     assert push.body == server.get("/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22").content
