@@ -73,9 +73,12 @@ def test_a_folder_replaced_by_another_is_new_and_a_replaced_root_asks_for_a_walk
     assert poller.poll() is None
 
 
-def coarse_lstat(path: Any) -> SimpleNamespace:
+REAL_STAT = os.stat
+
+
+def coarse_stat(path: Any) -> SimpleNamespace:
     """A file system whose stamps tick once a second (ext3, some NFS servers)."""
-    info = os.stat(path, follow_symlinks=False)
+    info = REAL_STAT(path)
     tick = 10**9
     return SimpleNamespace(
         st_ino=info.st_ino,
@@ -88,7 +91,7 @@ def test_a_change_in_the_tick_of_the_last_look_is_reported_by_the_doubt_rule(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tree(tmp_path / "corpus")
-    monkeypatch.setattr(poll.os, "lstat", coarse_lstat)
+    monkeypatch.setattr(poll.os, "stat", coarse_stat)
     now = [time.time_ns()]
     poller = Poller(root, clock=lambda: now[0])
     time.sleep(1 - time.time() % 1 + 0.01)  # early in a second: both steps fit in it
@@ -120,4 +123,12 @@ def test_an_idle_poll_stats_each_folder_once_and_lists_nothing(
     for name in ("scandir", "listdir", "stat", "lstat"):
         monkeypatch.setattr(poll.os, name, counted(name))
     assert poller.poll() == set()
-    assert sorted(calls) == ["lstat"] * len(poller.folders) == ["lstat"] * 4
+    assert sorted(calls) == ["stat"] * len(poller.folders) == ["stat"] * 4
+
+
+def test_a_root_that_is_a_link_to_the_corpus_is_followed(tmp_path: Path) -> None:
+    tree(tmp_path / "release")
+    (tmp_path / "current").symlink_to(tmp_path / "release")
+    poller = settled(tmp_path / "current")
+    (tmp_path / "release" / "new.md").write_text("x")
+    assert poller.poll() == {""}

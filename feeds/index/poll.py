@@ -69,8 +69,8 @@ class Poller:
 
     def _stat(self, folder: str) -> Stamp | None:
         """Remember the folder's stamp (in doubt when taken within `DOUBT_NS` of now)."""
-        try:
-            info = os.lstat(os.path.join(self.root, folder))
+        try:  # followed: the root may be a link to the corpus (listed through it too)
+            info = os.stat(os.path.join(self.root, folder))
         except OSError:
             return None
         stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
