@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from feeds.app import BACKGROUND_INDEX_ENV
-from feeds.index.indexer import Target
+from feeds.index.indexer import Target, update
 from feeds.server import follow
 from feeds.settings import load_settings
-from tests.history_corpus import overrides, served_titles
+from tests.history_corpus import overrides, served_titles, target_for
 from tests.support import PROJECT_ROOT, document, wait_for
 
 # The indexer as the supervisor runs it, with watches that take seconds to set up, as
@@ -100,6 +100,7 @@ def test_without_events_the_polled_folders_find_every_new_removed_and_renamed_fi
     root, data, log = tmp_path / "corpus", tmp_path / "data", tmp_path / "indexer.log"
     (root / "kept").mkdir(parents=True)
     (root / "kept" / "first.md").write_text(document(title='"First"'))
+    update(target_for(root, data))  # built: the indexer's first walk is paced, not a build
     environment = {
         **os.environ,
         "FEEDS_CORPUS_DIR": str(root),
@@ -153,7 +154,7 @@ def test_without_events_a_walk_waits_until_its_cpu_time_fits_the_budget(
     root, data = tmp_path / "corpus", tmp_path / "data"
     root.mkdir()
 
-    def paced(watch: bool, cpu: float) -> float:
+    def paced(watch: bool, cpu: float, built: bool = False) -> float:
         """When the next walk is due after one that took `cpu` CPU seconds."""
         settings = load_settings(overrides(root, data, WATCH=watch, RESCAN_SECONDS=5))
         follower = follow._Follower(Target.from_settings(settings), settings)
@@ -161,7 +162,7 @@ def test_without_events_a_walk_waits_until_its_cpu_time_fits_the_budget(
             clock = iter([100.0, 100.0 + cpu])
             monkeypatch.setattr(follow.time, "process_time", lambda: next(clock))
             follower.walking()
-            follower.reconciled()
+            follower.reconciled(built)
             return follower.next_rescan - follower.walk_started
         finally:
             follower.close()
@@ -169,3 +170,4 @@ def test_without_events_a_walk_waits_until_its_cpu_time_fits_the_budget(
     assert paced(watch=False, cpu=0.9) == pytest.approx(0.9 / follow.WALK_BUDGET)
     assert paced(watch=False, cpu=0.01) == pytest.approx(5, abs=0.1)  # never within the interval
     assert paced(watch=True, cpu=0.9) == pytest.approx(5, abs=0.1)  # events: as before
+    assert paced(watch=False, cpu=60, built=True) == pytest.approx(5, abs=0.1)

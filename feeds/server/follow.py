@@ -181,7 +181,7 @@ def _write(
                 signals.reconcile = False  # a build walks the whole directory
                 follower.walking()
                 if _build(index, runtime, target, progress, meanwhile, failures=failures):
-                    follower.reconciled()
+                    follower.reconciled(built=True)
                 else:
                     follower.rescan_in(failures.pause)
             elif signals.reconcile or follower.rescan_due():
@@ -312,14 +312,15 @@ class _Follower:
         if self.poller is not None:
             self.poller.learn()  # before the walk lists them: what changes later is polled
 
-    def reconciled(self) -> None:
+    def reconciled(self, built: bool = False) -> None:
         """Schedule the next walk: at once when this one began before the watches were up
         (for what changed meanwhile); else `rescan_seconds` after this one began, so the
         walk reaches each file once per interval (a new file is served within it, plus the
         walk's commit), and a walk longer than that rests as long as it took, so rescans
         take at most half of this process's time. Folders polled between walks find new,
         removed and renamed files: the walks (for edits in place) then take `WALK_BUDGET`
-        of a core at most, counted in CPU time (a walk of 100,000 files: 0.9 s)."""
+        of a core at most, counted in CPU time (a walk of 100,000 files: 0.9 s). A build
+        parsed every file: its CPU time says nothing of the next walk's, which sets the pace."""
         if self.watcher is not None and self.watching and not self.walk_watched:
             self.next_rescan = 0.0
         elif not self.rescan_seconds:
@@ -327,7 +328,7 @@ class _Follower:
         else:
             started, ended = self.walk_started, time.monotonic()
             rest = max(self.rescan_seconds, 2 * (ended - started))
-            if self.poller is not None:
+            if self.poller is not None and not built:
                 rest = max(rest, (time.process_time() - self.walk_cpu) / WALK_BUDGET)
             self.next_rescan = started + rest
 
