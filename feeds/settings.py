@@ -239,8 +239,9 @@ class Settings:
     rescan_seconds: int = setting(
         3600,
         _non_negative_int,
-        "Seconds between full rescans of the corpus directory (a safety net for missed events; "
-        "the way to follow a file system without events, e.g. 5); 0: only at start and SIGHUP.",
+        "Seconds between full rescans of the corpus directory (a safety net for missed events); "
+        "without events, seconds between looks at its folders (e.g. 5), and full rescans (for "
+        "edits in place) as often as 3 % of a core allows; 0: only at start and SIGHUP.",
     )
     schedule: bool = setting(
         True,

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 from feeds.app import BACKGROUND_INDEX_ENV
-from tests.history_corpus import served_titles
+from feeds.index.indexer import Target, update
+from feeds.server import follow
+from feeds.settings import load_settings
+from tests.history_corpus import overrides, served_titles, target_for
 from tests.support import PROJECT_ROOT, document, wait_for
 
 # The indexer as the supervisor runs it, with watches that take seconds to set up, as
@@ -75,3 +78,96 @@ def test_the_first_walk_does_not_wait_for_watches_and_nothing_written_meanwhile_
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(10)
+
+
+# The indexer without change events, its walks paced so far apart that none comes after
+# the first during a test: only the folder poller can find what changes.
+POLLING_INDEXER = textwrap.dedent(
+    """
+    import logging, sys
+    from feeds.server import follow
+    from feeds.settings import load_settings
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+    follow.WALK_BUDGET = 1e-9
+    follow.follow(load_settings())
+    """
+)
+
+
+def test_without_events_the_polled_folders_find_every_new_removed_and_renamed_file(
+    tmp_path: Path,
+) -> None:
+    root, data, log = tmp_path / "corpus", tmp_path / "data", tmp_path / "indexer.log"
+    (root / "kept").mkdir(parents=True)
+    (root / "kept" / "first.md").write_text(document(title='"First"'))
+    update(target_for(root, data))  # built: the indexer's first walk is paced, not a build
+    environment = {
+        **os.environ,
+        "FEEDS_CORPUS_DIR": str(root),
+        "FEEDS_DATA_DIR": str(data),
+        "FEEDS_WATCH": "false",
+        "FEEDS_RESCAN_SECONDS": "1",
+    }
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-c", POLLING_INDEXER],
+            cwd=PROJECT_ROOT,
+            env=environment,
+            stderr=output,
+        )
+
+    def served(titles: set[str], gone: set[str] = set()) -> None:  # noqa: B006
+        wait_for(
+            lambda: served_titles(root, data),
+            lambda found: titles <= found and not gone & found,
+            timeout=10,
+        )
+
+    def write(path: str, title: str) -> None:
+        url = f'"https://example.com/{path}"'
+        (root / path).write_text(document(title=f'"{title}"', webUrl=url))
+
+    try:
+        wait_for(log.read_text, lambda text: "indexed " in text)
+        served({"First"})
+        write("top.md", "At the top")
+        write("kept/second.md", "Second")
+        served({"At the top", "Second"})
+        (root / "new" / "deep").mkdir(parents=True)
+        write("new/deep/third.md", "Third")
+        served({"Third"})
+        write(".incoming.md", "Replaced")
+        os.replace(root / ".incoming.md", root / "top.md")
+        (root / "kept" / "first.md").unlink()
+        served({"Replaced"}, gone={"At the top", "First"})
+        os.rename(root / "new", tmp_path / "away")
+        served(set(), gone={"Third"})
+        assert log.read_text().count("indexed ") == 1, "a walk found them, not the poller"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+
+
+def test_without_events_a_walk_waits_until_its_cpu_time_fits_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, data = tmp_path / "corpus", tmp_path / "data"
+    root.mkdir()
+
+    def paced(watch: bool, cpu: float, built: bool = False) -> float:
+        """When the next walk is due after one that took `cpu` CPU seconds."""
+        settings = load_settings(overrides(root, data, WATCH=watch, RESCAN_SECONDS=5))
+        follower = follow._Follower(Target.from_settings(settings), settings)
+        try:
+            clock = iter([100.0, 100.0 + cpu])
+            monkeypatch.setattr(follow.time, "process_time", lambda: next(clock))
+            follower.walking()
+            follower.reconciled(built)
+            return follower.next_rescan - follower.walk_started
+        finally:
+            follower.close()
+
+    assert paced(watch=False, cpu=0.9) == pytest.approx(0.9 / follow.WALK_BUDGET)
+    assert paced(watch=False, cpu=0.01) == pytest.approx(5, abs=0.1)  # never within the interval
+    assert paced(watch=True, cpu=0.9) == pytest.approx(5, abs=0.1)  # events: as before
+    assert paced(watch=False, cpu=60, built=True) == pytest.approx(5, abs=0.1)

@@ -29,8 +29,9 @@ class Found(NamedTuple):
     mtime_ns: int
 
 
-def scan(root: Path) -> Iterator[Found | Skip]:
-    """Every `*.txt`/`*.md` below root (hidden files and folders excepted), in a stable order.
+def scan(root: Path, deep: bool = True) -> Iterator[Found | Skip]:
+    """Every `*.txt`/`*.md` below root (hidden files and folders excepted), in a stable order;
+    without `deep`, those in root itself only.
 
     Nothing is opened: whatever a name is (a FIFO, a link, a device), reading it decides.
     A folder that cannot be listed is a Skip, so none is left out without a word.
@@ -61,7 +62,8 @@ def scan(root: Path) -> Iterator[Found | Skip]:
                     yield Found(prefix + name, info.st_size, info.st_mtime_ns)
             except OSError:
                 continue  # gone while we looked: the next scan sees what is there
-        pending.extend(reversed(folders))
+        if deep:
+            pending.extend(reversed(folders))
 
 
 def unreadable_folder(root: Path, label: str) -> Skip:

@@ -569,7 +569,8 @@ def apply(
 ) -> Changes:
     """Bring the named files and folders (relative paths) in line with the directory.
 
-    A folder stands for everything below it, so a folder moved away or back is one path.
+    A folder stands for everything below it, so a folder moved away or back is one path;
+    the root ("", which only a poller names) for its own files, its folders named apart.
     Files in `due` are read again even if unchanged: scheduled articles whose time came.
     """
     started = time.perf_counter()
@@ -671,7 +672,12 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[F
     stamps: dict[str, Found] = {}
     gone: set[str] = set()
     for relative in sorted(paths):
-        if not relative or any(part.startswith(".") for part in relative.split("/")):
+        if not relative:
+            own = {found.path: found for found in map(_listed, scan(root, deep=False))}
+            stamps.update(own)
+            gone.update(_indexed_at_top(db) - own.keys())
+            continue
+        if any(part.startswith(".") for part in relative.split("/")):
             continue
         full = root / relative
         below = _indexed_below(db, relative)
@@ -704,6 +710,12 @@ def _holds_more_than(db: sqlite3.Connection, count: int) -> bool:
     them all took 0.13 s at 1,000,000, on every removal)."""
     query = "SELECT count(*) FROM (SELECT 1 FROM documents LIMIT ?)"
     return bool(db.execute(query, (count + 1,)).fetchone()[0] > count)
+
+
+def _indexed_at_top(db: sqlite3.Connection) -> set[str]:
+    """The documents in the root folder itself (a scan of every row: only when it changed)."""
+    rows = db.execute("SELECT path FROM documents WHERE instr(path, '/') = 0")
+    return {path for (path,) in rows}
 
 
 def _indexed_below(db: sqlite3.Connection, folder: str) -> set[str]:
