@@ -357,8 +357,7 @@ class _Follower:
             self.watcher = None
             self.enabled = False
             self._poll()
-            if self.poller is not None:
-                self.poller.learn()
+            self.next_rescan = 0.0  # what changed since the last event: a walk finds it
             return paths
         if not self.watching and self.watcher.started():
             self.watching = True
