@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from feeds.app import create_app
 from feeds.corpus import LoadOptions, load_corpus
+from feeds.index import search
 from feeds.index.reader import View
 from feeds.index.search import Filter
 from feeds.model import Article
@@ -59,9 +60,24 @@ def common_words(articles: list[Article]) -> list[str]:
     return [word for word, count in counts.most_common() if len(word) > 3 and count < 200]
 
 
+# (search._WORD_CHECKS, search._FEW_MATCHES): which way each filter's words are checked.
+WORD_CHECKS = {"listed": (0, 0), "leading": (0, EVERYTHING), "each": (EVERYTHING, 0)}
+
+
+@pytest.mark.parametrize("words", WORD_CHECKS)
 def test_each_kind_of_filter_selects_exactly_the_matching_articles_newest_first(
-    generated: Path, view: View, newest_first: list[Article]
+    generated: Path,
+    view: View,
+    newest_first: list[Article],
+    words: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Whichever part leads the query (one topic in its own order, several, providers,
+    the words' matches, or every article by date) and however the words are checked
+    (see `search._plan`), the same articles."""
+    checks, few = WORD_CHECKS[words]
+    monkeypatch.setattr(search, "_WORD_CHECKS", checks)
+    monkeypatch.setattr(search, "_FEW_MATCHES", few)
     topics = Counter(t.slug for a in newest_first for t in a.topics)
     providers = Counter(a.provider.slug for a in newest_first)
     (t1, _), (t2, _), (t3, _) = topics.most_common(3)
@@ -75,6 +91,16 @@ def test_each_kind_of_filter_selects_exactly_the_matching_articles_newest_first(
         return {t.slug for t in article.topics}
 
     cases: list[tuple[Filter, Callable[[Article], bool]]] = [
+        (Filter(topics=(t2,)), lambda a: t2 in topic_slugs(a)),
+        (Filter(providers=(p2,)), lambda a: a.provider.slug == p2),
+        (
+            Filter(topics=(t1,), providers=(p1,)),
+            lambda a: t1 in topic_slugs(a) and a.provider.slug == p1,
+        ),
+        (
+            Filter(topics=(t2,), words=w1, exclude_providers=(p1,)),
+            lambda a: t2 in topic_slugs(a) and holds(a, w1) and a.provider.slug != p1,
+        ),
         (Filter(topics=(t1, t2)), lambda a: bool(topic_slugs(a) & {t1, t2})),
         (Filter(providers=(p1, p2)), lambda a: a.provider.slug in {p1, p2}),
         (Filter(exclude_topics=(t1,)), lambda a: t1 not in topic_slugs(a)),
