@@ -5,7 +5,7 @@ corpus; filters are sampled from real articles so each one matches something, an
 is requested once on a fresh connection (a first render: no cache holds it). Then wrk
 measures a cached custom feed against the fixed all feed, under the same settings.
 
-    .venv/bin/python bench/custom_feeds.py --sizes 100000
+    .venv/bin/python -m bench.custom_feeds --sizes 100000
 """
 
 from __future__ import annotations
