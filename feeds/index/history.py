@@ -25,8 +25,8 @@ from pathlib import Path
 from feeds.corpus import Parsed
 from feeds.index import writer
 from feeds.index.records import article_from_json, article_json
-from feeds.index.schema import BUSY_TIMEOUT_MS, OPEN, TABLES, served_change
-from feeds.sqlite import open_file
+from feeds.index.schema import BUSY_TIMEOUT_MS, OPEN, TABLES
+from feeds.sqlite import open_file, transaction
 
 log = logging.getLogger("feeds.index")
 
@@ -70,7 +70,7 @@ def carry(db: sqlite3.Connection, source: Path, page_size: int, now: int) -> lis
     db.executescript(_SCRATCH)
     db.execute("ATTACH DATABASE ? AS old", (str(source),))
     try:
-        with served_change(db):
+        with transaction(db):
             _edit_times(db)
             _sealed_pages(db)
             writer.derive_feeds(db)

@@ -57,7 +57,6 @@ from feeds.index.schema import (
     newer_release,
     open_existing,
     open_writer,
-    served_change,
     served_link,
     set_aside,
 )
@@ -432,13 +431,12 @@ def _walk(
     if settled:
         # Read again after their last write could share a clock tick with the read: out
         # of doubt, or each would be hashed at every rescan for ever (a file indexed from
-        # its change event is read within milliseconds of its write). One commit, once,
-        # of nothing served: the workers keep their views and cached answers.
+        # its change event is read within milliseconds of its write). One commit, once.
         with transaction(db):
             db.executemany("UPDATE documents SET read_ns = ? WHERE path = ?", settled)
     if live and _oversized(db, target.page_size):
         _wait_for_clock(db)
-        with served_change(db):
+        with transaction(db):
             changes.feeds.update(writer.reseal(db, target.page_size, int(time.time())))
     _note_progress(db, indexed=str(changes.files), files=str(changes.files))
     return changes
@@ -488,7 +486,7 @@ def _finish_build(db: sqlite3.Connection, target: Target, changes: Changes) -> N
             )
             source = None
     if source is None or source.resolve() == own.resolve():
-        with served_change(db):
+        with transaction(db):
             changes.feeds.update(writer.finish_first_build(db, target.page_size, now))
     _serve(db, target, own)
 
@@ -525,7 +523,7 @@ def _serve(db: sqlite3.Connection, target: Target, own: Path) -> None:
     if busy:
         log.warning("%s: its WAL could not be truncated before it is served", own.name)
     if not is_live(db):
-        with served_change(db):
+        with transaction(db):
             _set_meta(db, state="ready")
     _switch(target, own)
 
@@ -629,7 +627,7 @@ def _write(
     def reparse(path: str) -> Parsed | Skip:
         return _read(target, path)
 
-    with served_change(db):
+    with transaction(db):
         if live:
             for stamp, outcome in outcomes:
                 writer.put(db, stamp, outcome, reparse)
@@ -823,8 +821,8 @@ def _batches(items: Iterator[Any], size: int, ready: Callable[[], bool]) -> Iter
 
 
 def _note_progress(db: sqlite3.Connection, **values: str) -> None:
-    """Record how far a walk came, committing only what moved (bookkeeping: the workers
-    keep their views, but each commit wakes every worker to look)."""
+    """Record how far a walk came, committing only what moved: every commit makes each
+    worker open a new view (and drop its cached answers)."""
     found = dict(db.execute("SELECT key, value FROM meta WHERE key IN ('indexed', 'files')"))
     if any(found.get(key) != value for key, value in values.items()):
         with transaction(db):

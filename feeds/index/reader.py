@@ -257,7 +257,6 @@ class IndexReader:
         self._probe: sqlite3.Connection | None = None
         self._inode: tuple[int, int] | None = None  # (device, inode) the probe reads
         self._version = -1
-        self._generation = ""
         self._view: View | None = None
         self._checked = 0.0
 
@@ -277,16 +276,11 @@ class IndexReader:
             state = _state(probe)
             if state.get("state") != "ready":
                 raise NotReady(int(state.get("indexed", 0)), int(state.get("files", 0)))
-            # A commit of bookkeeping only (see `served_change`) keeps the view: its cached
-            # answers stay good.
-            generation = state.get("generation", "")
-            if self._view is None or generation != self._generation:
-                try:
-                    self._view = View(open_reader(self.path))
-                except sqlite3.DatabaseError:  # replaced meanwhile: refused or unreadable
-                    self._close_probe()
-                    raise NotReady(0, 0) from None
-                self._generation = generation
+            try:
+                self._view = View(open_reader(self.path))
+            except sqlite3.DatabaseError:  # replaced meanwhile by a file refused or unreadable
+                self._close_probe()
+                raise NotReady(0, 0) from None
             self._version = version
         return self._view
 
@@ -340,9 +334,7 @@ def _state(db: sqlite3.Connection) -> dict[str, str]:
     """The build's state rows; none while the writer has not created them yet (a file
     just made, still without tables): readers then answer NotReady, never 500."""
     try:
-        rows = db.execute(
-            "SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files', 'generation')"
-        )
+        rows = db.execute("SELECT key, value FROM meta WHERE key IN ('state', 'indexed', 'files')")
         return dict(rows.fetchall())
     except sqlite3.OperationalError:
         return {}

@@ -24,8 +24,6 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from feeds.corpus import PARSER_VERSION
@@ -276,20 +274,6 @@ def _meta_rows(connection: sqlite3.Connection) -> dict[str, str]:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
     ).fetchone()
     return dict(connection.execute("SELECT key, value FROM meta")) if listed else {}
-
-
-@contextmanager
-def served_change(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A transaction that changes what readers serve: it moves the index's `generation`,
-    and each worker opens a new view for it (dropping its remembered answers). Only
-    bookkeeping that nothing serves (how far a walk came, a read time) commits with a
-    bare `transaction`, and keeps every worker's view and cached answers."""
-    with transaction(db):
-        yield db
-        db.execute(
-            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key)"
-            " DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-        )
 
 
 def open_reader(path: Path) -> sqlite3.Connection:
