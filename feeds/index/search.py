@@ -104,6 +104,10 @@ def _plan(db: sqlite3.Connection, selected: Filter, expression: str) -> _Plan:
     return _Plan("words", "lead") if matches < _FEW_MATCHES else _Plan(lead, "listed")
 
 
+def _excludes_all(wanted: tuple[str, ...], excluded: tuple[str, ...]) -> bool:
+    return bool(wanted) and set(wanted) <= set(excluded)
+
+
 _WORDS = {
     "lead": "a.rowid IN (SELECT rowid FROM article_words WHERE article_words MATCH ?)",
     "each": "EXISTS (SELECT 1 FROM article_words w"
@@ -121,6 +125,10 @@ def _newest(db: sqlite3.Connection, selected: Filter, limit: int, columns: str) 
     expression = match_expression(selected.words)
     if selected.words and not expression:
         return []  # nothing to search for matches nothing (FTS5 refuses "")
+    if _excludes_all(selected.topics, selected.exclude_topics) or _excludes_all(
+        selected.providers, selected.exclude_providers
+    ):
+        return []  # answered at once: the query would read the whole topic to find none
     plan = _plan(db, selected, expression)
     clauses: list[str] = []
     parameters: list[object] = []
@@ -235,7 +243,7 @@ def matching(db: sqlite3.Connection, selected: Filter, limit: int) -> CustomArti
 @dataclass(frozen=True, slots=True)
 class Seen:
     """An article as an in-memory match sees it (`provider` and `quality` are its row's
-    values, as `_where` reads them)."""
+    values, as `_newest` reads them)."""
 
     topics: frozenset[str]
     provider: str
