@@ -368,3 +368,24 @@ def test_custom_feeds_have_no_archive_links(generated: Path, tmp_path: Path) -> 
     assert custom.status_code == 200
     assert len(feedparser.parse(custom.data).entries) == 500
     assert b"archive" not in custom.data
+
+
+def test_a_filter_whose_query_runs_past_its_bound_is_a_quick_503_and_the_worker_goes_on(
+    generated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite holds a gevent worker while a query runs: a filter that reads a whole topic
+    to find few articles (seconds at a million documents) is stopped at its bound."""
+    client = create_app({"CORPUS_DIR": str(generated), "DATA_DIR": str(tmp_path)}).test_client()
+    path = "/feeds/custom.rss?min_quality=999"  # matches nothing: every article is read
+    monkeypatch.setattr(search, "QUERY_SECONDS", 0.0)
+    monkeypatch.setattr(search, "_CHECK_STEPS", 100)
+    for asked in (path, "/custom?min_quality=999"):  # the feed and its page
+        stopped = client.get(asked)
+        assert stopped.status_code == 503, asked
+        assert stopped.headers["Retry-After"] == "5"
+        assert stopped.headers["Cache-Control"] == "no-store"
+        assert b"too costly now (selecting its articles took over 0 s)" in stopped.data
+    monkeypatch.setattr(search, "QUERY_SECONDS", 1.0)
+    answered = client.get(path)  # the connection lost its bound with the query
+    assert answered.status_code == 200
+    assert feedparser.parse(answered.data).entries == []

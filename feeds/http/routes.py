@@ -13,6 +13,7 @@ from feeds.http.responses import CORS_HEADERS
 from feeds.http.served import current, current_site
 from feeds.index.indexer import write_problem
 from feeds.index.reader import NotReady
+from feeds.index.search import CostlyFilter
 from feeds.publish.selection import UnknownFeed
 from feeds.publish.urls import parse_feed_path
 from feeds.render import FORMATS
@@ -138,23 +139,32 @@ def healthz() -> Response:
 @blueprint.app_errorhandler(NotReady)
 def not_ready(progress: NotReady) -> Response:
     """Before the first complete index: a 503 that says how far indexing has come."""
-    body = f"503 Service Unavailable: the corpus is being indexed ({progress}); try again soon\n"
-    response = Response(body, 503, content_type="text/plain; charset=utf-8")
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
-    response.headers["Cache-Control"] = "no-store"
-    response.headers.extend(CORS_HEADERS)
-    return response
+    return _unavailable(f"the corpus is being indexed ({progress}); try again soon")
+
+
+@blueprint.app_errorhandler(CostlyFilter)
+def costly_filter(error: CostlyFilter) -> Response:
+    """A custom filter stopped at its time bound: the worker was answering no one else."""
+    return _unavailable(
+        f"this filter is too costly now ({error}); narrow it with a topic or a provider,"
+        f" or try again in {RETRY_AFTER_SECONDS} s"
+    )
 
 
 @blueprint.app_errorhandler(Busy)
 def busy(error: Busy) -> Response:
     """Over this worker's render bound: a quick 503, so no client's renders pile up."""
-    body = (
-        "503 Service Unavailable: this server is busy rendering other documents; "
-        f"try again in {error.retry_after} s\n"
+    return _unavailable(
+        f"this server is busy rendering other documents; try again in {error.retry_after} s",
+        error.retry_after,
     )
-    response = Response(body, 503, content_type="text/plain; charset=utf-8")
-    response.headers["Retry-After"] = str(error.retry_after)
+
+
+def _unavailable(reason: str, retry_after: int = RETRY_AFTER_SECONDS) -> Response:
+    response = Response(
+        f"503 Service Unavailable: {reason}\n", 503, content_type="text/plain; charset=utf-8"
+    )
+    response.headers["Retry-After"] = str(retry_after)
     response.headers["Cache-Control"] = "no-store"
     response.headers.extend(CORS_HEADERS)
     return response

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -68,6 +70,32 @@ _WORD_CHECKS = 300
 # (listing the 65,000 matches of two common words at 1,000,000 took 80 ms, sorting them
 # 160 ms more); more, and the words are a list each row of the lead is looked up in.
 _FEW_MATCHES = 5_000
+
+
+# How long a custom feed's query may run. SQLite holds a gevent worker for as long as a
+# query runs, so every other request of the worker waits: some filters read a whole
+# topic to find few or none (`topic=ai&min_quality=100.1`: 3.5-4.3 s at 1,000,000).
+QUERY_SECONDS = 1.0
+_CHECK_STEPS = 10_000  # SQLite instructions between looks at the clock
+
+
+class CostlyFilter(RuntimeError):
+    """A filter whose query ran past `QUERY_SECONDS`, and was stopped."""
+
+
+@contextmanager
+def _bounded(db: sqlite3.Connection, seconds: float) -> Iterator[None]:
+    """Queries on `db` that stop with CostlyFilter once `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    db.set_progress_handler(lambda: time.monotonic() > deadline, _CHECK_STEPS)
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if str(error) != "interrupted":
+            raise
+        raise CostlyFilter(f"selecting its articles took over {seconds:g} s") from None
+    finally:
+        db.set_progress_handler(None, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,10 +252,12 @@ def digest_of(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def matching(db: sqlite3.Connection, selected: Filter, limit: int) -> CustomArticles:
-    """The first `limit` articles of the filter, newest first (ties by id, as every feed)."""
+    """The first `limit` articles of the filter, newest first (ties by id, as every feed);
+    CostlyFilter if selecting them takes over `QUERY_SECONDS`."""
     # Only the shown rows' data is read: sorting thousands of matches with their JSON
     # took twice as long.
-    order = [rowid for (rowid,) in _newest(db, selected, limit, "a.rowid")]
+    with _bounded(db, QUERY_SECONDS):
+        order = [rowid for (rowid,) in _newest(db, selected, limit, "a.rowid")]
     marks = ", ".join("?" * len(order))
     found = {
         rowid: (article_id, content, data)
