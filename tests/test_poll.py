@@ -68,6 +68,8 @@ def test_a_folder_replaced_by_another_is_new_and_a_replaced_root_asks_for_a_walk
     os.rename(tmp_path / "other", root / "c")
     assert poller.poll() == {"", "c"}
     assert "c/deep" in poller.folders
+    (root / "c" / "later.md").write_text("x")  # the new folder itself is watched too
+    assert poller.poll() == {"c"}
     os.rename(root, tmp_path / "away")
     root.mkdir()
     assert poller.poll() is None

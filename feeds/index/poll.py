@@ -57,8 +57,8 @@ class Poller:
                     self.folders.clear()
                     return None
                 self._forget(folder)
-                if now is not None:  # another folder in its place: all of it is new
-                    self._learn_below(folder)
+                if now is not None and self._stat(folder) is not None:
+                    self._learn_below(folder)  # another folder in its place: all of it new
                 changed.add(folder)
             elif now != stamp or folder in doubted:
                 moved = self._relist(folder)
