@@ -425,3 +425,20 @@ def test_a_live_add_edit_and_removal_read_no_corpus_sized_table_whole(tmp_path: 
                 whole.append(f"{step}: {' '.join(sql.split())[:120]}")
     db.close()
     assert whole == []
+
+
+def test_a_folder_named_like_a_document_takes_its_documents_when_it_goes(
+    tmp_path: Path,
+) -> None:
+    """`notes.md/` removed or renamed is named as one path (by a change event or the folder
+    poller): its documents must go with it, or a renamed one is indexed twice."""
+    corpus = tmp_path / "corpus"
+    (corpus / "notes.md").mkdir(parents=True)
+    (corpus / "notes.md" / "a.md").write_text(document(webUrl='"https://example.com/a"'))
+    target = target_for(corpus, tmp_path / "data")
+    update(target)
+    (corpus / "notes.md").rename(corpus / "old")
+    db = open_index(target)
+    apply(db, target, {"notes.md", "old"}, set())
+    assert [path for (path,) in db.execute("SELECT path FROM documents")] == ["old/a.md"]
+    db.close()

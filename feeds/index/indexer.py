@@ -686,6 +686,7 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[F
                 stamps[label] = Found(label, listed.size, listed.mtime_ns)
             gone.update(below - stamps.keys())
         elif relative.lower().endswith(SUFFIXES):
+            gone.update(below)  # not a folder (now): nothing is below it (`notes.md/` gone)
             try:
                 info = full.stat()
             except FileNotFoundError:
