@@ -134,3 +134,44 @@ def test_a_root_that_is_a_link_to_the_corpus_is_followed(tmp_path: Path) -> None
     poller = settled(tmp_path / "current")
     (tmp_path / "release" / "new.md").write_text("x")
     assert poller.poll() == {""}
+
+
+def test_a_folder_that_cannot_be_looked_at_now_is_kept_and_looked_at_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On NFS or SMB a stat or a listing can fail for a moment (EIO, ESTALE): that is not a
+    folder gone, or the folders below it would be polled no more until the next walk."""
+    root = tree(tmp_path / "corpus")
+    poller = settled(root)
+    failing = {"stat": root / "a", "scandir": root / "a"}
+
+    def flaky(name: str, real: Any) -> Any:
+        def call(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if Path(path) == failing.get(name):
+                del failing[name]
+                raise OSError(5, "Input/output error")
+            return real(path, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(poll.os, "stat", flaky("stat", os.stat))
+    assert poller.poll() == set()
+    assert {"a", "a/b"} <= set(poller.folders)
+    (root / "a" / "new.md").write_text("x")  # `a` changed, and its listing fails once
+    monkeypatch.setattr(poll.os, "scandir", flaky("scandir", os.scandir))
+    assert poller.poll() == {"a"}
+    assert {"a", "a/b"} <= set(poller.folders)
+    (root / "a" / "b" / "three.md").write_text("x")
+    assert poller.poll() >= {"a/b"}
+
+
+def test_many_folders_changed_at_once_ask_for_a_walk(tmp_path: Path) -> None:
+    """A `chmod -R` moves every folder's change time: relisting each looks through every
+    remembered folder (10 s at 10,000 folders), a walk does not."""
+    root = tmp_path / "corpus"
+    for n in range(poll.MOST_CHANGED + 1):
+        (root / f"f{n}").mkdir(parents=True)
+    poller = settled(root)
+    for folder in root.iterdir():
+        folder.chmod(0o750)
+    assert poller.poll() is None

@@ -20,6 +20,9 @@ from pathlib import Path
 from feeds.index.indexer import DOUBT_NS
 
 Stamp = tuple[int, int, int]  # (st_ino, st_mtime_ns, st_ctime_ns)
+# More changed folders than this in one poll, and the whole directory is walked instead:
+# each relist looks through every remembered folder (10,201 changed at once took 10 s).
+MOST_CHANGED = 64
 
 
 class Poller:
@@ -42,7 +45,8 @@ class Poller:
     def poll(self) -> set[str] | None:
         """The folders whose names changed since the last poll (the root as "", its own
         files only; any other folder for everything below it), new folders and vanished
-        ones included; None when the root itself is gone or replaced (walk it all)."""
+        ones included; None when the root itself is gone or replaced, or more than
+        `MOST_CHANGED` folders changed (walk it all)."""
         root = self.folders.get("")
         if root is None:
             return set()  # nothing learned yet: the first walk comes first
@@ -65,22 +69,28 @@ class Poller:
                 changed.add(folder)
                 if not folder:
                     changed.update(moved)  # the root stands for its own files only
+            if len(changed) > MOST_CHANGED:
+                return None  # a walk costs less than relisting each (`chmod -R`, a restore)
         return changed
 
     def _stat(self, folder: str) -> Stamp | None:
         """Remember the folder's stamp (in doubt when taken within `DOUBT_NS` of now)."""
         try:  # followed: the root may be a link to the corpus (listed through it too)
             info = os.stat(os.path.join(self.root, folder))
-        except OSError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError:  # EIO, ESTALE, a soft mount's time-out: not gone; look again
+            self.doubted.add(folder if folder in self.folders else _parent(folder))
+            return self.folders.get(folder)
         stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
         self.folders[folder] = stamp
         if max(info.st_mtime_ns, info.st_ctime_ns) >= self.clock() - DOUBT_NS:
             self.doubted.add(folder)
         return stamp
 
-    def _subfolders(self, folder: str) -> set[str]:
-        """The folder's visible subfolders, from the listing alone (no stat of any entry)."""
+    def _subfolders(self, folder: str) -> set[str] | None:
+        """The folder's visible subfolders, from the listing alone (no stat of any entry);
+        None when it cannot be listed now (it is then listed again at the next poll)."""
         prefix = f"{folder}/" if folder else ""
         try:
             with os.scandir(os.path.join(self.root, folder)) as entries:
@@ -90,19 +100,22 @@ class Poller:
                     if not entry.name.startswith(".") and _is_folder(entry)
                 }
         except OSError:
-            return set()  # unlisted: the walk reports it; a new stamp lists it again
+            self.doubted.add(folder)
+            return None
 
     def _learn_below(self, folder: str) -> None:
         pending = [folder]
         while pending:
-            for below in self._subfolders(pending.pop()):
+            for below in self._subfolders(pending.pop()) or ():
                 if self._stat(below) is not None:
                     pending.append(below)
 
     def _relist(self, folder: str) -> set[str]:
         """Learn a changed folder's new subfolders (with all below them), forget gone ones;
-        both are returned."""
+        both are returned (none while it cannot be listed: what is known is kept)."""
         listed = self._subfolders(folder)
+        if listed is None:
+            return set()
         prefix = f"{folder}/" if folder else ""
         known = {
             path
@@ -122,6 +135,10 @@ class Poller:
         for path in [path for path in self.folders if path == folder or path.startswith(below)]:
             del self.folders[path]
             self.doubted.discard(path)
+
+
+def _parent(folder: str) -> str:
+    return folder.rpartition("/")[0]
 
 
 def _is_folder(entry: os.DirEntry[str]) -> bool:
