@@ -83,6 +83,7 @@ def coarse_stat(path: Any) -> SimpleNamespace:
     info = REAL_STAT(path)
     tick = 10**9
     return SimpleNamespace(
+        st_mode=info.st_mode,
         st_ino=info.st_ino,
         st_mtime_ns=info.st_mtime_ns // tick * tick,
         st_ctime_ns=info.st_ctime_ns // tick * tick,
@@ -94,6 +95,7 @@ def test_a_change_in_the_tick_of_the_last_look_is_reported_by_the_doubt_rule(
 ) -> None:
     root = tree(tmp_path / "corpus")
     monkeypatch.setattr(poll.os, "stat", coarse_stat)
+    monkeypatch.setattr(poll.os, "lstat", coarse_stat)  # the folders' own (links are gone)
     now = [time.time_ns()]
     poller = Poller(root, clock=lambda: now[0])
     time.sleep(1 - time.time() % 1 + 0.01)  # early in a second: both steps fit in it
@@ -125,7 +127,8 @@ def test_an_idle_poll_stats_each_folder_once_and_lists_nothing(
     for name in ("scandir", "listdir", "stat", "lstat"):
         monkeypatch.setattr(poll.os, name, counted(name))
     assert poller.poll() == set()
-    assert sorted(calls) == ["stat"] * len(poller.folders) == ["stat"] * 4
+    assert len(calls) == len(poller.folders) == 4  # the root followed, the others not
+    assert sorted(calls) == ["lstat", "lstat", "lstat", "stat"]
 
 
 def test_a_root_that_is_a_link_to_the_corpus_is_followed(tmp_path: Path) -> None:
@@ -143,7 +146,7 @@ def test_a_folder_that_cannot_be_looked_at_now_is_kept_and_looked_at_again(
     folder gone, or the folders below it would be polled no more until the next walk."""
     root = tree(tmp_path / "corpus")
     poller = settled(root)
-    failing = {"stat": root / "a", "scandir": root / "a"}
+    failing = {"lstat": root / "a", "scandir": root / "a"}
 
     def flaky(name: str, real: Any) -> Any:
         def call(path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -154,7 +157,7 @@ def test_a_folder_that_cannot_be_looked_at_now_is_kept_and_looked_at_again(
 
         return call
 
-    monkeypatch.setattr(poll.os, "stat", flaky("stat", os.stat))
+    monkeypatch.setattr(poll.os, "lstat", flaky("lstat", os.lstat))
     assert poller.poll() == set()
     assert {"a", "a/b"} <= set(poller.folders)
     (root / "a" / "new.md").write_text("x")  # `a` changed, and its listing fails once
@@ -175,3 +178,15 @@ def test_many_folders_changed_at_once_ask_for_a_walk(tmp_path: Path) -> None:
     for folder in root.iterdir():
         folder.chmod(0o750)
     assert poller.poll() is None
+
+
+def test_a_folder_replaced_by_a_link_is_gone_and_never_walked_through(tmp_path: Path) -> None:
+    """Only the root is followed: a link in a folder's place could lead anywhere (`/`)."""
+    root = tree(tmp_path / "corpus")
+    poller = settled(root)
+    (tmp_path / "outside" / "deep").mkdir(parents=True)
+    os.rename(root / "c", tmp_path / "old-c")
+    os.symlink(tmp_path / "outside", root / "c")
+    poller._stat("")  # the root looked at just before the link took the folder's place
+    assert poller.poll() == {"c"}
+    assert not [folder for folder in poller.folders if folder.startswith("c")]

@@ -13,6 +13,7 @@ next poll. What a folder's files hold is not seen here: an edit in place changes
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,13 +76,18 @@ class Poller:
 
     def _stat(self, folder: str) -> Stamp | None:
         """Remember the folder's stamp (in doubt when taken within `DOUBT_NS` of now)."""
-        try:  # followed: the root may be a link to the corpus (listed through it too)
-            info = os.stat(os.path.join(self.root, folder))
+        # Only the root is followed (it may be a link to the corpus): a folder replaced by
+        # a link is gone, never walked through (to `/`, say).
+        look = os.lstat if folder else os.stat
+        try:
+            info = look(os.path.join(self.root, folder))
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError:  # EIO, ESTALE, a soft mount's time-out: not gone; look again
             self.doubted.add(folder if folder in self.folders else _parent(folder))
             return self.folders.get(folder)
+        if not stat.S_ISDIR(info.st_mode):
+            return None
         stamp = (info.st_ino, info.st_mtime_ns, info.st_ctime_ns)
         self.folders[folder] = stamp
         if max(info.st_mtime_ns, info.st_ctime_ns) >= self.clock() - DOUBT_NS:
