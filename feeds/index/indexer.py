@@ -685,8 +685,9 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[F
                 label = f"{relative}/{listed.path}"
                 stamps[label] = Found(label, listed.size, listed.mtime_ns)
             gone.update(below - stamps.keys())
-        elif relative.lower().endswith(SUFFIXES):
-            gone.update(below)  # not a folder (now): nothing is below it (`notes.md/` gone)
+            continue
+        gone.update(below)  # not a folder (now): nothing is below it, whatever its name
+        if relative.lower().endswith(SUFFIXES):
             try:
                 info = full.stat()
             except FileNotFoundError:
@@ -698,8 +699,6 @@ def _expand(db: sqlite3.Connection, root: Path, paths: set[str]) -> tuple[list[F
             except OSError:
                 continue  # unreadable now: the next change or rescan decides
             stamps[relative] = Found(relative, info.st_size, info.st_mtime_ns)
-        else:
-            gone.update(below)
     indexed, _ = _known(db, list(gone))
     return list(stamps.values()), {path for path in gone if path in indexed}
 
