@@ -136,11 +136,12 @@ def _excludes_all(wanted: tuple[str, ...], excluded: tuple[str, ...]) -> bool:
     return bool(wanted) and set(wanted) <= set(excluded)
 
 
+_MATCHES = "a.rowid IN (SELECT rowid FROM article_words WHERE article_words MATCH ?)"
 _WORDS = {
-    "lead": "a.rowid IN (SELECT rowid FROM article_words WHERE article_words MATCH ?)",
+    "lead": _MATCHES,
     "each": "EXISTS (SELECT 1 FROM article_words w"
     " WHERE article_words MATCH ? AND w.rowid = a.rowid)",
-    "listed": "+a.rowid IN (SELECT rowid FROM article_words WHERE article_words MATCH ?)",
+    "listed": f"+{_MATCHES}",  # the same list, but SQLite may not lead with it
 }
 
 
