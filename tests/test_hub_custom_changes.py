@@ -18,7 +18,7 @@ import requests
 
 from feeds.websub.store import SqliteSubscriptionStore, Subscription
 from tests.support import document
-from tests.test_websub import ROOMY, hub_settings, subscribe, wait_for
+from tests.test_websub import ROBOT_ARM, ROOMY, hub_settings, subscribe, wait_for
 
 MANY = 2000
 QUERIED = re.compile(r"(\d+) changed custom filters \((\d+) of (\d+) queried")
@@ -41,14 +41,7 @@ def test_a_change_queries_only_the_custom_filters_its_articles_may_belong_to(
     probe_topic = server.url + "/feeds/custom.rss?q=%22robot%20arm%22"
     subscribe(server, store, probe, probe_topic)
 
-    (corpus / "arm.md").write_text(
-        document(
-            title='"A robot arm learns to fold laundry"',
-            publishedDateTime="2024-06-01T00:00:00Z",
-            webUrl='"https://robots.example/arm"',
-            topics="\n  - Robotics",
-        )
-    )
+    (corpus / "arm.md").write_text(ROBOT_ARM)
     wait_for(
         "served",
         lambda: (

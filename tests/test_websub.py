@@ -45,6 +45,13 @@ from tests.support import CLIENT_ORIGIN, Server, document, reloaded, worker_pids
 from tests.test_shared_cache import RedisServer
 
 WAIT = 20.0
+# What a custom feed searching for "robot arm" (in the Robotics topic) selects.
+ROBOT_ARM = document(
+    title='"A robot arm learns to fold laundry"',
+    publishedDateTime="2024-06-01T00:00:00Z",
+    webUrl='"https://robots.example/arm"',
+    topics="\n  - Robotics",
+)
 ROOMY = Limits(100_000, 100_000, 100_000)  # for subscriptions a test writes itself
 
 
@@ -763,14 +770,7 @@ def test_a_custom_feed_is_a_topic_pushed_exactly_when_its_document_changes(
     assert subscriber.posts() == []
 
     with reloaded(server):
-        (corpus / "arm.md").write_text(
-            document(
-                title='"A robot arm learns to fold laundry"',
-                publishedDateTime="2024-06-01T00:00:00Z",
-                webUrl='"https://robots.example/arm"',
-                topics="\n  - Robotics",
-            )
-        )
+        (corpus / "arm.md").write_text(ROBOT_ARM)
     wait_for("the custom feed is pushed", subscriber.posts)
     (push,) = subscriber.posts()
     assert push.body == server.get("/feeds/custom.atom?topic=robotics&q=%22robot%20arm%22").content
